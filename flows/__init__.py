@@ -1,0 +1,1 @@
+"""Prefect flows of driftloop (the retraining flow lands here)."""

@@ -1,0 +1,207 @@
+"""driftloop's one settings object.
+
+Values come, highest priority first, from: keyword arguments, environment variables
+(prefix ``DRIFTLOOP_``, nested fields joined by ``__``, e.g.
+``DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS``), an optional config file (TOML or YAML, named by
+``--config`` or ``DRIFTLOOP_CONFIG``), then the defaults below. ``KAFKA_BOOTSTRAP_SERVERS``
+is honoured as a fallback for the bootstrap servers, as most Kafka tooling does.
+
+>>> s = Settings()
+>>> s.topics.transactions, s.topics.drift_events
+('transactions', 'drift.events')
+>>> s.feature_spec().names[:2]
+('amount', 'hour_of_day')
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+    YamlConfigSettingsSource,
+)
+
+from streaming.errors import ConfigError
+from streaming.features import FeatureKind, FeatureSpec
+
+#: The Apache Kafka release `driftloop kafka start` fetches from Maven Central.
+KAFKA_VERSION = "4.1.1"
+
+#: The features of the bundled card-transaction simulator; override with your own.
+DEFAULT_FEATURES: dict[str, FeatureKind] = {
+    "amount": "numeric",
+    "hour_of_day": "numeric",
+    "distance_from_home_km": "numeric",
+    "txn_count_1h": "numeric",
+    "amount_to_avg_ratio": "numeric",
+    "merchant_category": "categorical",
+    "channel": "categorical",
+}
+
+_config_file: ContextVar[Path | None] = ContextVar("driftloop_config_file", default=None)
+
+
+class KafkaSettings(BaseModel):
+    """How to reach the brokers; the security options are handed to kafka-python as is."""
+
+    bootstrap_servers: str = "localhost:9092"
+    client_id: str = "driftloop"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
+    sasl_plain_username: str | None = None
+    sasl_plain_password: SecretStr | None = None
+    request_timeout_ms: int = Field(default=30_000, gt=0)
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL") and self.sasl_mechanism is None:
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism")
+        if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and (
+            self.sasl_plain_username is None or self.sasl_plain_password is None
+        ):
+            raise ValueError(
+                f"sasl_mechanism {self.sasl_mechanism} needs sasl_plain_username and sasl_plain_password"
+            )
+        return self
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments common to every kafka-python client."""
+        options: dict[str, Any] = {
+            "bootstrap_servers": [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()],
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": self.request_timeout_ms,
+        }
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            options["ssl_check_hostname"] = self.ssl_check_hostname
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+                value = getattr(self, name)
+                if value is not None:
+                    options[name] = str(value)
+            if self.ssl_password is not None:
+                options["ssl_password"] = self.ssl_password.get_secret_value()
+        if self.sasl_mechanism is not None:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            if self.sasl_plain_username is not None:
+                options["sasl_plain_username"] = self.sasl_plain_username
+            if self.sasl_plain_password is not None:
+                options["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
+        return options
+
+
+class TopicNames(BaseModel):
+    """Topic names; see the topic table in the README and ``schemas/asyncapi.yaml``."""
+
+    transactions: str = "transactions"
+    labels: str = "labels"
+    scores: str = "scores"
+    drift_events: str = "drift.events"
+    model_updates: str = "model.updates"
+    state: str = "driftloop.state"
+    transactions_dlq: str = "transactions.dlq"
+    labels_dlq: str = "labels.dlq"
+
+
+class LocalKafkaSettings(BaseModel):
+    """The broker `driftloop kafka start` runs on loopback when no Docker is at hand."""
+
+    version: str = KAFKA_VERSION
+    port: int = Field(default=9092, ge=1, le=65535)
+    controller_port: int = Field(default=9093, ge=1, le=65535)
+    heap: str = "512m"
+    start_timeout_s: float = Field(default=90.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything driftloop can be configured with."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLOOP_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    home: Path = Field(
+        default=Path(".driftloop"),
+        description="Working folder for the local broker, the model registry and run state.",
+    )
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicNames = TopicNames()
+    local_kafka: LocalKafkaSettings = LocalKafkaSettings()
+    features: dict[str, FeatureKind] = Field(default_factory=lambda: dict(DEFAULT_FEATURES))
+    model_name: str = "fraud"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = _config_file.get()
+        if config_file is not None:
+            if config_file.suffix == ".toml":
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+            else:
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    def feature_spec(self) -> FeatureSpec:
+        return FeatureSpec.from_mapping(self.features)
+
+
+def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
+    """Build the settings, reading ``config_file`` (or ``$DRIFTLOOP_CONFIG``) if given.
+
+    Raises :class:`ConfigError` naming the offending field on any invalid value.
+    """
+    path = config_file or os.environ.get("DRIFTLOOP_CONFIG") or None
+    file = Path(path) if path else None
+    if file is not None:
+        if not file.is_file():
+            raise ConfigError(f"config file {file} does not exist")
+        if file.suffix not in (".toml", ".yaml", ".yml"):
+            raise ConfigError(f"config file {file} must end in .toml, .yaml or .yml")
+    fallback = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if fallback and "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS" not in os.environ:
+        kafka = dict(overrides.pop("kafka", {}) or {})
+        kafka.setdefault("bootstrap_servers", fallback)
+        overrides["kafka"] = kafka
+    token = _config_file.set(file)
+    try:
+        settings = Settings(**overrides)
+        settings.feature_spec()  # validate the spec now, not at the first message
+        return settings
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from exc
+    except Exception as exc:  # malformed TOML/YAML surfaces as the parser's own error
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"cannot read configuration: {exc}") from exc
+    finally:
+        _config_file.reset(token)
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        problems.append(f"{where}: {error['msg']}")
+    return "invalid configuration: " + "; ".join(problems)

@@ -1,0 +1,229 @@
+"""The events driftloop reads and writes, defined once.
+
+Every event is a frozen msgspec Struct carrying a ``schema_version``. The JSON Schema files
+in ``schemas/`` are generated from these definitions (``driftloop schemas generate``) and a
+test fails when the two disagree. Decoding goes through :class:`EventCodec`, which turns every
+failure (garbage bytes, wrong types, missing fields, NaN/inf, unknown schema versions) into
+one :class:`~streaming.errors.DecodeError` that names the reason.
+
+>>> from datetime import datetime, timezone
+>>> codec = EventCodec(Label)
+>>> raw = codec.encode(Label(transaction_id="t1", label=1,
+...                          label_time=datetime(2026, 1, 2, tzinfo=timezone.utc)))
+>>> raw
+b'{"schema_version":1,"transaction_id":"t1","label":1,"label_time":"2026-01-02T00:00:00Z"}'
+>>> codec.decode(raw).label
+1
+>>> codec.decode(b'{"schema_version":9,"transaction_id":"t1","label":1,"label_time":"2026-01-02T00:00:00Z"}')
+Traceback (most recent call last):
+...
+streaming.errors.DecodeError: unsupported_schema_version: Label schema_version 9 is not supported (this build reads 1)
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import msgspec
+
+from streaming.errors import DecodeError
+
+#: The schema version this build writes and reads, per event type.
+SCHEMA_VERSION = 1
+
+AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True, description="RFC 3339 time with zone")]
+Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+FeatureValue = float | str
+
+ModelRole = Literal["champion", "challenger", "shadow"]
+DriftSignal = Literal["feature", "prediction", "label", "error"]
+Severity = Literal["low", "medium", "high"]
+ModelUpdateStatus = Literal[
+    "champion",  # this version serves all traffic
+    "challenger",  # validated candidate, ready for a canary
+    "rejected",  # failed validation; never loaded
+    "started",  # a retraining run started
+    "failed",  # a retraining run failed
+    "canary_step",  # the challenger's traffic share changed
+    "promoted",  # the challenger became champion
+    "rolled_back",  # the challenger was withdrawn; champion serves all traffic
+]
+
+
+class _Event(msgspec.Struct, frozen=True, kw_only=True):
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.schema_version != SCHEMA_VERSION:
+            raise ValueError(
+                f"{type(self).__name__} schema_version {self.schema_version} is not supported "
+                f"(this build reads {SCHEMA_VERSION})"
+            )
+
+
+def _require_finite(event: str, **values: float | None) -> None:
+    for name, value in values.items():
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{event}.{name} must be finite, got {value}")
+
+
+class Transaction(_Event, frozen=True, kw_only=True):
+    """A scored event: an envelope plus the features named by the configured feature spec."""
+
+    transaction_id: str
+    account_id: str
+    event_time: AwareDatetime
+    features: dict[str, FeatureValue]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name, value in self.features.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"Transaction.features.{name} must be finite, got {value}")
+
+
+class Label(_Event, frozen=True, kw_only=True):
+    """Delayed ground truth for one transaction: 1 is fraud, 0 is legitimate."""
+
+    transaction_id: str
+    label: Annotated[int, msgspec.Meta(ge=0, le=1)]
+    label_time: AwareDatetime
+
+
+class Score(_Event, frozen=True, kw_only=True):
+    """One model's verdict on one transaction; keyed by transaction_id on the scores topic."""
+
+    transaction_id: str
+    account_id: str
+    model_name: str
+    model_version: str
+    role: ModelRole
+    score: Probability
+    threshold: Probability
+    decision: bool
+    event_time: AwareDatetime
+    scored_at: AwareDatetime
+    latency_ms: Annotated[float, msgspec.Meta(ge=0.0)]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_finite("Score", score=self.score, latency_ms=self.latency_ms)
+
+
+class WindowStats(msgspec.Struct, frozen=True, kw_only=True):
+    """Summary of one window of a monitored signal."""
+
+    count: NonNegative
+    mean: float | None = None
+    std: float | None = None
+
+    def __post_init__(self) -> None:
+        _require_finite("WindowStats", mean=self.mean, std=self.std)
+
+
+class DriftEvent(_Event, frozen=True, kw_only=True):
+    """A detected drift on one signal; ``event_id`` is deterministic for replays."""
+
+    event_id: str
+    model_name: str
+    model_version: str
+    signal: DriftSignal
+    detector: str
+    feature: str | None = None
+    partition: int | None = None
+    offset_start: int | None = None
+    offset_end: int | None = None
+    row: int | None = None
+    before: WindowStats | None = None
+    after: WindowStats | None = None
+    statistic: float | None = None
+    p_value: Probability | None = None
+    severity: Severity
+    detected_at: AwareDatetime
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_finite("DriftEvent", statistic=self.statistic)
+
+
+class ModelUpdate(_Event, frozen=True, kw_only=True):
+    """A change in which model serves, or the outcome of a retraining run.
+
+    Keyed by model name on the compacted ``model.updates`` topic. Models travel by
+    reference: ``sha256`` and ``signature`` identify the artifact in the registry store.
+    """
+
+    model_name: str
+    version: str
+    status: ModelUpdateStatus
+    sha256: str | None = None
+    signature: str | None = None
+    traffic_percent: Annotated[float, msgspec.Meta(ge=0.0, le=100.0)] | None = None
+    champion_version: str | None = None
+    drift_event_id: str | None = None
+    reasons: list[str] = []
+    evidence: dict[str, Any] = {}
+    created_at: AwareDatetime
+
+
+class DeadLetter(_Event, frozen=True, kw_only=True):
+    """A message a consumer could not process, kept with its original bytes."""
+
+    reason: str
+    error: str
+    source_topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    value: bytes | None = None
+    consumer: str
+    failed_at: AwareDatetime
+
+
+#: Every event type, in the order the schema files and the AsyncAPI document list them.
+EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
+    Transaction,
+    Label,
+    Score,
+    DriftEvent,
+    ModelUpdate,
+    DeadLetter,
+)
+
+E = TypeVar("E", bound=msgspec.Struct)
+
+_encoder = msgspec.json.Encoder()
+
+
+class EventCodec(Generic[E]):
+    """Typed JSON encoder/decoder for one event type; decoding errors become DecodeError."""
+
+    def __init__(self, event_type: type[E]) -> None:
+        self.event_type = event_type
+        self._decoder = msgspec.json.Decoder(event_type)
+
+    def encode(self, event: E) -> bytes:
+        return _encoder.encode(event)
+
+    def decode(self, raw: bytes | bytearray | memoryview | None) -> E:
+        if not raw:
+            raise DecodeError("empty", f"{self.event_type.__name__}: the message has no value")
+        try:
+            return self._decoder.decode(raw)
+        except msgspec.ValidationError as exc:
+            raise DecodeError(_validation_reason(str(exc)), str(exc)) from exc
+        except msgspec.DecodeError as exc:
+            raise DecodeError("invalid_json", str(exc)) from exc
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:  # defensive: stays ours
+            raise DecodeError("invalid", str(exc)) from exc
+
+
+def _validation_reason(message: str) -> str:
+    if "schema_version" in message and "not supported" in message:
+        return "unsupported_schema_version"
+    if "must be finite" in message or "out of range" in message.lower():
+        return "non_finite"
+    return "validation"

@@ -1,0 +1,107 @@
+"""kafka-python clients built from driftloop's settings.
+
+Every client gets the same connection and security options (:meth:`KafkaSettings.client_options`);
+consumers never auto-commit (driftloop commits after its outputs are flushed) and use
+cooperative-sticky assignment so scaling out moves as few partitions as possible.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from streaming.config import KafkaSettings
+from streaming.errors import KafkaUnavailableError
+from streaming.topics import TopicSpec
+
+log = logging.getLogger(__name__)
+
+
+def make_producer(kafka: KafkaSettings, **overrides: Any) -> KafkaProducer:
+    """An idempotent producer (acks=all) with a short linger for micro-batches."""
+    options: dict[str, Any] = {
+        **kafka.client_options(),
+        "acks": "all",
+        "linger_ms": 5,
+        "max_in_flight_requests_per_connection": 5,
+    }
+    options.update(overrides)
+    try:
+        return KafkaProducer(**options)
+    except KafkaError as exc:
+        raise KafkaUnavailableError(f"cannot create a producer for {kafka.bootstrap_servers}: {exc}") from exc
+
+
+def make_consumer(
+    kafka: KafkaSettings, group_id: str | None, *topics: str, **overrides: Any
+) -> KafkaConsumer:
+    """A consumer-group member with auto-commit off and cooperative-sticky assignment."""
+    options: dict[str, Any] = {
+        **kafka.client_options(),
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "partition_assignment_strategy": [CooperativeStickyAssignor],
+    }
+    options.update(overrides)
+    try:
+        return KafkaConsumer(*topics, **options)
+    except KafkaError as exc:
+        raise KafkaUnavailableError(f"cannot create a consumer for {kafka.bootstrap_servers}: {exc}") from exc
+
+
+def make_admin(kafka: KafkaSettings, **overrides: Any) -> KafkaAdminClient:
+    try:
+        return KafkaAdminClient(**{**kafka.client_options(), **overrides})
+    except KafkaError as exc:
+        raise KafkaUnavailableError(f"no Kafka broker answered at {kafka.bootstrap_servers}: {exc}") from exc
+
+
+def ensure_topics(kafka: KafkaSettings, topics: list[TopicSpec], timeout_ms: int = 30_000) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = make_admin(kafka)
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in topics if t.name not in existing]
+        if not missing:
+            return []
+        request = {
+            t.name: {
+                "num_partitions": t.partitions,
+                "replication_factor": t.replication_factor,
+                "configs": dict(t.configs),
+            }
+            for t in missing
+        }
+        try:
+            admin.create_topics(request, timeout_ms=timeout_ms, wait_for_metadata=True)
+        except TopicAlreadyExistsError:
+            log.info("topics were created concurrently by another process")
+        return [t.name for t in missing]
+    except KafkaError as exc:
+        raise KafkaUnavailableError(f"creating topics on {kafka.bootstrap_servers} failed: {exc}") from exc
+    finally:
+        admin.close()
+
+
+def broker_answers(bootstrap_servers: str, timeout_s: float = 5.0) -> bool:
+    """True when a broker at ``bootstrap_servers`` answers a metadata request."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap_servers.split(","),
+            request_timeout_ms=int(timeout_s * 1000),
+            bootstrap_timeout_ms=int(timeout_s * 1000),
+        )
+    except Exception:  # any failure to connect means "not (yet) answering"
+        return False
+    try:
+        admin.list_topics()
+        return True
+    except Exception:
+        return False
+    finally:
+        admin.close()

@@ -1,0 +1,363 @@
+"""A real Apache Kafka broker on loopback, built from Maven Central artifacts.
+
+`driftloop kafka start` resolves ``org.apache.kafka:kafka_2.13`` (plus a log4j2 backend)
+with Maven into ``<home>/kafka/lib-<version>/``, formats KRaft storage for one combined
+broker+controller node, starts ``kafka.Kafka`` in the background and waits until a
+kafka-python client gets metadata from it. Everything lives under ``<home>/kafka/``:
+
+- ``lib-<version>/``  the jars (fetched once)
+- ``data/``           the KRaft log directory
+- ``logs/server.log`` the broker's log (``driftloop kafka status`` prints its path)
+- ``broker.pid``      the running broker's process id
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from streaming.errors import BrokerError
+
+_POM_TEMPLATE = "pom.xml"
+_LOG4J_CONFIG = "log4j2.properties"
+_READY_MARKER = ".complete"
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    """What `driftloop kafka status` reports."""
+
+    running: bool
+    pid: int | None
+    bootstrap_servers: str
+    log_file: Path
+    version: str
+
+    def describe(self) -> str:
+        if self.running:
+            return (
+                f"Kafka {self.version} is up at {self.bootstrap_servers} (pid {self.pid}); "
+                f"log: {self.log_file}"
+            )
+        return f"Kafka is not running (log: {self.log_file})"
+
+
+class LocalBroker:
+    """One combined KRaft broker+controller node on 127.0.0.1.
+
+    Parameters
+    ----------
+    home
+        Folder under which ``kafka/`` holds jars, data, logs and the pid file.
+    version
+        Apache Kafka version to fetch from Maven Central.
+    port, controller_port
+        Loopback ports of the client listener and the controller listener.
+    heap
+        JVM heap size (``-Xmx``/``-Xms``).
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        version: str,
+        port: int = 9092,
+        controller_port: int = 9093,
+        heap: str = "512m",
+    ) -> None:
+        self.home = Path(home).absolute()
+        self.version = version
+        self.port = port
+        self.controller_port = controller_port
+        self.heap = heap
+        self.root = self.home / "kafka"
+        self.lib_dir = self.root / f"lib-{version}"
+        self.data_dir = self.root / "data"
+        self.log_dir = self.root / "logs"
+        self.log_file = self.log_dir / "server.log"
+        self.pid_file = self.root / "broker.pid"
+        self.config_file = self.root / "server.properties"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    # -- public commands -------------------------------------------------------------
+
+    def start(self, timeout_s: float = 90.0) -> BrokerStatus:
+        """Start the broker unless it already runs; return once it serves metadata."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            current = self.status()
+            if current.running:
+                return current
+            java = _require_tool(
+                "java", "install a Java 17+ runtime (e.g. apt-get install openjdk-17-jre-headless)"
+            )
+            self._fetch_jars()
+            for port in (self.port, self.controller_port):
+                _require_free_port(port)
+            self._write_config()
+            self._format_storage(java)
+            process = self._launch(java)
+            self.pid_file.write_text(str(process.pid))
+            try:
+                self._wait_until_ready(process, timeout_s)
+            except BrokerError:
+                _terminate(process.pid, grace_s=10)
+                self.pid_file.unlink(missing_ok=True)
+                raise
+            return self.status()
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop the broker; return False when none was running (not an error)."""
+        with self._lock():
+            pid = self._running_pid()
+            self.pid_file.unlink(missing_ok=True)
+            if pid is None:
+                return False
+            _terminate(pid, grace_s=timeout_s)
+            return True
+
+    def status(self) -> BrokerStatus:
+        pid = self._running_pid()
+        return BrokerStatus(
+            running=pid is not None and _port_open(self.port),
+            pid=pid,
+            bootstrap_servers=self.bootstrap_servers,
+            log_file=self.log_file,
+            version=self.version,
+        )
+
+    # -- steps -----------------------------------------------------------------------
+
+    def _fetch_jars(self) -> None:
+        if (self.lib_dir / _READY_MARKER).exists():
+            return
+        mvn = _require_tool("mvn", "install Apache Maven (e.g. apt-get install maven)")
+        pom = self.root / f"pom-{self.version}.xml"
+        template = resources.files("streaming.kafka").joinpath(_POM_TEMPLATE).read_text()
+        pom.write_text(template.replace("@KAFKA_VERSION@", self.version))
+        shutil.rmtree(self.lib_dir, ignore_errors=True)
+        command = [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={self.lib_dir}",
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+            raise BrokerError(
+                f"Maven could not fetch Apache Kafka {self.version} from Maven Central "
+                f"(exit {result.returncode}):\n" + "\n".join(tail)
+            )
+        (self.lib_dir / _READY_MARKER).write_text(self.version)
+
+    def _write_config(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        properties = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.data_dir),
+            "num.partitions": "1",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "8",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "true",
+            "log.cleaner.enable": "true",
+        }
+        self.config_file.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
+
+    def _format_storage(self, java: str) -> None:
+        if (self.data_dir / "meta.properties").exists():
+            return
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        command = [
+            java,
+            "-cp",
+            f"{self.lib_dir}/*",
+            f"-Dlog4j2.configurationFile={self._log4j_config()}",
+            f"-Dkafka.logs.dir={self.log_dir}",
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.config_file),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise BrokerError(
+                f"formatting KRaft storage in {self.data_dir} failed:\n{result.stdout}{result.stderr}"
+            )
+
+    def _launch(self, java: str) -> subprocess.Popen[bytes]:
+        command = [
+            java,
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self._log4j_config()}",
+            f"-Dkafka.logs.dir={self.log_dir}",
+            "-cp",
+            f"{self.lib_dir}/*",
+            "kafka.Kafka",
+            str(self.config_file),
+        ]
+        with open(self.log_dir / "stdout.log", "ab") as out:
+            return subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives the CLI process; stopped by `kafka stop`
+            )
+
+    def _wait_until_ready(self, process: subprocess.Popen[bytes], timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise BrokerError(
+                    f"the broker exited with code {process.returncode} while starting; "
+                    f"see {self.log_file}:\n{_tail(self.log_file)}"
+                )
+            if _port_open(self.port) and _serves_metadata(self.bootstrap_servers):
+                return
+            time.sleep(0.5)
+        raise BrokerError(
+            f"the broker did not answer at {self.bootstrap_servers} within {timeout_s:.0f}s; "
+            f"see {self.log_file}:\n{_tail(self.log_file)}"
+        )
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _log4j_config(self) -> Path:
+        target = self.root / _LOG4J_CONFIG
+        text = resources.files("streaming.kafka").joinpath(_LOG4J_CONFIG).read_text()
+        target.write_text(text)
+        return target
+
+    def _running_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if _is_kafka_process(pid) else None
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _require_tool(name: str, hint: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise BrokerError(f"`{name}` was not found on PATH; {hint}")
+    return path
+
+
+def _require_free_port(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise BrokerError(
+                    f"port {port} on 127.0.0.1 is taken by another process; stop it or choose "
+                    "other ports with DRIFTLOOP_LOCAL_KAFKA__PORT / DRIFTLOOP_LOCAL_KAFKA__CONTROLLER_PORT"
+                ) from exc
+            raise BrokerError(f"cannot bind 127.0.0.1:{port}: {exc}") from exc
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _serves_metadata(bootstrap_servers: str) -> bool:
+    from streaming.kafka.clients import broker_answers
+
+    return broker_answers(bootstrap_servers, timeout_s=5.0)
+
+
+def _is_kafka_process(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"kafka.Kafka" in cmdline
+
+
+def _terminate(pid: int, grace_s: float) -> None:
+    """SIGTERM (Kafka's controlled shutdown), then SIGKILL after ``grace_s``."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.2)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+
+
+def _alive(pid: int) -> bool:
+    try:
+        # Reap it if it is our child, so it does not linger as a zombie.
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log yet)"

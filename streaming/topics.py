@@ -1,0 +1,107 @@
+"""The topic catalogue: every topic driftloop reads or writes, with its message and key.
+
+One place describes the topics; ``driftloop topics create``, the AsyncAPI document in
+``schemas/`` and the README's topic table follow it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import msgspec
+
+from streaming.config import TopicNames
+from streaming.events import DeadLetter, DriftEvent, Label, ModelUpdate, Score, Transaction
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: its name, the event it carries, how it is keyed and kept."""
+
+    name: str
+    message: type[msgspec.Struct] | None  # None: internal bytes, not a public event
+    key: str
+    description: str
+    partitions: int = 1
+    replication_factor: int = 1
+    configs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def compacted(self) -> bool:
+        return self.configs.get("cleanup.policy") == "compact"
+
+
+_COMPACT = {"cleanup.policy": "compact"}
+
+
+def topic_catalogue(names: TopicNames, partitions: int = 4, replication_factor: int = 1) -> list[TopicSpec]:
+    """The topics for the given names; data topics get ``partitions`` partitions."""
+    rf = replication_factor
+    return [
+        TopicSpec(
+            names.transactions,
+            Transaction,
+            "account_id",
+            "Card transactions to score (produced by your systems or `driftloop simulate`).",
+            partitions,
+            rf,
+        ),
+        TopicSpec(
+            names.labels,
+            Label,
+            "transaction_id",
+            "Delayed ground truth, joined back to scores by transaction_id.",
+            partitions,
+            rf,
+        ),
+        TopicSpec(
+            names.scores,
+            Score,
+            "transaction_id",
+            "One score per transaction and model role; consumers deduplicate by key.",
+            partitions,
+            rf,
+        ),
+        TopicSpec(
+            names.drift_events,
+            DriftEvent,
+            "model_name",
+            "Detected drifts; the retrain trigger and alert consumers subscribe.",
+            1,
+            rf,
+        ),
+        TopicSpec(
+            names.model_updates,
+            ModelUpdate,
+            "model_name",
+            "Champion/challenger changes and retraining outcomes (compacted: the last per model wins).",
+            1,
+            rf,
+            _COMPACT,
+        ),
+        TopicSpec(
+            names.state,
+            None,
+            "monitor/partition",
+            "Internal: signed detector snapshots per source partition (compacted).",
+            1,
+            rf,
+            _COMPACT,
+        ),
+        TopicSpec(
+            names.transactions_dlq,
+            DeadLetter,
+            "original key",
+            "Transactions that could not be decoded or validated, with the reason.",
+            1,
+            rf,
+        ),
+        TopicSpec(
+            names.labels_dlq,
+            DeadLetter,
+            "original key",
+            "Labels that could not be decoded or validated, with the reason.",
+            1,
+            rf,
+        ),
+    ]

@@ -1,0 +1,115 @@
+"""Shared fixtures: one real Kafka broker per test session, unique names per test.
+
+The broker comes from, in order:
+
+1. ``KAFKA_BOOTSTRAP_SERVERS`` when set (CI sets it to the broker `.ci/run` started);
+2. a testcontainers Kafka container when a Docker engine answers;
+3. the local broker of `driftloop kafka start`, started on free loopback ports in a
+   temporary home and stopped at the end of the session.
+
+A test that needs Kafka and cannot reach it fails; it never skips.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from streaming.config import KAFKA_VERSION, KafkaSettings
+from streaming.kafka.clients import broker_answers, ensure_topics
+from streaming.topics import TopicSpec
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _docker_engine_answers() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        return True
+    except Exception:  # no engine, no socket, no permission: all mean "no Docker here"
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap servers of a real, reachable Kafka broker."""
+    configured = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if configured:
+        if not broker_answers(configured, timeout_s=15):
+            pytest.fail(f"KAFKA_BOOTSTRAP_SERVERS={configured} is set but no broker answers there")
+        yield configured
+        return
+    if _docker_engine_answers():
+        from testcontainers.community.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    from streaming.kafka.local_broker import LocalBroker
+
+    broker = LocalBroker(
+        tmp_path_factory.mktemp("kafka-home"), KAFKA_VERSION, port=free_port(), controller_port=free_port()
+    )
+    try:
+        broker.start(timeout_s=120)
+    except Exception as exc:
+        pytest.fail(f"no Docker engine and the local broker did not start: {exc}")
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=kafka_bootstrap, client_id=f"test-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """``unique_name("transactions")`` -> ``transactions-test_x-1a2b3c4d``: no test shares a name."""
+    test = request.node.name.replace("[", "-").replace("]", "")[:40]
+
+    def make(prefix: str) -> str:
+        return f"{prefix}-{test}-{uuid.uuid4().hex[:8]}"
+
+    return make
+
+
+@pytest.fixture
+def topic_factory(kafka_settings: KafkaSettings, unique_name: Callable[[str], str]) -> Callable[..., str]:
+    """Create a uniquely named topic on the real broker and return its name."""
+
+    def create(prefix: str = "topic", partitions: int = 1, configs: dict[str, str] | None = None) -> str:
+        name = unique_name(prefix)
+        spec = TopicSpec(name, None, "", "test topic", partitions, 1, configs or {})
+        ensure_topics(kafka_settings, [spec])
+        return name
+
+    return create
+
+
+@pytest.fixture
+def group_id(unique_name: Callable[[str], str]) -> str:
+    return unique_name("group")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Keep a developer's DRIFTLOOP_* variables and config file out of the tests."""
+    for name in list(os.environ):
+        if name.startswith("DRIFTLOOP_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("DRIFTLOOP_HOME", str(tmp_path / "home"))

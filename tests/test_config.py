@@ -1,0 +1,123 @@
+"""Settings: env vars with the DRIFTLOOP_ prefix, config files, security options for kafka-python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streaming.config import load_settings
+from streaming.errors import ConfigError
+
+
+@pytest.fixture(autouse=True)
+def _no_kafka_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.delenv("DRIFTLOOP_CONFIG", raising=False)
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.kafka.bootstrap_servers == "localhost:9092"
+    assert settings.topics.model_updates == "model.updates"
+    assert settings.kafka.client_options()["security_protocol"] == "PLAINTEXT"
+
+
+def test_environment_variables_use_the_prefix_and_double_underscore(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS", "b1:9092,b2:9092")
+    monkeypatch.setenv("DRIFTLOOP_TOPICS__SCORES", "fraud.scores")
+    monkeypatch.setenv("DRIFTLOOP_FEATURES", '{"amount": "numeric", "mcc": "categorical"}')
+    settings = load_settings()
+    assert settings.kafka.client_options()["bootstrap_servers"] == ["b1:9092", "b2:9092"]
+    assert settings.topics.scores == "fraud.scores"
+    assert settings.feature_spec().categorical == ("mcc",)
+
+
+def test_kafka_bootstrap_servers_is_a_fallback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "fallback:9092")
+    assert load_settings().kafka.bootstrap_servers == "fallback:9092"
+    monkeypatch.setenv("DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS", "explicit:9092")
+    assert load_settings().kafka.bootstrap_servers == "explicit:9092"
+
+
+def test_fallback_keeps_other_kafka_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "fallback:9092")
+    monkeypatch.setenv("DRIFTLOOP_KAFKA__CLIENT_ID", "scorer-7")
+    settings = load_settings()
+    assert (settings.kafka.bootstrap_servers, settings.kafka.client_id) == ("fallback:9092", "scorer-7")
+
+
+def test_toml_config_file_is_below_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "driftloop.toml"
+    config.write_text(
+        'model_name = "cards"\n[kafka]\nbootstrap_servers = "file:9092"\nclient_id = "from-file"\n'
+        '[features]\namount = "numeric"\ncountry = "categorical"\n'
+    )
+    monkeypatch.setenv("DRIFTLOOP_KAFKA__CLIENT_ID", "from-env")
+    settings = load_settings(config)
+    assert settings.model_name == "cards"
+    assert settings.kafka.bootstrap_servers == "file:9092"
+    assert settings.kafka.client_id == "from-env"
+    assert settings.feature_spec().names == ("amount", "country")
+
+
+def test_yaml_config_file_named_by_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "driftloop.yaml"
+    config.write_text("topics:\n  transactions: card.txns\n")
+    monkeypatch.setenv("DRIFTLOOP_CONFIG", str(config))
+    assert load_settings().topics.transactions == "card.txns"
+
+
+def test_sasl_ssl_options_reach_kafka_python(tmp_path: Path) -> None:
+    settings = load_settings(
+        kafka={
+            "bootstrap_servers": "secure:9093",
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": "scorer",
+            "sasl_plain_password": "s3cret",
+            "ssl_cafile": str(tmp_path / "ca.pem"),
+        }
+    )
+    options = settings.kafka.client_options()
+    assert options["security_protocol"] == "SASL_SSL"
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_password"] == "s3cret"
+    assert options["ssl_cafile"] == str(tmp_path / "ca.pem")
+    assert "s3cret" not in settings.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    ("kafka", "message"),
+    [
+        ({"security_protocol": "SASL_SSL"}, "needs sasl_mechanism"),
+        ({"security_protocol": "SASL_SSL", "sasl_mechanism": "PLAIN"}, "needs sasl_plain_username"),
+        ({"security_protocol": "TLS"}, "kafka.security_protocol"),
+    ],
+)
+def test_incomplete_security_is_a_config_error(kafka: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(kafka=kafka)
+
+
+def test_a_bad_feature_kind_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIFTLOOP_FEATURES", '{"amount": "decimal"}')
+    with pytest.raises(ConfigError, match=r"features\.amount"):
+        load_settings()
+
+
+def test_config_file_problems_are_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml")
+    ini = tmp_path / "driftloop.ini"
+    ini.write_text("x=1")
+    with pytest.raises(ConfigError, match="must end in"):
+        load_settings(ini)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[kafka\n")
+    with pytest.raises(ConfigError, match="cannot read configuration"):
+        load_settings(broken)
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("colour = 'blue'\n")
+    with pytest.raises(ConfigError, match="colour"):
+        load_settings(unknown)
