@@ -113,6 +113,35 @@ class TopicNames(BaseModel):
     state: str = "driftloop.state"
     transactions_dlq: str = "transactions.dlq"
     labels_dlq: str = "labels.dlq"
+    model_updates_dlq: str = "model.updates.dlq"
+
+
+class ScoringSettings(BaseModel):
+    """`driftloop score`: micro-batching, decision threshold, metrics endpoint."""
+
+    group_id: str = "driftloop-scorer"
+    max_batch: int = Field(default=1000, ge=1, description="Score at most this many records at once.")
+    max_wait_ms: int = Field(default=50, ge=1, description="Score what arrived after this long.")
+    threshold: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Decision threshold; default: the one in the model's manifest.",
+    )
+    metrics_port: int = Field(default=9108, ge=0, le=65535, description="Prometheus port; 0 turns it off.")
+    model_wait_s: float = Field(
+        default=0.5, gt=0, description="Re-check for a champion this often while none."
+    )
+
+
+class RegistrySettings(BaseModel):
+    """Where signed model versions live, and the key that signs them."""
+
+    path: Path | None = Field(default=None, description="Registry root; default <home>/registry.")
+    signing_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC-SHA256 key; default: a random key kept in <registry>/.signing-key.",
+    )
 
 
 class LocalKafkaSettings(BaseModel):
@@ -142,6 +171,8 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicNames = TopicNames()
     local_kafka: LocalKafkaSettings = LocalKafkaSettings()
+    scoring: ScoringSettings = ScoringSettings()
+    registry: RegistrySettings = RegistrySettings()
     features: dict[str, FeatureKind] = Field(default_factory=lambda: dict(DEFAULT_FEATURES))
     model_name: str = "fraud"
 
@@ -165,6 +196,10 @@ class Settings(BaseSettings):
 
     def feature_spec(self) -> FeatureSpec:
         return FeatureSpec.from_mapping(self.features)
+
+    @property
+    def registry_path(self) -> Path:
+        return self.registry.path or self.home / "registry"
 
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:

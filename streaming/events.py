@@ -197,6 +197,9 @@ E = TypeVar("E", bound=msgspec.Struct)
 
 _encoder = msgspec.json.Encoder()
 
+#: Encode any event to its JSON bytes.
+encode_event = _encoder.encode
+
 
 class EventCodec(Generic[E]):
     """Typed JSON encoder/decoder for one event type; decoding errors become DecodeError."""
@@ -206,7 +209,7 @@ class EventCodec(Generic[E]):
         self._decoder = msgspec.json.Decoder(event_type)
 
     def encode(self, event: E) -> bytes:
-        return _encoder.encode(event)
+        return encode_event(event)
 
     def decode(self, raw: bytes | bytearray | memoryview | None) -> E:
         if not raw:

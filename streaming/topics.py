@@ -104,4 +104,12 @@ def topic_catalogue(names: TopicNames, partitions: int = 4, replication_factor: 
             1,
             rf,
         ),
+        TopicSpec(
+            names.model_updates_dlq,
+            DeadLetter,
+            "model_name",
+            "Model updates a scorer refused (bad signature, hash mismatch, load error).",
+            1,
+            rf,
+        ),
     ]

@@ -1,0 +1,45 @@
+"""Prometheus metrics of the driftloop processes (prometheus-client, default registry).
+
+Updated once per micro-batch, never per event, so they cost nothing on the hot path.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+SCORED = Counter("driftloop_scored_total", "Transactions scored.", ["model_version", "role"])
+DEAD_LETTERS = Counter(
+    "driftloop_dead_letters_total", "Records sent to a dead-letter topic.", ["source_topic", "reason"]
+)
+BATCH_SIZE = Histogram(
+    "driftloop_batch_size",
+    "Records per scored micro-batch.",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+)
+PROCESSING_LATENCY = Histogram(
+    "driftloop_processing_latency_seconds",
+    "Time from a micro-batch's first record being received to its offsets being committed.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+END_TO_END_LATENCY = Histogram(
+    "driftloop_end_to_end_latency_seconds",
+    "Time from the oldest record's Kafka timestamp to its score being flushed, per batch.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CONSUMER_LAG = Gauge(
+    "driftloop_consumer_lag", "Records behind the log end, per partition.", ["topic", "partition"]
+)
+MODEL_INFO = Gauge(
+    "driftloop_model_info",
+    "1 for each model version serving, by role.",
+    ["model_name", "model_version", "role"],
+)
+MODEL_UPDATES_REJECTED = Counter(
+    "driftloop_model_updates_rejected_total", "Model updates refused by a scorer.", ["reason"]
+)
+
+
+def serve_metrics(port: int) -> None:
+    """Expose /metrics on ``port`` (0: do nothing)."""
+    if port:
+        start_http_server(port)

@@ -1,0 +1,201 @@
+"""Training and feature encoding: the one training code that `driftloop train`, the backtest
+and the retraining flow share.
+
+The scorer builds one float matrix per micro-batch straight from the feature spec
+(:class:`FeatureEncoder`): numeric features as they are, categorical features as integer
+codes of the vocabulary learned at training (an unseen category becomes NaN, which the
+gradient-boosted trees treat as missing). The classifier is scikit-learn's
+``HistGradientBoostingClassifier`` with native categorical support, so no per-batch
+pandas or ColumnTransformer work sits on the hot path.
+
+>>> from streaming.features import FeatureSpec
+>>> spec = FeatureSpec.from_mapping({"amount": "numeric", "channel": "categorical"})
+>>> encoder = FeatureEncoder(spec, {"channel": ["atm", "online", "pos"]})
+>>> encoder.matrix([{"amount": 3.5, "channel": "pos"}, {"amount": 1, "channel": "drone"}])
+array([[3.5, 2. ],
+       [1. , nan]])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import log_loss, roc_auc_score
+
+from streaming.errors import DriftloopError
+from streaming.features import FeatureSpec
+
+#: Keep this many distinct values per categorical feature (the most frequent ones).
+MAX_CATEGORIES = 250
+
+
+class TrainingError(DriftloopError):
+    """The training data cannot produce a model (too few rows, one class, bad columns)."""
+
+
+class FeatureEncoder:
+    """Turns feature mappings (or a DataFrame) into the model's float matrix.
+
+    Parameters
+    ----------
+    spec
+        The feature spec: column order and kinds.
+    vocabulary
+        For each categorical feature, its known values; a value's code is its index.
+    """
+
+    def __init__(self, spec: FeatureSpec, vocabulary: Mapping[str, Sequence[str]]) -> None:
+        self.spec = spec
+        self.vocabulary = {name: list(vocabulary.get(name, ())) for name in spec.categorical}
+        self._codes = {
+            name: {v: float(i) for i, v in enumerate(values)} for name, values in self.vocabulary.items()
+        }
+        self._columns = [(f.name, self._codes.get(f.name)) for f in spec.features]
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, spec: FeatureSpec) -> FeatureEncoder:
+        vocabulary = {}
+        for name in spec.categorical:
+            counts = frame[name].astype(str).value_counts()
+            vocabulary[name] = sorted(counts.index[:MAX_CATEGORIES].tolist())
+        return cls(spec, vocabulary)
+
+    @property
+    def categorical_mask(self) -> list[bool]:
+        return [f.kind == "categorical" for f in self.spec.features]
+
+    def matrix(self, rows: Iterable[Mapping[str, Any]]) -> np.ndarray:
+        """One row per mapping, in spec order. Values must already satisfy the spec."""
+        nan = math.nan
+        columns = self._columns
+        flat = [
+            (codes.get(row[name], nan) if codes is not None else row[name])
+            for row in rows
+            for name, codes in columns
+        ]
+        return np.array(flat, dtype=np.float64).reshape(-1, len(columns))
+
+    def frame_matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The same matrix from a DataFrame with one column per feature (vectorized)."""
+        columns = []
+        for name, codes in self._columns:
+            if codes is None:
+                columns.append(pd.to_numeric(frame[name], errors="raise").to_numpy(dtype=np.float64))
+            else:
+                columns.append(frame[name].astype(str).map(codes).to_numpy(dtype=np.float64, na_value=np.nan))
+        return np.column_stack(columns) if columns else np.empty((len(frame), 0))
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    """Hyper-parameters of the gradient-boosted classifier (recorded in the manifest)."""
+
+    max_iter: int = 200
+    learning_rate: float = 0.1
+    max_leaf_nodes: int = 31
+    l2_regularization: float = 0.0
+    random_state: int = 0
+    holdout_fraction: float = 0.2
+    min_rows: int = 200
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A fitted classifier, its encoder, and its holdout metrics."""
+
+    estimator: HistGradientBoostingClassifier
+    encoder: FeatureEncoder
+    metrics: dict[str, float]
+    params: TrainingParams
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        return self.estimator.predict_proba(matrix)[:, 1]
+
+
+def check_training_frame(frame: pd.DataFrame, spec: FeatureSpec, label_column: str, min_rows: int) -> None:
+    """Raise :class:`TrainingError` naming the column or the problem."""
+    missing = [name for name in (*spec.names, label_column) if name not in frame.columns]
+    if missing:
+        raise TrainingError(f"the training data lacks column(s): {', '.join(missing)}")
+    if len(frame) < min_rows:
+        raise TrainingError(f"{len(frame)} rows is fewer than the minimum of {min_rows}")
+    labels = frame[label_column]
+    if labels.isna().any():
+        raise TrainingError(f"column {label_column!r} has {int(labels.isna().sum())} missing label(s)")
+    values = set(pd.unique(labels))
+    if not values <= {0, 1}:
+        raise TrainingError(f"column {label_column!r} must be 0/1, found {sorted(map(str, values))[:5]}")
+    if len(values) < 2:
+        raise TrainingError(f"column {label_column!r} holds one class only; both 0 and 1 are needed")
+    for name in spec.numeric:
+        column = pd.to_numeric(frame[name], errors="coerce")
+        bad = column.isna() | ~np.isfinite(column.to_numpy(dtype=np.float64, na_value=np.nan))
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise TrainingError(
+                f"numeric column {name!r} has {int(bad.sum())} missing or non-numeric value(s), "
+                f"first at row {row}: {frame[name].iloc[row]!r}"
+            )
+
+
+def train_classifier(
+    frame: pd.DataFrame,
+    spec: FeatureSpec,
+    label_column: str = "label",
+    params: TrainingParams | None = None,
+    alert_budget: float = 0.01,
+) -> TrainedModel:
+    """Fit on the older rows, measure on the newest ``holdout_fraction`` (time order kept)."""
+    params = params or TrainingParams()
+    check_training_frame(frame, spec, label_column, params.min_rows)
+    cut = int(len(frame) * (1 - params.holdout_fraction))
+    train, holdout = frame.iloc[:cut], frame.iloc[cut:]
+    if train[label_column].nunique() < 2:
+        raise TrainingError("the training part (before the holdout) holds one class only")
+    encoder = FeatureEncoder.fit(train, spec)
+    estimator = HistGradientBoostingClassifier(
+        max_iter=params.max_iter,
+        learning_rate=params.learning_rate,
+        max_leaf_nodes=params.max_leaf_nodes,
+        l2_regularization=params.l2_regularization,
+        categorical_features=encoder.categorical_mask if spec.categorical else None,
+        early_stopping=False,
+        random_state=params.random_state,
+    )
+    estimator.fit(encoder.frame_matrix(train), train[label_column].astype(int).to_numpy())
+    model = TrainedModel(estimator, encoder, {}, params)
+    metrics = evaluate(model, holdout, label_column, alert_budget) if len(holdout) else {}
+    metrics["train_rows"] = float(len(train))
+    return TrainedModel(estimator, encoder, metrics, params)
+
+
+def evaluate(
+    model: TrainedModel, frame: pd.DataFrame, label_column: str = "label", alert_budget: float = 0.01
+) -> dict[str, float]:
+    """ROC AUC, log loss and precision/recall at the alert budget (top fraction flagged)."""
+    y = frame[label_column].astype(int).to_numpy()
+    p = model.predict_proba(model.encoder.frame_matrix(frame))
+    return classification_metrics(y, p, alert_budget)
+
+
+def classification_metrics(y: np.ndarray, p: np.ndarray, alert_budget: float = 0.01) -> dict[str, float]:
+    metrics: dict[str, float] = {"rows": float(len(y)), "positive_rate": float(y.mean()) if len(y) else 0.0}
+    if len(y) == 0:
+        return metrics
+    if len(np.unique(y)) == 2:
+        metrics["roc_auc"] = float(roc_auc_score(y, p))
+        metrics["log_loss"] = float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1]))
+    k = max(1, round(len(y) * alert_budget))
+    top = np.argsort(-p, kind="stable")[:k]
+    metrics["precision_at_budget"] = float(y[top].mean())
+    metrics["recall_at_budget"] = float(y[top].sum() / y.sum()) if y.sum() else 0.0
+    return metrics

@@ -1,0 +1,252 @@
+"""The model registry: signed, versioned model artifacts in a directory store.
+
+Layout under the registry root (a local path, or a shared volume under compose)::
+
+    <model name>/<version>/model.skops      the fitted estimator (skops format, no pickle)
+    <model name>/<version>/manifest.json    version, created_at, sha256, metrics, lineage,
+                                            feature spec, vocabulary, signature
+
+The manifest is signed with HMAC-SHA256 under the registry key; the artifact is bound to it
+by its sha256. :meth:`ModelRegistry.load` checks the signature, then the hash, then the
+types inside the artifact against driftloop's own trusted list (never a list read from the
+artifact) before it builds anything. Any failure raises :class:`ModelRejectedError` naming why.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import skops.io as sio
+
+from streaming.errors import DriftloopError
+from streaming.events import AwareDatetime
+from streaming.features import FeatureSpec
+from streaming.model import FeatureEncoder, TrainedModel
+
+ARTIFACT_FILE = "model.skops"
+MANIFEST_FILE = "manifest.json"
+
+#: The only non-default types a driftloop artifact may contain. Anything else is refused.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "functools.partial",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.utils.validation.check_array",
+)
+
+_VERSION = re.compile(r"^v(\d+)$")
+_canonical = msgspec.json.Encoder(order="sorted")
+
+
+class ModelRejectedError(DriftloopError):
+    """A model version failed verification or loading; ``reason`` says which check."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+class RegistryError(DriftloopError):
+    """The registry store cannot be read or written."""
+
+
+class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
+    """What the registry knows about one model version; signed as a whole."""
+
+    name: str
+    version: str
+    created_at: AwareDatetime
+    sha256: str
+    feature_spec: dict[str, str]
+    vocabulary: dict[str, list[str]]
+    threshold: float
+    params: dict[str, Any] = {}
+    metrics: dict[str, float] = {}
+    lineage: dict[str, Any] = {}
+    signature: str = ""
+
+    def signed_bytes(self) -> bytes:
+        return _canonical.encode(msgspec.structs.replace(self, signature=""))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model ready to score: estimator, encoder and manifest."""
+
+    manifest: ModelManifest
+    estimator: Any
+    encoder: FeatureEncoder
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(matrix)[:, 1])
+
+
+class ModelRegistry:
+    """Versions of named models under ``root``, signed with ``signing_key``."""
+
+    def __init__(self, root: Path, signing_key: bytes) -> None:
+        if len(signing_key) < 16:
+            raise RegistryError("the registry signing key must be at least 16 bytes")
+        self.root = Path(root)
+        self._key = signing_key
+
+    @classmethod
+    def open(cls, root: Path, signing_key: str | None = None) -> ModelRegistry:
+        """Open a registry; without a configured key, use (or create) ``<root>/.signing-key``."""
+        if signing_key:
+            return cls(root, signing_key.encode())
+        key_file = Path(root) / ".signing-key"
+        try:
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            if not key_file.exists():
+                fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(secrets.token_hex(32))
+            return cls(root, key_file.read_text().strip().encode())
+        except FileExistsError:  # created concurrently by another process
+            return cls(root, key_file.read_text().strip().encode())
+        except OSError as exc:
+            raise RegistryError(f"cannot read or create the signing key {key_file}: {exc}") from exc
+
+    # -- writing -----------------------------------------------------------------------
+
+    def register(
+        self, name: str, model: TrainedModel, *, threshold: float = 0.5, lineage: dict[str, Any] | None = None
+    ) -> ModelManifest:
+        """Store ``model`` as the next version of ``name`` and return its signed manifest."""
+        artifact = sio.dumps(model.estimator)
+        try:
+            with self._locked(name):
+                version = f"v{self._last_number(name) + 1}"
+                folder = self.root / name / version
+                folder.mkdir(parents=True)
+                manifest = self.sign(
+                    ModelManifest(
+                        name=name,
+                        version=version,
+                        created_at=datetime.now(UTC),
+                        sha256=hashlib.sha256(artifact).hexdigest(),
+                        feature_spec=model.encoder.spec.as_mapping(),
+                        vocabulary=model.encoder.vocabulary,
+                        threshold=threshold,
+                        params=model.params.as_dict(),
+                        metrics=model.metrics,
+                        lineage=lineage or {},
+                    )
+                )
+                _write_atomic(folder / ARTIFACT_FILE, artifact)
+                _write_atomic(folder / MANIFEST_FILE, msgspec.json.format(msgspec.json.encode(manifest)))
+                return manifest
+        except OSError as exc:
+            raise RegistryError(f"cannot write model {name} to {self.root}: {exc}") from exc
+
+    def sign(self, manifest: ModelManifest) -> ModelManifest:
+        return msgspec.structs.replace(manifest, signature=self._signature(manifest))
+
+    # -- reading -----------------------------------------------------------------------
+
+    def manifest(self, name: str, version: str) -> ModelManifest:
+        """The verified manifest of one version (signature checked)."""
+        path = self.root / name / version / MANIFEST_FILE
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelRejectedError("missing", f"no manifest for {name} {version} at {path}") from None
+        except OSError as exc:
+            raise ModelRejectedError("missing", f"cannot read {path}: {exc}") from exc
+        try:
+            manifest = msgspec.json.decode(raw, type=ModelManifest)
+        except msgspec.DecodeError as exc:
+            raise ModelRejectedError("bad_manifest", f"{path}: {exc}") from exc
+        if not hmac.compare_digest(manifest.signature, self._signature(manifest)):
+            raise ModelRejectedError(
+                "bad_signature", f"the manifest of {name} {version} is not signed by this registry's key"
+            )
+        if (manifest.name, manifest.version) != (name, version):
+            raise ModelRejectedError("bad_manifest", f"{path} describes {manifest.name} {manifest.version}")
+        return manifest
+
+    def load(self, name: str, version: str, expected_sha256: str | None = None) -> LoadedModel:
+        """Verify and load one version; raise :class:`ModelRejectedError` on any failed check."""
+        manifest = self.manifest(name, version)
+        if expected_sha256 is not None and expected_sha256 != manifest.sha256:
+            raise ModelRejectedError(
+                "hash_mismatch",
+                f"{name} {version}: the update names sha256 {expected_sha256[:12]}…, "
+                f"the manifest {manifest.sha256[:12]}…",
+            )
+        path = self.root / name / version / ARTIFACT_FILE
+        try:
+            artifact = path.read_bytes()
+        except OSError as exc:
+            raise ModelRejectedError("missing", f"cannot read {path}: {exc}") from exc
+        digest = hashlib.sha256(artifact).hexdigest()
+        if not hmac.compare_digest(digest, manifest.sha256):
+            raise ModelRejectedError(
+                "hash_mismatch",
+                f"{path} has sha256 {digest[:12]}…, the manifest says {manifest.sha256[:12]}…",
+            )
+        try:
+            untrusted = set(sio.get_untrusted_types(data=artifact)) - set(TRUSTED_TYPES)
+        except Exception as exc:  # a corrupt zip or schema: skops raises many kinds
+            raise ModelRejectedError("load_error", f"{path} is not a readable skops artifact: {exc}") from exc
+        if untrusted:
+            raise ModelRejectedError(
+                "untrusted_types",
+                f"{path} contains types outside driftloop's trusted list: {', '.join(sorted(untrusted))}",
+            )
+        try:
+            estimator = sio.loads(artifact, trusted=list(TRUSTED_TYPES))
+            spec = FeatureSpec.from_mapping(manifest.feature_spec)
+        except Exception as exc:
+            raise ModelRejectedError("load_error", f"{name} {version} could not be loaded: {exc}") from exc
+        if not hasattr(estimator, "predict_proba"):
+            raise ModelRejectedError(
+                "load_error", f"{name} {version} is a {type(estimator).__name__}, not a classifier"
+            )
+        return LoadedModel(manifest, estimator, FeatureEncoder(spec, manifest.vocabulary))
+
+    def versions(self, name: str) -> list[str]:
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        found = [(int(m.group(1)), p.name) for p in folder.iterdir() if (m := _VERSION.match(p.name))]
+        return [version for _, version in sorted(found)]
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _signature(self, manifest: ModelManifest) -> str:
+        return hmac.new(self._key, manifest.signed_bytes(), hashlib.sha256).hexdigest()
+
+    def _last_number(self, name: str) -> int:
+        versions = self.versions(name)
+        return int(versions[-1][1:]) if versions else 0
+
+    @contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        (self.root / name).mkdir(parents=True, exist_ok=True)
+        with open(self.root / name / ".lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)

@@ -1,0 +1,483 @@
+"""`driftloop score`: the Kafka side of the scorer.
+
+One loop, one thread:
+
+1. apply pending model updates (only here, between batches, so a batch is scored by the
+   models that were serving when it started);
+2. collect a micro-batch: up to ``max_batch`` records, or what arrived within
+   ``max_wait_ms`` of the first one;
+3. decode and validate; bad records become DeadLetters on ``transactions.dlq``;
+4. score (one matrix, one ``predict_proba`` per model) and hand the batch to the observers
+   (the drift monitors);
+5. produce the Scores (keyed by transaction_id) and flush;
+6. commit the batch's offsets: the checkpoint order is outputs, then offsets, so a crash
+   repeats at most the uncommitted batch (at-least-once).
+
+SIGTERM and SIGINT finish the batch in hand, commit it and leave the group cleanly. When
+partitions are revoked in a rebalance, the batch in hand is finished and committed first.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from streaming import metrics
+from streaming.config import Settings
+from streaming.errors import DecodeError, DriftloopError, KafkaUnavailableError
+from streaming.events import DeadLetter, EventCodec, ModelUpdate, Transaction, encode_event
+from streaming.kafka.clients import make_consumer, make_producer
+from streaming.kafka.dead_letters import dead_letter
+from streaming.registry import LoadedModel, ModelRegistry, ModelRejectedError
+from streaming.scoring.scorer import BatchObserver, ScoredBatch, Scorer
+from streaming.scoring.serving import ModelHolder, ServingPlan
+
+log = logging.getLogger("driftloop.score")
+
+_LAG_EVERY_S = 5.0
+
+
+class DeliveryError(DriftloopError):
+    """Outputs of a batch could not be written; its offsets are not committed."""
+
+
+@dataclass
+class ScoringStats:
+    """Counts of one service run (also exported as Prometheus metrics)."""
+
+    batches: int = 0
+    scored: int = 0
+    dead_letters: int = 0
+    models_loaded: list[str] = field(default_factory=list)
+    updates_rejected: int = 0
+
+
+class ModelUpdateFollower:
+    """Reads ``model.updates`` from the beginning, outside any consumer group.
+
+    Every scorer sees every update; the serving plan for the configured model is folded
+    from them. Undecodable updates go to the model-updates dead-letter topic.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._topic = settings.topics.model_updates
+        self._model_name = settings.model_name
+        self._codec = EventCodec(ModelUpdate)
+        self._consumer = make_consumer(settings.kafka, None, enable_auto_commit=False)
+        partitions = self._consumer.partitions_for_topic(self._topic)
+        if not partitions:
+            raise KafkaUnavailableError(
+                f"topic {self._topic!r} does not exist; run `driftloop topics create` first"
+            )
+        self._partitions = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        self._consumer.assign(self._partitions)
+        self._consumer.seek_to_beginning(*self._partitions)
+        self.plan = ServingPlan()
+
+    def poll(self, timeout_ms: int = 0) -> tuple[list[ModelUpdate], list[DeadLetter]]:
+        """New updates for this model (folded into :attr:`plan`), and dead letters."""
+        updates: list[ModelUpdate] = []
+        dead: list[DeadLetter] = []
+        for records in self._consumer.poll(timeout_ms=timeout_ms).values():
+            for record in records:
+                try:
+                    update = self._codec.decode(record.value)
+                except DecodeError as exc:
+                    dead.append(dead_letter(record, exc, "driftloop-score/model-updates"))
+                    continue
+                if update.model_name == self._model_name:
+                    self.plan = self.plan.apply(update)
+                    updates.append(update)
+        return updates, dead
+
+    def catch_up(self, timeout_s: float = 30.0) -> tuple[list[ModelUpdate], list[DeadLetter]]:
+        """Read up to the current end of the topic."""
+        end = self._consumer.end_offsets(self._partitions)
+        updates: list[ModelUpdate] = []
+        dead: list[DeadLetter] = []
+        deadline = time.monotonic() + timeout_s
+        while any(self._consumer.position(tp) < end[tp] for tp in self._partitions):
+            if time.monotonic() > deadline:
+                raise KafkaUnavailableError(
+                    f"could not read {self._topic} to its end within {timeout_s:.0f}s"
+                )
+            more, bad = self.poll(timeout_ms=200)
+            updates += more
+            dead += bad
+        return updates, dead
+
+    def close(self) -> None:
+        self._consumer.close(autocommit=False)
+
+
+class _Pending:
+    """The micro-batch in hand: records and when each arrived."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+        self.received_at: list[float] = []
+
+    def add(self, records: Sequence[Any], at: float) -> None:
+        self.records.extend(records)
+        self.received_at.extend([at] * len(records))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def take(self) -> tuple[list[Any], list[float]]:
+        records, received = self.records, self.received_at
+        self.records, self.received_at = [], []
+        return records, received
+
+
+class ScoringService:
+    """A consumer-group member that scores ``transactions`` into ``scores``.
+
+    Parameters
+    ----------
+    settings
+        The driftloop settings (topics, Kafka, scoring, registry).
+    registry
+        Where verified model versions are loaded from.
+    observers
+        Receivers of every scored batch (the drift monitors).
+    """
+
+    def __init__(
+        self, settings: Settings, registry: ModelRegistry, observers: Sequence[BatchObserver] = ()
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.observers = list(observers)
+        self.holder = ModelHolder()
+        self.scorer = Scorer(self.holder, settings.model_name, settings.scoring.threshold)
+        self.stats = ScoringStats()
+        self._stop = threading.Event()
+        self._spec = settings.feature_spec()
+        self._codec = EventCodec(Transaction)
+        self._topics = settings.topics
+        self._consumer_name = f"{settings.kafka.client_id}/{settings.scoring.group_id}"
+        self._pending = _Pending()
+        self._expected: dict[str, ModelUpdate] = {}
+        self._producer: Any = None
+        self._consumer: Any = None
+        self._last_lag = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in hand, commit and return."""
+        self._stop.set()
+
+    def run(self, install_signal_handlers: bool = True) -> ScoringStats:
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: self.stop())
+        scoring = self.settings.scoring
+        self._producer = make_producer(self.settings.kafka, linger_ms=5, batch_size=262_144)
+        follower = ModelUpdateFollower(self.settings)
+        try:
+            self._apply_updates(*follower.catch_up())
+            while not self.holder.ready and not self._stop.is_set():
+                log.info(
+                    "waiting for a champion of model %r on %s",
+                    self.settings.model_name,
+                    self._topics.model_updates,
+                )
+                self._apply_updates(*follower.poll(timeout_ms=int(scoring.model_wait_s * 1000)))
+            if self._stop.is_set():
+                return self.stats
+            self._consumer = make_consumer(
+                self.settings.kafka,
+                scoring.group_id,
+                max_poll_records=scoring.max_batch,
+                fetch_max_bytes=52_428_800,
+                max_partition_fetch_bytes=10_485_760,
+            )
+            self._consumer.subscribe([self._topics.transactions], listener=_FinishBatchOnRevoke(self))
+            log.info(
+                "scoring %s into %s",
+                self._topics.transactions,
+                self._topics.scores,
+                extra={
+                    "group_id": scoring.group_id,
+                    "max_batch": scoring.max_batch,
+                    "max_wait_ms": scoring.max_wait_ms,
+                },
+            )
+            while not self._stop.is_set():
+                self._apply_updates(*follower.poll())
+                self._collect()
+                if len(self._pending):
+                    self._process_pending()
+                self._report_lag()
+            self._process_pending()
+        finally:
+            follower.close()
+            if self._consumer is not None:
+                self._consumer.close(autocommit=False)
+            self._producer.close(timeout=10)
+        log.info(
+            "scorer stopped", extra={"scored": self.stats.scored, "dead_letters": self.stats.dead_letters}
+        )
+        return self.stats
+
+    # -- the batch -------------------------------------------------------------------
+
+    def _collect(self) -> None:
+        """Poll until ``max_batch`` records or ``max_wait_ms`` after the first arrived."""
+        scoring = self.settings.scoring
+        deadline: float | None = None
+        while len(self._pending) < scoring.max_batch and not self._stop.is_set():
+            now = time.monotonic()
+            if deadline is None:
+                wait_ms = scoring.max_wait_ms
+            else:
+                wait_ms = int((deadline - now) * 1000)
+                if wait_ms <= 0:
+                    break
+            polled = self._consumer.poll(
+                timeout_ms=wait_ms, max_records=scoring.max_batch - len(self._pending)
+            )
+            if not polled:
+                if deadline is None:
+                    return  # idle: give model updates and stop requests a turn
+                continue
+            received = time.time()
+            for records in polled.values():
+                self._pending.add(records, received)
+            if deadline is None:
+                deadline = time.monotonic() + scoring.max_wait_ms / 1000
+
+    def _process_pending(self) -> None:
+        if not len(self._pending):
+            return
+        records, received_at = self._pending.take()
+        transactions: list[Transaction] = []
+        arrivals: list[float] = []
+        positions: list[tuple[int, int]] = []
+        dead: list[DeadLetter] = []
+        check = self._spec.check
+        decode = self._codec.decode
+        for record, received in zip(records, received_at, strict=True):
+            try:
+                transaction = decode(record.value)
+                check(transaction.features)
+            except DecodeError as exc:
+                dead.append(dead_letter(record, exc, self._consumer_name))
+                log.warning(
+                    "dead letter: %s",
+                    exc,
+                    extra={
+                        "topic": record.topic,
+                        "partition": record.partition,
+                        "offset": record.offset,
+                        "reason": exc.reason,
+                    },
+                )
+                continue
+            transactions.append(transaction)
+            arrivals.append(received)
+            positions.append((record.partition, record.offset))
+
+        scores, probabilities = self.scorer.score(transactions, arrivals)
+        if self.observers and transactions:
+            where = np.array(positions, dtype=np.int64)
+            batch = ScoredBatch(transactions, scores, probabilities, where[:, 0], where[:, 1])
+            for observer in self.observers:
+                observer.observe(batch)
+
+        send = self._producer.send
+        encode = encode_event
+        futures = [send(self._topics.scores, key=s.transaction_id.encode(), value=encode(s)) for s in scores]
+        futures += [send(self._topics.transactions_dlq, key=d.key, value=encode(d)) for d in dead]
+        self._producer.flush(timeout=60)
+        failed = next((f.exception for f in futures if f.failed()), None)
+        if failed is not None:
+            raise DeliveryError(f"writing a batch's outputs failed, offsets not committed: {failed}")
+        self._consumer.commit(_next_offsets(records))
+
+        self.stats.batches += 1
+        self.stats.scored += len(scores)
+        self.stats.dead_letters += len(dead)
+        metrics.BATCH_SIZE.observe(len(records))
+        metrics.PROCESSING_LATENCY.observe(time.time() - min(received_at))
+        oldest_ms = min(r.timestamp for r in records)
+        metrics.END_TO_END_LATENCY.observe(max(0.0, time.time() - oldest_ms / 1000))
+        _count_scores(scores)
+        for d in dead:
+            metrics.DEAD_LETTERS.labels(d.source_topic, d.reason).inc()
+
+    # -- models ----------------------------------------------------------------------
+
+    def _apply_updates(self, updates: list[ModelUpdate], dead: list[DeadLetter]) -> None:
+        for letter in dead:
+            self._reject_update(None, letter)
+        if not updates:
+            return
+        for update in updates:
+            self._expected[update.version] = update
+        before = (_version(self.holder.champion), _version(self.holder.challenger))
+        plan = self._follower_plan(updates)
+        for version, error in self.holder.reconcile(plan, self._load):
+            self._reject_update(self._expected.get(version), None, version, error)
+        after = (_version(self.holder.champion), _version(self.holder.challenger))
+        if after != before:
+            self._publish_model_info(before, after)
+
+    def _follower_plan(self, updates: list[ModelUpdate]) -> ServingPlan:
+        plan = ServingPlan(
+            _version(self.holder.champion), _version(self.holder.challenger), self.holder.challenger_percent
+        )
+        for update in updates:
+            plan = plan.apply(update)
+        return plan
+
+    def _load(self, version: str) -> LoadedModel:
+        update = self._expected.get(version)
+        expected_sha = update.sha256 if update is not None and update.version == version else None
+        model = self.registry.load(self.settings.model_name, version, expected_sha256=expected_sha)
+        if update is not None and update.signature and update.signature != model.manifest.signature:
+            raise ModelRejectedError(
+                "signature_mismatch",
+                f"{version}: the update's signature differs from the registry manifest's",
+            )
+        missing = set(model.encoder.spec.names) - set(self._spec.names)
+        if missing:
+            raise ModelRejectedError(
+                "spec_mismatch",
+                f"{version} needs feature(s) the stream does not carry: {', '.join(sorted(missing))}",
+            )
+        self.stats.models_loaded.append(version)
+        return model
+
+    def _reject_update(
+        self,
+        update: ModelUpdate | None,
+        letter: DeadLetter | None,
+        version: str | None = None,
+        error: ModelRejectedError | None = None,
+    ) -> None:
+        self.stats.updates_rejected += 1
+        if letter is None:
+            assert error is not None
+            reason = error.reason
+            log.error(
+                "model update refused; the current models keep serving: %s",
+                error,
+                extra={"model_version": version, "reason": reason},
+            )
+            raw = encode_event(update) if update is not None else b""
+            letter = DeadLetter(
+                reason=reason,
+                error=str(error),
+                source_topic=self._topics.model_updates,
+                partition=-1,
+                offset=-1,
+                key=self.settings.model_name.encode(),
+                value=raw,
+                consumer=self._consumer_name,
+                failed_at=datetime.now(UTC),
+            )
+        else:
+            log.error(
+                "undecodable model update: %s",
+                letter.error,
+                extra={"topic": letter.source_topic, "partition": letter.partition, "offset": letter.offset},
+            )
+        metrics.MODEL_UPDATES_REJECTED.labels(letter.reason).inc()
+        self._producer.send(self._topics.model_updates_dlq, key=letter.key, value=encode_event(letter))
+        self._producer.flush(timeout=30)
+
+    def _publish_model_info(
+        self, before: tuple[str | None, str | None], after: tuple[str | None, str | None]
+    ) -> None:
+        name = self.settings.model_name
+        for role, old, new in (("champion", before[0], after[0]), ("challenger", before[1], after[1])):
+            if old is not None:
+                metrics.MODEL_INFO.remove(name, old, role)
+            if new is not None:
+                metrics.MODEL_INFO.labels(name, new, role).set(1)
+        log.info(
+            "serving models changed",
+            extra={
+                "champion": after[0],
+                "challenger": after[1],
+                "challenger_percent": self.holder.challenger_percent,
+            },
+        )
+
+    def _report_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._last_lag < _LAG_EVERY_S or self._consumer is None:
+            return
+        self._last_lag = now
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                position = self._consumer.position(tp, timeout_ms=1000)
+            except KafkaError:
+                continue
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
+
+    def _on_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        log.info(
+            "partitions revoked: finishing the batch in hand",
+            extra={"partitions": sorted(tp.partition for tp in revoked)},
+        )
+        self._process_pending()
+
+
+class _FinishBatchOnRevoke(ConsumerRebalanceListener):
+    def __init__(self, service: ScoringService) -> None:
+        self._service = service
+
+    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        if revoked:
+            self._service._on_revoked(revoked)
+
+    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})
+
+    def on_partitions_lost(self, lost: Sequence[TopicPartition]) -> None:
+        # Evicted: our commits would fail; drop the batch, the new owner re-reads it.
+        log.warning(
+            "partitions lost: dropping the uncommitted batch",
+            extra={"partitions": sorted(tp.partition for tp in lost)},
+        )
+        self._service._pending.take()
+
+
+def _next_offsets(records: Sequence[Any]) -> dict[TopicPartition, OffsetAndMetadata]:
+    highest: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        if record.offset >= highest.get(tp, -1):
+            highest[tp] = record.offset
+    return {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in highest.items()}
+
+
+def _count_scores(scores: Sequence[Any]) -> None:
+    counts: dict[tuple[str, str], int] = {}
+    for score in scores:
+        key = (score.model_version, score.role)
+        counts[key] = counts.get(key, 0) + 1
+    for (version, role), n in counts.items():
+        metrics.SCORED.labels(version, role).inc(n)
+
+
+def _version(model: LoadedModel | None) -> str | None:
+    return model.version if model is not None else None

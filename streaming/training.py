@@ -1,0 +1,73 @@
+"""`driftloop train`: train a first champion from a file, register it, publish it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from streaming.config import Settings
+from streaming.events import ModelUpdate
+from streaming.model import TrainingError, TrainingParams, train_classifier
+from streaming.registry import ModelManifest, ModelRegistry
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file as a DataFrame; a clear error for anything else."""
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise TrainingError(f"{path} does not exist")
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise TrainingError(f"cannot read {path}: {exc}") from exc
+    raise TrainingError(f"{path}: expected a .csv or .parquet file")
+
+
+def train_and_register(
+    settings: Settings,
+    frame: pd.DataFrame,
+    *,
+    label_column: str = "label",
+    threshold: float = 0.5,
+    source: str = "",
+    params: TrainingParams | None = None,
+) -> ModelManifest:
+    """Train on ``frame`` with the configured feature spec and register a signed version."""
+    model = train_classifier(frame, settings.feature_spec(), label_column, params)
+    registry = open_registry(settings)
+    lineage = {
+        "source": source,
+        "rows": len(frame),
+        "label_column": label_column,
+        "trained_at": datetime.now(UTC).isoformat(),
+    }
+    return registry.register(settings.model_name, model, threshold=threshold, lineage=lineage)
+
+
+def champion_update(manifest: ModelManifest) -> ModelUpdate:
+    """The ModelUpdate that makes ``manifest``'s version the champion."""
+    return ModelUpdate(
+        model_name=manifest.name,
+        version=manifest.version,
+        status="champion",
+        sha256=manifest.sha256,
+        signature=manifest.signature,
+        traffic_percent=100.0,
+        champion_version=manifest.version,
+        evidence={"metrics": manifest.metrics},
+        created_at=datetime.now(UTC),
+    )
+
+
+def open_registry(settings: Settings) -> ModelRegistry:
+    return ModelRegistry.open(settings.registry_path, _key(settings))
+
+
+def _key(settings: Settings) -> str | None:
+    key = settings.registry.signing_key
+    return key.get_secret_value() if key is not None else None
