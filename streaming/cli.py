@@ -264,6 +264,38 @@ def score(
     )
 
 
+# -- bench ----------------------------------------------------------------------------
+
+bench_app = typer.Typer(
+    help="Benchmarks that print their figure next to a baseline from the same run.", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("throughput")
+def bench_throughput(
+    ctx: typer.Context,
+    events: Annotated[
+        int, typer.Option(min=1000, help="Transactions preloaded and scored per run.")
+    ] = 50_000,
+    naive_events: Annotated[int, typer.Option(min=100, help="Transactions for the slow naive loop.")] = 2_000,
+    repeats: Annotated[int, typer.Option(min=1, help="Runs of each pipeline; medians are reported.")] = 3,
+    latency_seconds: Annotated[
+        float, typer.Option(min=1, help="Duration of the fixed-rate latency run.")
+    ] = 20,
+) -> None:
+    """Scorer vs raw passthrough vs a naive per-message loop on the real broker; last line is JSON."""
+    import tempfile
+
+    from streaming.benchmarks.throughput import run_throughput_benchmark
+
+    settings = _settings(ctx)
+    with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as home:
+        run_throughput_benchmark(
+            settings, Path(home), events, naive_events, repeats, latency_seconds, echo=typer.echo
+        )
+
+
 # -- config --------------------------------------------------------------------------
 
 

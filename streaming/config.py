@@ -15,6 +15,7 @@ is honoured as a fallback for the bootstrap servers, as most Kafka tooling does.
 
 from __future__ import annotations
 
+import json
 import os
 from contextvars import ContextVar
 from pathlib import Path
@@ -132,6 +133,11 @@ class ScoringSettings(BaseModel):
     model_wait_s: float = Field(
         default=0.5, gt=0, description="Re-check for a champion this often while none."
     )
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        description="A scorer that stops heartbeating loses its partitions after this.",
+    )
 
 
 class RegistrySettings(BaseModel):
@@ -200,6 +206,22 @@ class Settings(BaseSettings):
     @property
     def registry_path(self) -> Path:
         return self.registry.path or self.home / "registry"
+
+    def to_env(self) -> dict[str, str]:
+        """``DRIFTLOOP_*`` variables that give a child process exactly these settings."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump(mode="json").items():
+            nested = getattr(self, name)
+            if isinstance(nested, BaseModel):
+                for field, item in value.items():
+                    secret = getattr(nested, field)
+                    if isinstance(secret, SecretStr):
+                        item = secret.get_secret_value()
+                    if item is not None:
+                        env[f"DRIFTLOOP_{name.upper()}__{field.upper()}"] = str(item)
+            elif value is not None:
+                env[f"DRIFTLOOP_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+        return env
 
 
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:

@@ -17,18 +17,20 @@ b'{"schema_version":1,"transaction_id":"t1","label":1,"label_time":"2026-01-02T0
 >>> codec.decode(b'{"schema_version":9,"transaction_id":"t1","label":1,"label_time":"2026-01-02T00:00:00Z"}')
 Traceback (most recent call last):
 ...
-streaming.errors.DecodeError: unsupported_schema_version: Label schema_version 9 is not supported (this build reads 1)
+streaming.errors.DecodeError: unsupported_schema_version: Label: Invalid enum value 9 - at `$.schema_version` (this build reads schema_version 1)
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar, cast
 
 import msgspec
 
 from streaming.errors import DecodeError
+from streaming.features import FeatureSpec
 
 #: The schema version this build writes and reads, per event type.
 SCHEMA_VERSION = 1
@@ -53,15 +55,9 @@ ModelUpdateStatus = Literal[
 ]
 
 
-class _Event(msgspec.Struct, frozen=True, kw_only=True):
-    schema_version: int = SCHEMA_VERSION
-
-    def __post_init__(self) -> None:
-        if self.schema_version != SCHEMA_VERSION:
-            raise ValueError(
-                f"{type(self).__name__} schema_version {self.schema_version} is not supported "
-                f"(this build reads {SCHEMA_VERSION})"
-            )
+class _Event(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    # Checked by msgspec itself while decoding: an unknown version never becomes an event.
+    schema_version: Literal[1] = 1  # = SCHEMA_VERSION
 
 
 def _require_finite(event: str, **values: float | None) -> None:
@@ -77,12 +73,6 @@ class Transaction(_Event, frozen=True, kw_only=True):
     account_id: str
     event_time: AwareDatetime
     features: dict[str, FeatureValue]
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name, value in self.features.items():
-            if isinstance(value, float) and not math.isfinite(value):
-                raise ValueError(f"Transaction.features.{name} must be finite, got {value}")
 
 
 class Label(_Event, frozen=True, kw_only=True):
@@ -109,11 +99,10 @@ class Score(_Event, frozen=True, kw_only=True):
     latency_ms: Annotated[float, msgspec.Meta(ge=0.0)]
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         _require_finite("Score", score=self.score, latency_ms=self.latency_ms)
 
 
-class WindowStats(msgspec.Struct, frozen=True, kw_only=True):
+class WindowStats(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Summary of one window of a monitored signal."""
 
     count: NonNegative
@@ -145,7 +134,6 @@ class DriftEvent(_Event, frozen=True, kw_only=True):
     detected_at: AwareDatetime
 
     def __post_init__(self) -> None:
-        super().__post_init__()
         _require_finite("DriftEvent", statistic=self.statistic)
 
 
@@ -183,6 +171,30 @@ class DeadLetter(_Event, frozen=True, kw_only=True):
     failed_at: AwareDatetime
 
 
+def transaction_type(spec: FeatureSpec) -> type[Transaction]:
+    """A Transaction whose ``features`` are typed by ``spec``: the scorer's decoder.
+
+    Same wire format as :class:`Transaction`; decoding validates every feature in C, so
+    a missing feature, a string where a number belongs, or a number where a category
+    belongs fails with a :class:`DecodeError` naming it.
+    """
+    return _transaction_type(spec)
+
+
+@functools.lru_cache(maxsize=32)
+def _transaction_type(spec: FeatureSpec) -> type[Transaction]:
+    # A subclass that narrows `features` from a map to the spec's typed struct.
+    typed = msgspec.defstruct(
+        "Transaction",
+        [("features", spec.struct_type())],
+        bases=(Transaction,),
+        kw_only=True,
+        frozen=True,
+        gc=False,
+    )
+    return cast(type[Transaction], typed)
+
+
 #: Every event type, in the order the schema files and the AsyncAPI document list them.
 EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
     Transaction,
@@ -217,7 +229,13 @@ class EventCodec(Generic[E]):
         try:
             return self._decoder.decode(raw)
         except msgspec.ValidationError as exc:
-            raise DecodeError(_validation_reason(str(exc)), str(exc)) from exc
+            message = str(exc)
+            if message.endswith("`$.schema_version`"):
+                raise DecodeError(
+                    "unsupported_schema_version",
+                    f"{self.event_type.__name__}: {message} (this build reads schema_version {SCHEMA_VERSION})",
+                ) from exc
+            raise DecodeError(_validation_reason(message), message) from exc
         except msgspec.DecodeError as exc:
             raise DecodeError("invalid_json", str(exc)) from exc
         except (ValueError, TypeError, UnicodeDecodeError) as exc:  # defensive: stays ours
@@ -225,8 +243,8 @@ class EventCodec(Generic[E]):
 
 
 def _validation_reason(message: str) -> str:
-    if "schema_version" in message and "not supported" in message:
-        return "unsupported_schema_version"
     if "must be finite" in message or "out of range" in message.lower():
         return "non_finite"
+    if "`$.features" in message:
+        return "feature_spec"
     return "validation"

@@ -6,22 +6,19 @@ The spec's order is the column order of every feature matrix driftloop builds.
 >>> spec = FeatureSpec.from_mapping({"amount": "numeric", "channel": "categorical"})
 >>> spec.numeric, spec.categorical
 (('amount',), ('channel',))
->>> spec.check({"amount": 12.5, "channel": "web"})
->>> spec.check({"amount": "12.5", "channel": "web"})
-Traceback (most recent call last):
-...
-streaming.errors.DecodeError: feature_spec: feature 'amount' must be a number, got str
+>>> spec.values({"amount": 12.5, "channel": "web", "ignored": 1})
+(12.5, 'web')
 """
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
-from streaming.errors import ConfigError, DecodeError
+from streaming.errors import ConfigError
 
 FeatureKind = Literal["numeric", "categorical"]
 FEATURE_KINDS: tuple[str, ...] = ("numeric", "categorical")
@@ -68,27 +65,25 @@ class FeatureSpec(msgspec.Struct, frozen=True):
     def categorical(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features if f.kind == "categorical")
 
-    def check(self, values: Mapping[str, object]) -> None:
-        """Raise :class:`DecodeError` unless ``values`` has every feature with the right type.
+    def struct_type(self) -> type[msgspec.Struct]:
+        """A msgspec Struct with one typed field per feature, for decoding in C.
 
-        Extra keys are allowed (producers may send more than the model uses). Numbers
-        must be finite; booleans are not numbers.
+        Numeric features are floats (JSON integers are accepted), categorical ones strings;
+        a missing or mistyped feature fails the decode and names the field. Keys the spec
+        does not name are ignored.
         """
-        for feature in self.features:
-            try:
-                value = values[feature.name]
-            except KeyError:
-                raise DecodeError("feature_spec", f"missing feature {feature.name!r}") from None
-            if feature.kind == "numeric":
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise DecodeError(
-                        "feature_spec",
-                        f"feature {feature.name!r} must be a number, got {type(value).__name__}",
-                    )
-                if not math.isfinite(value):
-                    raise DecodeError("non_finite", f"feature {feature.name!r} is {value}")
-            elif not isinstance(value, str):
-                raise DecodeError(
-                    "feature_spec",
-                    f"feature {feature.name!r} must be a string, got {type(value).__name__}",
-                )
+        return _features_struct(self)
+
+    def values(self, features: Mapping[str, Any] | msgspec.Struct) -> tuple[Any, ...]:
+        """The feature values in spec order, from a mapping or a :meth:`struct_type` instance."""
+        if isinstance(features, msgspec.Struct):
+            return msgspec.structs.astuple(features)
+        return tuple(features[name] for name in self.names)
+
+
+@functools.lru_cache(maxsize=32)
+def _features_struct(spec: FeatureSpec) -> type[msgspec.Struct]:
+    # Field names are positional (f0, f1, ...) so any feature name works as a JSON key.
+    fields = [(f"f{i}", float if f.kind == "numeric" else str) for i, f in enumerate(spec.features)]
+    rename = {f"f{i}": f.name for i, f in enumerate(spec.features)}
+    return msgspec.defstruct("Features", fields, rename=rename, frozen=True, gc=False)

@@ -11,7 +11,7 @@ pandas or ColumnTransformer work sits on the hot path.
 >>> from streaming.features import FeatureSpec
 >>> spec = FeatureSpec.from_mapping({"amount": "numeric", "channel": "categorical"})
 >>> encoder = FeatureEncoder(spec, {"channel": ["atm", "online", "pos"]})
->>> encoder.matrix([{"amount": 3.5, "channel": "pos"}, {"amount": 1, "channel": "drone"}])
+>>> encoder.matrix([(3.5, "pos"), (1, "drone")])
 array([[3.5, 2. ],
        [1. , nan]])
 """
@@ -70,16 +70,19 @@ class FeatureEncoder:
     def categorical_mask(self) -> list[bool]:
         return [f.kind == "categorical" for f in self.spec.features]
 
-    def matrix(self, rows: Iterable[Mapping[str, Any]]) -> np.ndarray:
-        """One row per mapping, in spec order. Values must already satisfy the spec."""
+    def matrix(self, rows: Iterable[Sequence[Any]]) -> np.ndarray:
+        """One row per tuple of feature values in spec order (see ``FeatureSpec.values``).
+
+        Values must already satisfy the spec (the typed decoder sees to that).
+        """
         nan = math.nan
-        columns = self._columns
+        lookups = [codes for _, codes in self._columns]
         flat = [
-            (codes.get(row[name], nan) if codes is not None else row[name])
+            (codes.get(value, nan) if codes is not None else value)
             for row in rows
-            for name, codes in columns
+            for value, codes in zip(row, lookups, strict=True)
         ]
-        return np.array(flat, dtype=np.float64).reshape(-1, len(columns))
+        return np.array(flat, dtype=np.float64).reshape(-1, len(lookups))
 
     def frame_matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The same matrix from a DataFrame with one column per feature (vectorized)."""
@@ -96,7 +99,7 @@ class FeatureEncoder:
 class TrainingParams:
     """Hyper-parameters of the gradient-boosted classifier (recorded in the manifest)."""
 
-    max_iter: int = 200
+    max_iter: int = 100
     learning_rate: float = 0.1
     max_leaf_nodes: int = 31
     l2_regularization: float = 0.0

@@ -18,11 +18,13 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from streaming.config import KAFKA_VERSION, KafkaSettings
+from streaming.config import KAFKA_VERSION, KafkaSettings, ScoringSettings, Settings, TopicNames
 from streaming.kafka.clients import broker_answers, ensure_topics
-from streaming.topics import TopicSpec
+from streaming.simulator import TransactionSimulator
+from streaming.topics import TopicSpec, topic_catalogue
 
 
 def free_port() -> int:
@@ -113,3 +115,25 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         if name.startswith("DRIFTLOOP_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("DRIFTLOOP_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def driftloop_settings(
+    kafka_settings: KafkaSettings, unique_name: Callable[[str], str], tmp_path: Path
+) -> Settings:
+    """Settings with every topic uniquely named and created on the real broker."""
+    names = TopicNames(**{field: unique_name(field.replace("_", "-")) for field in TopicNames.model_fields})
+    settings = Settings(
+        home=tmp_path / "home",
+        kafka=kafka_settings,
+        topics=names,
+        scoring=ScoringSettings(group_id=unique_name("scorer"), metrics_port=0, max_wait_ms=20),
+    )
+    ensure_topics(kafka_settings, topic_catalogue(names, partitions=4))
+    return settings
+
+
+@pytest.fixture(scope="session")
+def history() -> pd.DataFrame:
+    """Labeled simulated history to train models on."""
+    return TransactionSimulator(seed=42).generate(6000)

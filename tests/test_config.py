@@ -121,3 +121,22 @@ def test_config_file_problems_are_named(tmp_path: Path) -> None:
     unknown.write_text("colour = 'blue'\n")
     with pytest.raises(ConfigError, match="colour"):
         load_settings(unknown)
+
+
+def test_to_env_reproduces_the_settings_in_a_child(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    settings = load_settings(
+        home=str(tmp_path),
+        model_name="cards",
+        features={"amount": "numeric", "mcc": "categorical"},
+        kafka={
+            "bootstrap_servers": "b:9092",
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": "PLAIN",
+            "sasl_plain_username": "u",
+            "sasl_plain_password": "p",
+        },
+        registry={"signing_key": "0123456789abcdef0123"},
+    )
+    for name, value in settings.to_env().items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == settings

@@ -115,15 +115,16 @@ def _transaction_json(**overrides: str) -> bytes:
         (_transaction_json(account_id="42"), "validation", "account_id"),
         (_transaction_json(event_time='"yesterday"'), "validation", "event_time"),
         (_transaction_json(event_time='"2026-11-27T12:00:00"'), "validation", "timezone"),
-        (_transaction_json(features='{"amount": [1]}'), "validation", "features"),
+        (_transaction_json(features='{"amount": [1]}'), "feature_spec", "features"),
         (
             b'{"transaction_id":"t1","event_time":"2026-11-27T12:00:00Z","features":{}}',
             "validation",
             "account_id",
         ),
         (_transaction_json(features='{"amount": NaN}'), "invalid_json", "malformed"),
-        (_transaction_json(features='{"amount": 1e999}'), "non_finite", "$.features"),
-        (_transaction_json(schema_version="2"), "unsupported_schema_version", "schema_version 2"),
+        (_transaction_json(features='{"amount": 1e999}'), "non_finite", "out of range - at `$.features"),
+        (_transaction_json(schema_version="2"), "unsupported_schema_version", "Invalid enum value 2"),
+        (_transaction_json(schema_version='"1"'), "unsupported_schema_version", "schema_version"),
     ],
 )
 def test_bad_transactions_raise_one_error_naming_the_reason(raw: bytes, reason: str, names: str) -> None:

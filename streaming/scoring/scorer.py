@@ -11,11 +11,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from streaming.events import ModelRole, Score, Transaction
+from streaming.features import FeatureSpec
+from streaming.registry import LoadedModel
 from streaming.scoring.serving import ModelHolder
 
 
@@ -53,10 +55,21 @@ class Scorer:
         Decision threshold; ``None`` uses the deciding model's manifest threshold.
     """
 
-    def __init__(self, holder: ModelHolder, model_name: str, threshold: float | None = None) -> None:
+    def __init__(
+        self, holder: ModelHolder, model_name: str, spec: FeatureSpec, threshold: float | None = None
+    ) -> None:
         self.holder = holder
         self.model_name = model_name
+        self.spec = spec
         self.threshold = threshold
+
+    def _matrix(self, model: LoadedModel, rows: list[tuple[Any, ...]]) -> np.ndarray:
+        """The model's matrix from rows in the stream's spec order (reordered if it differs)."""
+        names = model.encoder.spec.names
+        if names != self.spec.names:
+            where = [self.spec.names.index(name) for name in names]
+            rows = [tuple(row[i] for i in where) for row in rows]
+        return model.encoder.matrix(rows)
 
     def score(
         self, transactions: Sequence[Transaction], received_at: Sequence[float]
@@ -68,14 +81,15 @@ class Scorer:
         n = len(transactions)
         if n == 0:
             return [], np.empty(0)
-        features = [t.features for t in transactions]
+        values = self.spec.values
+        rows = [values(t.features) for t in transactions]
         mask = self.holder.challenger_mask([t.account_id for t in transactions])
         probabilities = np.empty(n)
         roles: list[ModelRole] = ["champion"] * n
         versions = [champion.version] * n
         thresholds = [self._threshold_of(champion)] * n
         if mask is None or not mask.any():
-            probabilities[:] = champion.predict_proba(champion.encoder.matrix(features))
+            probabilities[:] = champion.predict_proba(self._matrix(champion, rows))
         else:
             challenger = self.holder.challenger
             assert challenger is not None
@@ -83,10 +97,10 @@ class Scorer:
             to_champion = np.flatnonzero(~mask)
             if len(to_champion):
                 probabilities[to_champion] = champion.predict_proba(
-                    champion.encoder.matrix([features[i] for i in to_champion])
+                    self._matrix(champion, [rows[i] for i in to_champion])
                 )
             probabilities[to_challenger] = challenger.predict_proba(
-                challenger.encoder.matrix([features[i] for i in to_challenger])
+                self._matrix(challenger, [rows[i] for i in to_challenger])
             )
             challenger_threshold = self._threshold_of(challenger)
             for i in to_challenger:
@@ -115,7 +129,7 @@ class Scorer:
         ]
         return scores, probabilities
 
-    def _threshold_of(self, model: object) -> float:
+    def _threshold_of(self, model: LoadedModel) -> float:
         if self.threshold is not None:
             return self.threshold
-        return float(model.manifest.threshold)  # type: ignore[attr-defined]
+        return float(model.manifest.threshold)

@@ -1,0 +1,385 @@
+"""`driftloop bench throughput`: the scorer against its baselines, on the real broker, in one run.
+
+1. Preload N simulated transactions into a fresh 4-partition topic.
+2. Measure, each with a fresh consumer group over the same N records:
+   (a) *passthrough*: consume and produce the same bytes with the same client settings,
+       committing per poll; no decoding, no model;
+   (b) the *scorer* (`ScoringService`, micro-batched), optionally with observers (monitors);
+   (c) a *naive* per-message loop: decode one, predict one, produce one (on a prefix of the
+       records, since it is slow).
+   Rate = records / (last commit - first record received).
+3. Latency: a `driftloop score` process scores transactions offered at a fixed rate (half
+   the scorer's measured maximum) for a while; end-to-end latency per transaction is the
+   broker's append time of its score (LogAppendTime) minus the transaction's create time.
+
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from kafka import TopicPartition
+
+from streaming.config import Settings, TopicNames
+from streaming.events import EventCodec, Score, Transaction, encode_event, transaction_type
+from streaming.kafka.clients import ensure_topics, make_consumer, make_producer
+from streaming.kafka.publishing import publish_model_update
+from streaming.model import TrainingParams
+from streaming.scoring.scorer import BatchObserver
+from streaming.scoring.service import ScoringService, next_offsets
+from streaming.simulator import TransactionSimulator, to_transactions
+from streaming.topics import TopicSpec, topic_catalogue
+from streaming.training import champion_update, open_registry, train_and_register
+
+PARTITIONS = 4
+_CONSUMER_TUNING = {"fetch_max_bytes": 52_428_800, "max_partition_fetch_bytes": 10_485_760}
+_PRODUCER_TUNING = {"linger_ms": 5, "batch_size": 262_144}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    records: int
+    seconds: float
+
+    @property
+    def eps(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+def bench_settings(base: Settings, home: Path) -> Settings:
+    """Settings with fresh, uniquely named topics so every run starts from nothing."""
+    run = uuid.uuid4().hex[:8]
+    names = TopicNames(**{field: f"bench-{run}-{field}" for field in TopicNames.model_fields})
+    scoring = base.scoring.model_copy(update={"group_id": f"bench-{run}-scorer", "metrics_port": 0})
+    return base.model_copy(update={"topics": names, "scoring": scoring, "home": home})
+
+
+def preload(settings: Settings, count: int, seed: int = 7) -> list[tuple[bytes, bytes]]:
+    frame = TransactionSimulator(seed=seed).generate(count)
+    messages = [(t.account_id.encode(), encode_event(t)) for t in to_transactions(frame)]
+    producer = make_producer(settings.kafka, linger_ms=20, batch_size=262_144)
+    for key, value in messages:
+        producer.send(settings.topics.transactions, key=key, value=value)
+    producer.flush(timeout=120)
+    producer.close()
+    return messages
+
+
+def _consume_loop(
+    settings: Settings, count: int, group: str, handle: Callable[[list[Any], Any], None]
+) -> Measurement:
+    """Consume ``count`` records with a fresh group in batches formed like the scorer's.
+
+    A batch is up to ``max_batch`` records or what arrived within ``max_wait_ms`` of its
+    first record; each is handed to ``handle``, flushed, then its offsets are committed.
+    """
+    scoring = settings.scoring
+    gc.freeze()  # the same process hygiene as the scorer's (see ScoringService._apply_updates)
+    consumer = make_consumer(
+        settings.kafka,
+        group,
+        settings.topics.transactions,
+        max_poll_records=scoring.max_batch,
+        **_CONSUMER_TUNING,
+    )
+    producer = make_producer(settings.kafka, **_PRODUCER_TUNING)
+    seen = 0
+    first: float | None = None
+    deadline = time.monotonic() + 300
+    try:
+        while seen < count and time.monotonic() < deadline:
+            records: list[Any] = []
+            batch_deadline: float | None = None
+            while len(records) < min(scoring.max_batch, count - seen):
+                wait = (
+                    scoring.max_wait_ms
+                    if batch_deadline is None
+                    else (batch_deadline - time.monotonic()) * 1000
+                )
+                if wait <= 0:
+                    break
+                polled = consumer.poll(timeout_ms=int(wait), max_records=scoring.max_batch - len(records))
+                if not polled:
+                    if batch_deadline is None:
+                        break
+                    continue
+                if first is None:
+                    first = time.monotonic()
+                if batch_deadline is None:
+                    batch_deadline = time.monotonic() + scoring.max_wait_ms / 1000
+                records.extend(r for batch in polled.values() for r in batch)
+            if not records:
+                continue
+            handle(records, producer)
+            producer.flush(timeout=60)
+            consumer.commit(next_offsets(records))
+            seen += len(records)
+        if seen < count:
+            raise RuntimeError(f"{group}: consumed {seen} of {count} records before the deadline")
+        return Measurement(seen, time.monotonic() - (first or time.monotonic()))
+    finally:
+        consumer.close(autocommit=False)
+        producer.close()
+
+
+def measure_passthrough(settings: Settings, count: int, label: str = "passthrough") -> Measurement:
+    sink = settings.topics.scores
+
+    def forward(records: list[Any], producer: Any) -> None:
+        send = producer.send
+        for record in records:
+            send(sink, key=record.key, value=record.value)
+
+    return _consume_loop(settings, count, f"{settings.scoring.group_id}-{label}", forward)
+
+
+def measure_naive(settings: Settings, count: int, label: str = "naive") -> Measurement:
+    """Decode one, predict one, produce one."""
+    registry = open_registry(settings)
+    model = registry.load(settings.model_name, registry.versions(settings.model_name)[-1])
+    codec = EventCodec(transaction_type(settings.feature_spec()))
+    spec = settings.feature_spec()
+    sink = settings.topics.scores
+    threshold = model.manifest.threshold
+
+    def one_by_one(records: list[Any], producer: Any) -> None:
+        for record in records:
+            received = time.time()
+            transaction = codec.decode(record.value)
+            p = float(model.predict_proba(model.encoder.matrix([spec.values(transaction.features)]))[0])
+            now = time.time()
+            score = Score(
+                transaction_id=transaction.transaction_id,
+                account_id=transaction.account_id,
+                model_name=settings.model_name,
+                model_version=model.version,
+                role="champion",
+                score=p,
+                threshold=threshold,
+                decision=p >= threshold,
+                event_time=transaction.event_time,
+                scored_at=datetime.fromtimestamp(now, UTC),
+                latency_ms=(now - received) * 1000,
+            )
+            producer.send(sink, key=transaction.transaction_id.encode(), value=encode_event(score))
+
+    return _consume_loop(settings, count, f"{settings.scoring.group_id}-{label}", one_by_one)
+
+
+def measure_scorer(
+    settings: Settings, count: int, observers: Sequence[BatchObserver] = (), label: str = "scorer"
+) -> Measurement:
+    scoring = settings.scoring.model_copy(update={"group_id": f"{settings.scoring.group_id}-{label}"})
+    service = ScoringService(
+        settings.model_copy(update={"scoring": scoring}), open_registry(settings), observers
+    )
+    thread = threading.Thread(target=service.run, kwargs={"install_signal_handlers": False}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 300
+    while service.stats.scored + service.stats.dead_letters < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    service.stop()
+    thread.join(timeout=60)
+    stats = service.stats
+    if stats.scored + stats.dead_letters < count:
+        raise RuntimeError(f"{label}: scored {stats.scored} of {count} records before the deadline")
+    seconds = (stats.last_commit_at or 0.0) - (stats.first_record_at or 0.0)
+    return Measurement(stats.scored, seconds)
+
+
+def measure_latency(
+    settings: Settings, rate: float, seconds: float, log_file: Path, warmup_s: float = 3.0
+) -> list[float]:
+    """End-to-end latencies (ms) of transactions offered at ``rate``/s to a scorer process.
+
+    Load is offered for ``warmup_s + seconds``; only transactions sent after the warm-up
+    (group join, first fetches) are measured, so the figures describe the steady state.
+    """
+    topics = settings.topics.model_copy(
+        update={
+            "transactions": settings.topics.transactions + "-latency",
+            "scores": settings.topics.scores + "-latency",
+        }
+    )
+    ensure_topics(
+        settings.kafka,
+        [
+            TopicSpec(topics.transactions, Transaction, "account_id", "", PARTITIONS),
+            TopicSpec(
+                topics.scores,
+                Score,
+                "transaction_id",
+                "",
+                PARTITIONS,
+                configs={"message.timestamp.type": "LogAppendTime"},
+            ),
+        ],
+    )
+    live = settings.model_copy(update={"topics": topics})
+    with open(log_file, "ab") as log:
+        scorer = subprocess.Popen(
+            [sys.executable, "-m", "streaming.cli", "score"],
+            env=child_env(live),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_assignment(log_file, timeout_s=60)
+        frame = TransactionSimulator(seed=11).generate(int(rate * (warmup_s + seconds)))
+        producer = make_producer(live.kafka, linger_ms=5)
+        sent_at: dict[str, int] = {}
+        started = time.monotonic()
+        for i, transaction in enumerate(to_transactions(frame)):
+            ahead = i / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+            stamp = int(time.time() * 1000)
+            if i >= rate * warmup_s:
+                sent_at[transaction.transaction_id] = stamp
+            producer.send(
+                topics.transactions,
+                key=transaction.account_id.encode(),
+                value=encode_event(transaction),
+                timestamp_ms=stamp,
+            )
+        producer.flush(timeout=60)
+        producer.close()
+        latencies = _score_latencies(live, sent_at)
+    finally:
+        scorer.send_signal(signal.SIGTERM)
+        scorer.wait(timeout=60)
+    return latencies
+
+
+def _score_latencies(settings: Settings, sent_at: dict[str, int], timeout_s: float = 120) -> list[float]:
+    consumer = make_consumer(settings.kafka, None)
+    partitions = [TopicPartition(settings.topics.scores, p) for p in range(PARTITIONS)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    latencies: dict[str, float] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(latencies) < len(sent_at) and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                for record in records:
+                    txn = record.key.decode()
+                    if txn in sent_at:
+                        latencies.setdefault(txn, float(record.timestamp - sent_at[txn]))
+    finally:
+        consumer.close(autocommit=False)
+    return list(latencies.values())
+
+
+def _wait_for_assignment(log_file: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if log_file.exists() and b"partitions assigned" in log_file.read_bytes():
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"the scorer did not join its group within {timeout_s:.0f}s; see {log_file}")
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """This process's environment, with the DRIFTLOOP_* variables replaced by ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    env.pop("DRIFTLOOP_CONFIG", None)
+    return {**env, **settings.to_env()}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def run_throughput_benchmark(
+    base: Settings,
+    home: Path,
+    count: int = 50_000,
+    naive_count: int = 2_000,
+    repeats: int = 3,
+    latency_seconds: float = 20.0,
+    observers_factory: Callable[[Settings], Sequence[BatchObserver]] | None = None,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the whole benchmark; return (and print, last) the JSON summary."""
+    settings = bench_settings(base, home)
+    ensure_topics(settings.kafka, topic_catalogue(settings.topics, partitions=PARTITIONS))
+    echo(
+        f"training the benchmark model and preloading {count:,} transactions "
+        f"into {settings.topics.transactions} ({PARTITIONS} partitions)..."
+    )
+    history = TransactionSimulator(seed=3).generate(20_000)
+    manifest = train_and_register(settings, history, params=TrainingParams())
+    publish_model_update(settings, champion_update(manifest))
+    messages = preload(settings, count)
+    event_bytes = statistics.mean(len(v) for _, v in messages)
+
+    runs: dict[str, list[Measurement]] = {"passthrough": [], "scorer": [], "naive": []}
+    if observers_factory is not None:
+        runs["scorer+monitors"] = []
+    for repeat in range(repeats):
+        runs["passthrough"].append(measure_passthrough(settings, count, label=f"passthrough-{repeat}"))
+        runs["scorer"].append(measure_scorer(settings, count, label=f"scorer-{repeat}"))
+        if observers_factory is not None:
+            runs["scorer+monitors"].append(
+                measure_scorer(settings, count, observers_factory(settings), label=f"monitored-{repeat}")
+            )
+        runs["naive"].append(measure_naive(settings, min(naive_count, count), label=f"naive-{repeat}"))
+        echo(
+            f"  round {repeat + 1}: "
+            + ", ".join(f"{name} {measurements[-1].eps:,.0f}/s" for name, measurements in runs.items())
+        )
+    eps = {name: statistics.median(m.eps for m in measurements) for name, measurements in runs.items()}
+
+    rate = eps["scorer"] / 2
+    echo(
+        f"latency: offering {rate:,.0f} transactions/s (half the scorer's maximum) for {latency_seconds:.0f}s..."
+    )
+    latencies = measure_latency(settings, rate, latency_seconds, home / "bench-latency-scorer.log")
+
+    summary: dict[str, Any] = {
+        "events": count,
+        "event_bytes": round(event_bytes, 1),
+        "partitions": PARTITIONS,
+        "max_batch": settings.scoring.max_batch,
+        "repeats": repeats,
+        "pipeline_eps": round(eps["scorer"], 1),
+        "passthrough_eps": round(eps["passthrough"], 1),
+        "naive_eps": round(eps["naive"], 1),
+        "ratio_vs_passthrough": round(eps["scorer"] / eps["passthrough"], 3),
+        "speedup_vs_naive": round(eps["scorer"] / eps["naive"], 1),
+        "offered_rate_eps": round(rate, 1),
+        "latency_samples": len(latencies),
+        "p50_latency_ms": round(_percentile(latencies, 50), 1),
+        "p99_latency_ms": round(_percentile(latencies, 99), 1),
+    }
+    if "scorer+monitors" in eps:
+        summary["monitored_eps"] = round(eps["scorer+monitors"], 1)
+        summary["monitor_overhead"] = round(eps["scorer"] / eps["scorer+monitors"] - 1, 3)
+    echo("")
+    echo(f"{'pipeline':18} {'events/s (median)':>18} {'vs passthrough':>15}")
+    for name, value in eps.items():
+        echo(f"{name:18} {value:18,.0f} {value / eps['passthrough']:15.3f}")
+    echo(f"speedup of the scorer over the naive loop: {summary['speedup_vs_naive']}x")
+    echo(
+        f"end-to-end latency at {rate:,.0f}/s: p50 {summary['p50_latency_ms']} ms, "
+        f"p99 {summary['p99_latency_ms']} ms ({len(latencies)} samples)"
+    )
+    echo(json.dumps(summary))
+    return summary

@@ -1,0 +1,88 @@
+"""Helpers for integration tests: produce, read a topic whole, run a scorer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import msgspec
+from kafka import TopicPartition
+
+from streaming.benchmarks.throughput import child_env
+from streaming.config import Settings
+from streaming.kafka.clients import make_consumer, make_producer
+from streaming.registry import ModelRegistry
+from streaming.scoring.service import ScoringService
+
+
+def produce(settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+    producer = make_producer(settings.kafka)
+    try:
+        for key, value in messages:
+            producer.send(topic, key=key, value=value)
+        producer.flush(timeout=60)
+    finally:
+        producer.close()
+
+
+def read_topic(
+    settings: Settings, topic: str, until: Callable[[list[Any]], bool], timeout_s: float = 90.0
+) -> list[Any]:
+    """Every record of ``topic`` from the beginning, once ``until(records)`` holds (or timeout)."""
+    consumer = make_consumer(settings.kafka, None)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                records.extend(batch)
+            if until(records):
+                break
+        return records
+    finally:
+        consumer.close(autocommit=False)
+
+
+def decode_all(records: list[Any], event_type: type) -> list[Any]:
+    return [msgspec.json.decode(r.value, type=event_type) for r in records]
+
+
+@contextmanager
+def scorer_thread(settings: Settings, registry: ModelRegistry) -> Iterator[ScoringService]:
+    service = ScoringService(settings, registry)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            service.run(install_signal_handlers=False)
+        except BaseException as exc:  # surfaced in the test below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="scorer", daemon=True)
+    thread.start()
+    try:
+        yield service
+    finally:
+        service.stop()
+        thread.join(timeout=60)
+    assert not thread.is_alive(), "the scorer did not stop within 60 s"
+    if errors:
+        raise errors[0]
+
+
+def start_scorer_process(settings: Settings, log_path: Any) -> subprocess.Popen[bytes]:
+    log = open(log_path, "ab")  # noqa: SIM115 - closed with the process by the caller's wait
+    return subprocess.Popen(
+        [sys.executable, "-m", "streaming.cli", "score"],
+        env=child_env(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )

@@ -1,0 +1,187 @@
+"""`driftloop score` against a real broker: delivery, dead letters, safe hot swaps, scale-out."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from kafka import TopicPartition
+
+from streaming.config import Settings
+from streaming.events import DeadLetter, Score, encode_event
+from streaming.kafka.clients import make_consumer
+from streaming.kafka.publishing import publish_model_update
+from streaming.model import TrainingParams
+from streaming.registry import ARTIFACT_FILE, ModelManifest
+from streaming.simulator import TransactionSimulator, to_transactions
+from streaming.training import champion_update, open_registry, train_and_register
+from tests.kafka_helpers import decode_all, produce, read_topic, scorer_thread, start_scorer_process
+
+pytestmark = pytest.mark.integration
+
+
+def register(settings: Settings, history: pd.DataFrame, iterations: int = 20) -> ModelManifest:
+    return train_and_register(settings, history, params=TrainingParams(max_iter=iterations))
+
+
+def transactions(n: int, seed: int = 1) -> list[tuple[bytes, bytes]]:
+    frame = TransactionSimulator(seed=seed).generate(n)
+    return [(t.account_id.encode(), encode_event(t)) for t in to_transactions(frame)]
+
+
+def ids_of(messages: list[tuple[bytes, bytes]]) -> set[str]:
+    import msgspec
+
+    return {msgspec.json.decode(value)["transaction_id"] for _, value in messages}
+
+
+def wait_for_scores(settings: Settings, expected: set[str], timeout_s: float = 120) -> list[Score]:
+    records = read_topic(
+        settings,
+        settings.topics.scores,
+        until=lambda rs: len({r.key for r in rs}) >= len(expected),
+        timeout_s=timeout_s,
+    )
+    return decode_all(records, Score)
+
+
+def test_valid_transactions_are_scored_and_garbage_goes_to_the_dlq(
+    driftloop_settings: Settings, history: pd.DataFrame
+) -> None:
+    settings = driftloop_settings
+    publish_model_update(settings, champion_update(register(settings, history)))
+    good = transactions(400)
+    valid = good[0][1].decode()
+    garbage = [
+        (b"k1", b"\x00\xffnot json at all"),
+        (b"k2", valid.replace('"account_id":"', '"account_id":7,"x":"').encode()),
+        (b"k3", valid.replace('"amount"', '"amount_typo"').encode()),
+        (b"k4", valid.replace('"schema_version":1', '"schema_version":9').encode()),
+        (b"k5", valid.replace('"hour_of_day":', '"hour_of_day":1e999,"was":').encode()),
+    ]
+    produce(settings, settings.topics.transactions, good[:200] + garbage + good[200:])
+
+    with scorer_thread(settings, open_registry(settings)) as service:
+        scores = wait_for_scores(settings, ids_of(good))
+        more = transactions(50, seed=2)  # the scorer is still up after the garbage
+        produce(settings, settings.topics.transactions, more)
+        scores = wait_for_scores(settings, ids_of(good) | ids_of(more))
+        dead = decode_all(
+            read_topic(settings, settings.topics.transactions_dlq, lambda rs: len(rs) >= 5), DeadLetter
+        )
+    assert {s.transaction_id for s in scores} == ids_of(good) | ids_of(more)
+    assert len(scores) == len(good) + len(more), "no crash, so no duplicates"
+    assert {s.model_version for s in scores} == {"v1"}
+    assert service.stats.dead_letters == 5
+    assert sorted(d.reason for d in dead) == sorted(
+        ["invalid_json", "validation", "feature_spec", "unsupported_schema_version", "non_finite"]
+    )
+    by_key = {d.key: d for d in dead}
+    assert by_key[b"k1"].value == b"\x00\xffnot json at all"
+    assert "missing required field `amount`" in by_key[b"k3"].error
+    assert all(d.source_topic == settings.topics.transactions and d.offset >= 0 for d in dead)
+
+
+def test_kill_9_mid_stream_then_restart_scores_every_transaction(
+    driftloop_settings: Settings, history: pd.DataFrame, tmp_path: Path
+) -> None:
+    settings = driftloop_settings
+    publish_model_update(settings, champion_update(register(settings, history)))
+    messages = transactions(15_000)
+    produce(settings, settings.topics.transactions, messages)
+
+    first = start_scorer_process(settings, tmp_path / "first.log")
+    try:
+        partial = read_topic(settings, settings.topics.scores, lambda rs: len(rs) >= 3000, timeout_s=120)
+        assert len(partial) >= 3000, (tmp_path / "first.log").read_text()[-3000:]
+    finally:
+        first.kill()  # SIGKILL: no drain, no commit of the batch in hand
+        first.wait(timeout=30)
+    second = start_scorer_process(settings, tmp_path / "second.log")
+    try:
+        scores = wait_for_scores(settings, ids_of(messages), timeout_s=180)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=60) == 0
+    counts = Counter(s.transaction_id for s in scores)
+    assert set(counts) == ids_of(messages), "every transaction has a score"
+    duplicates = sum(c - 1 for c in counts.values())
+    assert duplicates <= settings.scoring.max_batch, (
+        f"{duplicates} duplicates: more than one uncommitted batch"
+    )
+
+
+def test_a_tampered_update_is_refused_and_a_good_one_is_hot_swapped(
+    driftloop_settings: Settings, history: pd.DataFrame
+) -> None:
+    settings = driftloop_settings
+    v1 = register(settings, history)
+    publish_model_update(settings, champion_update(v1))
+    tampered = register(settings, history, iterations=10)
+    artifact = settings.registry_path / settings.model_name / tampered.version / ARTIFACT_FILE
+    artifact.write_bytes(artifact.read_bytes()[:-10] + b"0123456789")
+    first = transactions(300, seed=3)
+    second = transactions(300, seed=4)
+
+    with scorer_thread(settings, open_registry(settings)) as service:
+        produce(settings, settings.topics.transactions, first[:150])
+        wait_for_scores(settings, ids_of(first[:150]))
+        publish_model_update(settings, champion_update(tampered))
+        produce(settings, settings.topics.transactions, first[150:])
+        before = wait_for_scores(settings, ids_of(first))
+        refused = decode_all(
+            read_topic(settings, settings.topics.model_updates_dlq, lambda rs: len(rs) >= 1), DeadLetter
+        )
+        assert {s.model_version for s in before} == {v1.version}, "the old champion keeps serving"
+        assert [(d.reason, d.source_topic) for d in refused] == [
+            ("hash_mismatch", settings.topics.model_updates)
+        ]
+
+        v3 = register(settings, history, iterations=15)
+        publish_model_update(settings, champion_update(v3))
+        deadline = time.monotonic() + 30
+        while (
+            service.holder.champion is None or service.holder.champion.version != v3.version
+        ) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        produce(settings, settings.topics.transactions, second)
+        after = wait_for_scores(settings, ids_of(first) | ids_of(second))
+    assert Counter(s.transaction_id for s in after).most_common(1)[0][1] == 1, "nothing scored twice"
+    assert {s.model_version for s in after if s.transaction_id in ids_of(second)} == {v3.version}
+    assert service.stats.updates_rejected == 1
+
+
+def test_two_scorer_processes_split_four_partitions_and_lose_nothing(
+    driftloop_settings: Settings, history: pd.DataFrame, tmp_path: Path
+) -> None:
+    settings = driftloop_settings
+    publish_model_update(settings, champion_update(register(settings, history)))
+    scorers = [start_scorer_process(settings, tmp_path / f"scorer-{i}.log") for i in range(2)]
+    try:
+        time.sleep(3)  # both join the group before the data arrives
+        messages = transactions(8000)
+        produce(settings, settings.topics.transactions, messages)
+        scores = wait_for_scores(settings, ids_of(messages), timeout_s=180)
+    finally:
+        for scorer in scorers:
+            scorer.send_signal(signal.SIGTERM)
+        codes = [scorer.wait(timeout=60) for scorer in scorers]
+    assert codes == [0, 0]
+    assert {s.transaction_id for s in scores} == ids_of(messages)
+    assert len(scores) == len(messages), "clean shutdowns leave no duplicates"
+    logs = [(tmp_path / f"scorer-{i}.log").read_text() for i in range(2)]
+    scored = [int(log.rsplit("scored ", 1)[1].split()[0]) for log in logs]
+    assert all(n > 0 for n in scored), f"both scorers must have worked: {scored}"
+    assert sum(scored) == len(messages)
+
+    # SIGTERM drained and committed: the group's offsets are at the end of every partition.
+    consumer = make_consumer(settings.kafka, settings.scoring.group_id)
+    partitions = [TopicPartition(settings.topics.transactions, p) for p in range(4)]
+    end = consumer.end_offsets(partitions)
+    committed = {tp: consumer.committed(tp) for tp in partitions}
+    consumer.close(autocommit=False)
+    assert committed == end
