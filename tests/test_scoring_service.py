@@ -39,6 +39,15 @@ def ids_of(messages: list[tuple[bytes, bytes]]) -> set[str]:
     return {msgspec.json.decode(value)["transaction_id"] for _, value in messages}
 
 
+def wait_for_log(path: Path, text: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} not in {path} after {timeout_s:.0f}s")
+
+
 def wait_for_scores(settings: Settings, expected: set[str], timeout_s: float = 120) -> list[Score]:
     records = read_topic(
         settings,
@@ -162,7 +171,10 @@ def test_two_scorer_processes_split_four_partitions_and_lose_nothing(
     publish_model_update(settings, champion_update(register(settings, history)))
     scorers = [start_scorer_process(settings, tmp_path / f"scorer-{i}.log") for i in range(2)]
     try:
-        time.sleep(3)  # both join the group before the data arrives
+        # Both join the group (imports and model loading take seconds) before data arrives.
+        for i in range(2):
+            wait_for_log(tmp_path / f"scorer-{i}.log", "partitions assigned")
+        time.sleep(2)  # the second round of the cooperative rebalance
         messages = transactions(8000)
         produce(settings, settings.topics.transactions, messages)
         scores = wait_for_scores(settings, ids_of(messages), timeout_s=180)
