@@ -51,3 +51,16 @@ def test_a_deferred_commit_is_merged_into_the_next_one_for_owned_partitions(tmp_
     assert consumer.committed == [{TP0: 15, TP2: 5}]
     assert service._deferred == {}
     assert service.stats.last_commit_at is not None
+
+
+def test_revocation_hands_back_deferred_offsets_without_blocking(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    service = ScoringService(Settings(home=tmp_path), ModelRegistry(tmp_path / "r", b"k" * 32))
+    consumer = RebalancingConsumer({TP0, TP1}, failures=1)
+    sent: list[dict[TopicPartition, int]] = []
+    consumer.commit_async = lambda offsets, callback: sent.append({tp: o.offset for tp, o in offsets.items()})  # type: ignore[attr-defined]
+    service._consumer = consumer
+    service._commit(offsets(p0=10, p1=20))  # deferred by a rebalance
+    consumer.owned = set()  # the revocation callback may run after the assignment shrank
+    service._on_revoked([TP0, TP1])
+    assert sent == [{TP0: 10, TP1: 20}]
+    assert consumer.committed == [], "no blocking commit on the network thread"

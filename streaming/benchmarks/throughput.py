@@ -38,7 +38,13 @@ from kafka import TopicPartition
 
 from streaming.config import Settings, TopicNames
 from streaming.events import EventCodec, Score, Transaction, encode_event, transaction_type
-from streaming.kafka.clients import ensure_topics, make_consumer, make_producer
+from streaming.kafka.clients import (
+    BATCH_FETCH_OPTIONS,
+    BATCH_PRODUCE_OPTIONS,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+)
 from streaming.kafka.publishing import publish_model_update
 from streaming.model import TrainingParams
 from streaming.scoring.scorer import BatchObserver
@@ -48,8 +54,6 @@ from streaming.topics import TopicSpec, topic_catalogue
 from streaming.training import champion_update, open_registry, train_and_register
 
 PARTITIONS = 4
-_CONSUMER_TUNING = {"fetch_max_bytes": 52_428_800, "max_partition_fetch_bytes": 10_485_760}
-_PRODUCER_TUNING = {"linger_ms": 5, "batch_size": 262_144}
 
 
 @dataclass(frozen=True)
@@ -96,9 +100,9 @@ def _consume_loop(
         group,
         settings.topics.transactions,
         max_poll_records=scoring.max_batch,
-        **_CONSUMER_TUNING,
+        **BATCH_FETCH_OPTIONS,
     )
-    producer = make_producer(settings.kafka, **_PRODUCER_TUNING)
+    producer = make_producer(settings.kafka, **BATCH_PRODUCE_OPTIONS)
     seen = 0
     first: float | None = None
     deadline = time.monotonic() + 300

@@ -20,6 +20,11 @@ from streaming.topics import TopicSpec
 
 log = logging.getLogger(__name__)
 
+#: Consumer options for micro-batching: fetch large chunks per round trip.
+BATCH_FETCH_OPTIONS: dict[str, Any] = {"fetch_max_bytes": 52_428_800, "max_partition_fetch_bytes": 10_485_760}
+#: Producer options for micro-batching: a short linger, large record batches.
+BATCH_PRODUCE_OPTIONS: dict[str, Any] = {"linger_ms": 5, "batch_size": 262_144}
+
 
 def make_producer(kafka: KafkaSettings, **overrides: Any) -> KafkaProducer:
     """An idempotent producer (acks=all) with a short linger for micro-batches."""

@@ -38,7 +38,7 @@ from streaming import metrics
 from streaming.config import Settings
 from streaming.errors import DecodeError, DriftloopError, KafkaUnavailableError
 from streaming.events import DeadLetter, EventCodec, ModelUpdate, Transaction, encode_event, transaction_type
-from streaming.kafka.clients import make_consumer, make_producer
+from streaming.kafka.clients import BATCH_FETCH_OPTIONS, BATCH_PRODUCE_OPTIONS, make_consumer, make_producer
 from streaming.kafka.dead_letters import dead_letter
 from streaming.registry import LoadedModel, ModelRegistry, ModelRejectedError
 from streaming.scoring.scorer import BatchObserver, ScoredBatch, Scorer
@@ -189,7 +189,7 @@ class ScoringService:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: self.stop())
         scoring = self.settings.scoring
-        self._producer = make_producer(self.settings.kafka, linger_ms=5, batch_size=262_144)
+        self._producer = make_producer(self.settings.kafka, **BATCH_PRODUCE_OPTIONS)
         follower = ModelUpdateFollower(self.settings)
         try:
             self._apply_updates(*follower.catch_up())
@@ -208,8 +208,7 @@ class ScoringService:
                 max_poll_records=scoring.max_batch,
                 session_timeout_ms=scoring.session_timeout_ms,
                 heartbeat_interval_ms=max(1000, scoring.session_timeout_ms // 4),
-                fetch_max_bytes=52_428_800,
-                max_partition_fetch_bytes=10_485_760,
+                **BATCH_FETCH_OPTIONS,
             )
             _wait_for_topic(self._consumer, self._topics.transactions)
             gc.freeze()  # the clients are long-lived too (see _apply_updates)
@@ -228,10 +227,9 @@ class ScoringService:
                 self._apply_updates(*follower.poll())
                 self._collect()
                 if len(self._pending):
-                    self._process_pending()
+                    self._commit(self._process_pending())
                 self._report_lag()
-            self._process_pending()
-            self._commit({})
+            self._commit(self._process_pending())
         finally:
             follower.close()
             if self._consumer is not None:
@@ -271,9 +269,10 @@ class ScoringService:
             if deadline is None:
                 deadline = time.monotonic() + scoring.max_wait_ms / 1000
 
-    def _process_pending(self) -> None:
+    def _process_pending(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Score the batch in hand and flush its outputs; return the offsets to commit."""
         if not len(self._pending):
-            return
+            return {}
         records, received_at = self._pending.take()
         transactions: list[Transaction] = []
         arrivals: list[float] = []
@@ -315,7 +314,6 @@ class ScoringService:
         failed = next((f.exception for f in futures if f.failed()), None)
         if failed is not None:
             raise DeliveryError(f"writing a batch's outputs failed, offsets not committed: {failed}")
-        self._commit(next_offsets(records))
 
         self.stats.batches += 1
         self.stats.scored += len(scores)
@@ -327,22 +325,17 @@ class ScoringService:
         _count_scores(scores)
         for d in dead:
             metrics.DEAD_LETTERS.labels(d.source_topic, d.reason).inc()
+        return next_offsets(records)
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         """Commit ``offsets`` plus any deferred earlier, for the partitions still owned.
 
         A commit that collides with a rebalance is deferred, not fatal: the outputs are
-        already flushed, so the offsets are retried with the next commit (or handed back on
-        revocation); a partition that moved meanwhile is re-read by its new owner.
+        already flushed, so the offsets are retried with the next commit (or on revocation);
+        a partition that moved meanwhile is re-read by its new owner (at-least-once).
         """
-        merged = dict(self._deferred)
-        for tp, offset in offsets.items():
-            if tp not in merged or offset.offset > merged[tp].offset:
-                merged[tp] = offset
-        owned = self._consumer.assignment()
-        merged = {tp: offset for tp, offset in merged.items() if tp in owned}
+        merged = self._with_deferred(offsets)
         if not merged:
-            self._deferred = {}
             return
         try:
             self._consumer.commit(merged)
@@ -354,8 +347,19 @@ class ScoringService:
             )
             self._deferred = merged
             return
-        self._deferred = {}
         self.stats.last_commit_at = time.monotonic()
+
+    def _with_deferred(
+        self, offsets: dict[TopicPartition, OffsetAndMetadata], revoked: Sequence[TopicPartition] = ()
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """``offsets`` merged with the deferred ones (highest wins), for partitions still ours."""
+        merged = self._deferred
+        self._deferred = {}
+        for tp, offset in offsets.items():
+            if tp not in merged or offset.offset > merged[tp].offset:
+                merged[tp] = offset
+        owned = set(self._consumer.assignment()) | set(revoked)
+        return {tp: offset for tp, offset in merged.items() if tp in owned}
 
     # -- models ----------------------------------------------------------------------
 
@@ -476,12 +480,27 @@ class ScoringService:
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, highwater - position))
 
     def _on_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        """Finish the batch in hand and hand its offsets back before the partitions go.
+
+        kafka-python runs rebalance listeners on its network thread, where a blocking
+        commit is refused; the commit is sent asynchronously instead, ahead of the rejoin.
+        """
         log.info(
             "partitions revoked: finishing the batch in hand",
             extra={"partitions": sorted(tp.partition for tp in revoked)},
         )
-        self._process_pending()
-        self._commit({})
+        offsets = self._with_deferred(self._process_pending(), revoked)
+        if offsets:
+            self._consumer.commit_async(offsets, callback=_log_async_commit)
+
+
+def _log_async_commit(offsets: dict[TopicPartition, OffsetAndMetadata], response: Any) -> None:
+    if isinstance(response, Exception):
+        log.warning(
+            "commit on revocation failed; the new owner re-reads those records: %s",
+            response,
+            extra={"partitions": sorted(tp.partition for tp in offsets)},
+        )
 
 
 class _FinishBatchOnRevoke(ConsumerRebalanceListener):
