@@ -134,8 +134,8 @@ class ScoringSettings(BaseModel):
         default=0.5, gt=0, description="Re-check for a champion this often while none."
     )
     session_timeout_ms: int = Field(
-        default=10_000,
-        ge=1000,
+        default=30_000,
+        ge=6000,
         description="A scorer that stops heartbeating loses its partitions after this.",
     )
 

@@ -207,7 +207,7 @@ class ScoringService:
                 scoring.group_id,
                 max_poll_records=scoring.max_batch,
                 session_timeout_ms=scoring.session_timeout_ms,
-                heartbeat_interval_ms=max(1000, scoring.session_timeout_ms // 4),
+                heartbeat_interval_ms=3000,
                 **BATCH_FETCH_OPTIONS,
             )
             _wait_for_topic(self._consumer, self._topics.transactions)
