@@ -47,6 +47,7 @@ from streaming.scoring.serving import ModelHolder, ServingPlan
 log = logging.getLogger("driftloop.score")
 
 _LAG_EVERY_S = 5.0
+_IDLE_POLL_MS = 500
 
 
 class DeliveryError(DriftloopError):
@@ -249,7 +250,10 @@ class ScoringService:
         while len(self._pending) < scoring.max_batch and not self._stop.is_set():
             now = time.monotonic()
             if deadline is None:
-                wait_ms = scoring.max_wait_ms
+                # Idle: a longer poll costs no latency (it returns as soon as records come)
+                # and gives a group rejoin time to complete; short idle polls kept a busy
+                # 2-core box's scorer rejoining until the coordinator evicted it.
+                wait_ms = _IDLE_POLL_MS
             else:
                 wait_ms = int((deadline - now) * 1000)
                 if wait_ms <= 0:
