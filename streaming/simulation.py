@@ -40,6 +40,11 @@ def stream_transactions(
     pending: deque[Label] = deque()
     stats = SimulationStats()
     started = time.monotonic()
+
+    def send_label(label: Label) -> None:
+        producer.send(topics.labels, key=label.transaction_id.encode(), value=encode_event(label))
+        stats.labels += 1
+
     try:
         while stats.transactions < count:
             frame = simulator.generate(min(chunk, count - stats.transactions), regime)
@@ -50,9 +55,7 @@ def stream_transactions(
                 stats.transactions += 1
                 pending.append(label)
                 while len(pending) > label_delay:
-                    ready = pending.popleft()
-                    producer.send(topics.labels, key=ready.transaction_id.encode(), value=encode_event(ready))
-                    stats.labels += 1
+                    send_label(pending.popleft())
                 if rate:
                     ahead = stats.transactions / rate - (time.monotonic() - started)
                     if ahead > 0:
@@ -60,9 +63,7 @@ def stream_transactions(
             if progress is not None:
                 progress(len(frame))
         while pending:
-            ready = pending.popleft()
-            producer.send(topics.labels, key=ready.transaction_id.encode(), value=encode_event(ready))
-            stats.labels += 1
+            send_label(pending.popleft())
         producer.flush(timeout=60)
     finally:
         producer.close(timeout=10)

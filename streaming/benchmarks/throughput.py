@@ -29,7 +29,6 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +46,9 @@ from streaming.kafka.clients import (
 )
 from streaming.kafka.publishing import publish_model_update
 from streaming.model import TrainingParams
-from streaming.scoring.scorer import BatchObserver
+from streaming.scoring.scorer import BatchObserver, Scorer
 from streaming.scoring.service import ScoringService, next_offsets
+from streaming.scoring.serving import ModelHolder, ServingPlan
 from streaming.simulator import TransactionSimulator, to_transactions
 from streaming.topics import TopicSpec, topic_catalogue
 from streaming.training import champion_update, open_registry, train_and_register
@@ -154,34 +154,23 @@ def measure_passthrough(settings: Settings, count: int, label: str = "passthroug
 
 
 def measure_naive(settings: Settings, count: int, label: str = "naive") -> Measurement:
-    """Decode one, predict one, produce one."""
+    """Decode one, predict one, produce one: the scorer's own code, one record at a time."""
     registry = open_registry(settings)
-    model = registry.load(settings.model_name, registry.versions(settings.model_name)[-1])
-    codec = EventCodec(transaction_type(settings.feature_spec()))
+    holder = ModelHolder()
+    holder.reconcile(
+        ServingPlan(registry.versions(settings.model_name)[-1]),
+        lambda version: registry.load(settings.model_name, version),
+    )
     spec = settings.feature_spec()
+    scorer = Scorer(holder, settings.model_name, spec, settings.scoring.threshold)
+    codec = EventCodec(transaction_type(spec))
     sink = settings.topics.scores
-    threshold = model.manifest.threshold
 
     def one_by_one(records: list[Any], producer: Any) -> None:
         for record in records:
             received = time.time()
-            transaction = codec.decode(record.value)
-            p = float(model.predict_proba(model.encoder.matrix([spec.values(transaction.features)]))[0])
-            now = time.time()
-            score = Score(
-                transaction_id=transaction.transaction_id,
-                account_id=transaction.account_id,
-                model_name=settings.model_name,
-                model_version=model.version,
-                role="champion",
-                score=p,
-                threshold=threshold,
-                decision=p >= threshold,
-                event_time=transaction.event_time,
-                scored_at=datetime.fromtimestamp(now, UTC),
-                latency_ms=(now - received) * 1000,
-            )
-            producer.send(sink, key=transaction.transaction_id.encode(), value=encode_event(score))
+            (score,), _ = scorer.score([codec.decode(record.value)], [received])
+            producer.send(sink, key=score.transaction_id.encode(), value=encode_event(score))
 
     return _consume_loop(settings, count, f"{settings.scoring.group_id}-{label}", one_by_one)
 

@@ -70,8 +70,8 @@ class ScoringStats:
 class ModelUpdateFollower:
     """Reads ``model.updates`` from the beginning, outside any consumer group.
 
-    Every scorer sees every update; the serving plan for the configured model is folded
-    from them. Undecodable updates go to the model-updates dead-letter topic.
+    Every scorer sees every update for its model; the service folds them into a serving
+    plan over what it actually has loaded. Undecodable updates become dead letters.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -79,18 +79,13 @@ class ModelUpdateFollower:
         self._model_name = settings.model_name
         self._codec = EventCodec(ModelUpdate)
         self._consumer = make_consumer(settings.kafka, None, enable_auto_commit=False)
-        partitions = self._consumer.partitions_for_topic(self._topic)
-        if not partitions:
-            raise KafkaUnavailableError(
-                f"topic {self._topic!r} does not exist; run `driftloop topics create` first"
-            )
+        partitions = _wait_for_topic(self._consumer, self._topic)
         self._partitions = [TopicPartition(self._topic, p) for p in sorted(partitions)]
         self._consumer.assign(self._partitions)
         self._consumer.seek_to_beginning(*self._partitions)
-        self.plan = ServingPlan()
 
     def poll(self, timeout_ms: int = 0) -> tuple[list[ModelUpdate], list[DeadLetter]]:
-        """New updates for this model (folded into :attr:`plan`), and dead letters."""
+        """New updates for this model, and dead letters."""
         updates: list[ModelUpdate] = []
         dead: list[DeadLetter] = []
         for records in self._consumer.poll(timeout_ms=timeout_ms).values():
@@ -101,7 +96,6 @@ class ModelUpdateFollower:
                     dead.append(dead_letter(record, exc, "driftloop-score/model-updates"))
                     continue
                 if update.model_name == self._model_name:
-                    self.plan = self.plan.apply(update)
                     updates.append(update)
         return updates, dead
 
@@ -375,7 +369,7 @@ class ScoringService:
         for update in updates:
             self._expected[update.version] = update
         before = (_version(self.holder.champion), _version(self.holder.challenger))
-        plan = self._follower_plan(updates)
+        plan = self._plan_after(updates)
         for version, error in self.holder.reconcile(plan, self._load):
             self._reject_update(self._expected.get(version), None, version, error)
         after = (_version(self.holder.champion), _version(self.holder.challenger))
@@ -386,7 +380,8 @@ class ScoringService:
             # between two batches (it cost 100+ ms pauses, the scorer's p99 latency).
             gc.freeze()
 
-    def _follower_plan(self, updates: list[ModelUpdate]) -> ServingPlan:
+    def _plan_after(self, updates: list[ModelUpdate]) -> ServingPlan:
+        """The plan these updates lead to from what is loaded now (refused versions forgotten)."""
         plan = ServingPlan(
             _version(self.holder.champion), _version(self.holder.challenger), self.holder.challenger_percent
         )
@@ -528,19 +523,20 @@ class _FinishBatchOnRevoke(ConsumerRebalanceListener):
         self._service._deferred = {}
 
 
-def _wait_for_topic(consumer: Any, topic: str, timeout_s: float = 30.0) -> None:
+def _wait_for_topic(consumer: Any, topic: str, timeout_s: float = 30.0) -> set[int]:
     """Block until the consumer's metadata lists ``topic``'s partitions.
 
     Subscribing before that makes the group leader assign nothing until the next metadata
     refresh (minutes), so a freshly created topic would sit unconsumed.
     """
     deadline = time.monotonic() + timeout_s
-    while not consumer.partitions_for_topic(topic):
+    while not (partitions := consumer.partitions_for_topic(topic)):
         if time.monotonic() > deadline:
             raise KafkaUnavailableError(
                 f"topic {topic!r} does not exist (or has no leader); run `driftloop topics create` first"
             )
         time.sleep(0.2)
+    return set(partitions)
 
 
 def next_offsets(records: Sequence[Any]) -> dict[TopicPartition, OffsetAndMetadata]:
