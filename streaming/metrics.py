@@ -18,7 +18,7 @@ BATCH_SIZE = Histogram(
 )
 PROCESSING_LATENCY = Histogram(
     "driftloop_processing_latency_seconds",
-    "Time from a micro-batch's first record being received to its offsets being committed.",
+    "Time from a micro-batch's first record being received to its scores being flushed.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 END_TO_END_LATENCY = Histogram(
@@ -36,6 +36,22 @@ MODEL_INFO = Gauge(
 )
 MODEL_UPDATES_REJECTED = Counter(
     "driftloop_model_updates_rejected_total", "Model updates refused by a scorer.", ["reason"]
+)
+
+
+DRIFT_EVENTS = Counter(
+    "driftloop_drift_events_total", "Drift events published.", ["signal", "detector", "severity"]
+)
+LABELS = Counter(
+    "driftloop_labels_total",
+    "Delayed labels read, by what became of them (joined, unmatched, evicted predictions).",
+    ["outcome"],
+)
+STATE_SNAPSHOTS = Counter("driftloop_state_snapshots_total", "Monitor state snapshots written.")
+STATE_RESTORES = Counter(
+    "driftloop_state_restores_total",
+    "Partitions whose monitors started, by source (snapshot, fresh, or a refused snapshot's reason).",
+    ["outcome"],
 )
 
 

@@ -30,6 +30,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from streaming.errors import DriftloopError
 from streaming.features import FeatureSpec
+from streaming.monitoring.reference import ReferenceProfile, build_reference
 
 #: Keep this many distinct values per categorical feature (the most frequent ones).
 MAX_CATEGORIES = 250
@@ -119,6 +120,7 @@ class TrainedModel:
     encoder: FeatureEncoder
     metrics: dict[str, float]
     params: TrainingParams
+    reference: ReferenceProfile | None = None  # the holdout's profile, for the drift monitors
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         return self.estimator.predict_proba(matrix)[:, 1]
@@ -176,9 +178,15 @@ def train_classifier(
     )
     estimator.fit(encoder.frame_matrix(train), train[label_column].astype(int).to_numpy())
     model = TrainedModel(estimator, encoder, {}, params)
-    metrics = evaluate(model, holdout, label_column, alert_budget) if len(holdout) else {}
+    metrics: dict[str, float] = {}
+    reference = None
+    if len(holdout):
+        scores = model.predict_proba(encoder.frame_matrix(holdout))
+        labels = holdout[label_column].astype(int).to_numpy()
+        metrics = classification_metrics(labels, scores, alert_budget)
+        reference = build_reference(holdout, spec, scores, labels, seed=params.random_state)
     metrics["train_rows"] = float(len(train))
-    return TrainedModel(estimator, encoder, metrics, params)
+    return TrainedModel(estimator, encoder, metrics, params, reference)
 
 
 def evaluate(

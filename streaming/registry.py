@@ -35,6 +35,7 @@ from streaming.errors import DriftloopError
 from streaming.events import AwareDatetime
 from streaming.features import FeatureSpec
 from streaming.model import FeatureEncoder, TrainedModel
+from streaming.monitoring.reference import ReferenceProfile
 
 ARTIFACT_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
@@ -75,6 +76,7 @@ class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
     params: dict[str, Any] = {}
     metrics: dict[str, float] = {}
     lineage: dict[str, Any] = {}
+    reference: ReferenceProfile | None = None  # holdout profile the drift monitors compare with
     signature: str = ""
 
     def signed_bytes(self) -> bytes:
@@ -148,6 +150,7 @@ class ModelRegistry:
                         params=model.params.as_dict(),
                         metrics=model.metrics,
                         lineage=lineage or {},
+                        reference=model.reference,
                     )
                 )
                 _write_atomic(folder / ARTIFACT_FILE, artifact)
@@ -155,6 +158,18 @@ class ModelRegistry:
                 return manifest
         except OSError as exc:
             raise RegistryError(f"cannot write model {name} to {self.root}: {exc}") from exc
+
+    @property
+    def signing_key(self) -> bytes:
+        """The HMAC key (driftloop's state snapshots are signed with it too)."""
+        return self._key
+
+    def sign_bytes(self, data: bytes) -> str:
+        """HMAC-SHA256 of ``data`` under the registry key (driftloop's state snapshots use it too)."""
+        return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+
+    def verify_bytes(self, data: bytes, signature: str) -> bool:
+        return hmac.compare_digest(self.sign_bytes(data), signature)
 
     def sign(self, manifest: ModelManifest) -> ModelManifest:
         return msgspec.structs.replace(manifest, signature=self._signature(manifest))

@@ -37,25 +37,25 @@ def stream_transactions(
     """
     producer = make_producer(settings.kafka, linger_ms=20, batch_size=262_144)
     topics = settings.topics
-    pending: deque[Label] = deque()
+    pending: deque[tuple[bytes, Label]] = deque()
     stats = SimulationStats()
     started = time.monotonic()
 
-    def send_label(label: Label) -> None:
-        producer.send(topics.labels, key=label.transaction_id.encode(), value=encode_event(label))
+    def send_label(key: bytes, label: Label) -> None:
+        # Keyed like its transaction: the labels topic is co-partitioned with the transactions.
+        producer.send(topics.labels, key=key, value=encode_event(label))
         stats.labels += 1
 
     try:
         while stats.transactions < count:
             frame = simulator.generate(min(chunk, count - stats.transactions), regime)
             for transaction, label in zip(to_transactions(frame), to_labels(frame), strict=True):
-                producer.send(
-                    topics.transactions, key=transaction.account_id.encode(), value=encode_event(transaction)
-                )
+                key = transaction.account_id.encode()
+                producer.send(topics.transactions, key=key, value=encode_event(transaction))
                 stats.transactions += 1
-                pending.append(label)
+                pending.append((key, label))
                 while len(pending) > label_delay:
-                    send_label(pending.popleft())
+                    send_label(*pending.popleft())
                 if rate:
                     ahead = stats.transactions / rate - (time.monotonic() - started)
                     if ahead > 0:
@@ -63,7 +63,7 @@ def stream_transactions(
             if progress is not None:
                 progress(len(frame))
         while pending:
-            send_label(pending.popleft())
+            send_label(*pending.popleft())
         producer.flush(timeout=60)
     finally:
         producer.close(timeout=10)

@@ -49,8 +49,10 @@ def topic_catalogue(names: TopicNames, partitions: int = 4, replication_factor: 
         TopicSpec(
             names.labels,
             Label,
-            "transaction_id",
-            "Delayed ground truth, joined back to scores by transaction_id.",
+            "the transaction's key (account_id)",
+            "Delayed ground truth, joined back to predictions by transaction_id. Keyed like the "
+            "transactions, on as many partitions, so label partition p holds the labels of "
+            "transaction partition p (co-partitioned).",
             partitions,
             rf,
         ),
@@ -82,11 +84,11 @@ def topic_catalogue(names: TopicNames, partitions: int = 4, replication_factor: 
         TopicSpec(
             names.state,
             None,
-            "monitor/partition",
-            "Internal: signed detector snapshots per source partition (compacted).",
+            "group/topic/partition",
+            "Internal: signed monitor snapshots per source partition (compacted).",
             1,
             rf,
-            _COMPACT,
+            {**_COMPACT, "max.message.bytes": "16777216"},
         ),
         TopicSpec(
             names.transactions_dlq,

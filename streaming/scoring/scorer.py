@@ -8,10 +8,10 @@ batch; the decision comes from exactly one model per transaction.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -34,12 +34,32 @@ class ScoredBatch:
     probabilities: np.ndarray
     partitions: np.ndarray
     offsets: np.ndarray
+    timestamps: np.ndarray  # each record's Kafka timestamp, ms
 
 
-class BatchObserver(Protocol):
-    """The drift-monitor interface: called with every scored batch, before its commit."""
+class BatchObserver:
+    """The drift-monitor interface of the scoring loop.
 
-    def observe(self, batch: ScoredBatch) -> None: ...
+    ``observe`` sees every scored batch; the other hooks default to doing nothing. The loop
+    calls ``poll`` between batches, ``checkpoint`` after a batch's outputs are flushed and
+    before its offsets are committed (flush outputs, write state, commit offsets), and
+    ``release`` when partitions are revoked or lost.
+    """
+
+    def observe(self, batch: ScoredBatch) -> None:
+        raise NotImplementedError
+
+    def poll(self) -> None:
+        """Read side inputs (delayed labels) without blocking."""
+
+    def checkpoint(self, offsets: Mapping[int, int]) -> None:
+        """Persist state covering everything before ``offsets`` (partition -> next offset)."""
+
+    def release(self, partitions: Sequence[int]) -> None:
+        """Forget the state of partitions this scorer no longer owns."""
+
+    def close(self) -> None:
+        """Flush and release resources."""
 
 
 class Scorer:

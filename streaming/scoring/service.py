@@ -10,8 +10,10 @@ One loop, one thread:
 4. score (one matrix, one ``predict_proba`` per model) and hand the batch to the observers
    (the drift monitors);
 5. produce the Scores (keyed by transaction_id) and flush;
-6. commit the batch's offsets: the checkpoint order is outputs, then offsets, so a crash
-   repeats at most the uncommitted batch (at-least-once).
+6. checkpoint, at most every ``checkpoint_interval_s`` (0: after every batch): the observers
+   write their state (the drift monitors' snapshots), then the offsets are committed. The
+   order is outputs, state, offsets, so a crash repeats at most the records since the last
+   checkpoint (at-least-once), and restored monitor state matches the committed offsets.
 
 SIGTERM and SIGINT finish the batch in hand, commit it and leave the group cleanly. When
 partitions are revoked in a rebalance, the batch in hand is finished and committed first.
@@ -172,6 +174,8 @@ class ScoringService:
         self._consumer: Any = None
         self._last_lag = 0.0
         self._deferred: dict[TopicPartition, OffsetAndMetadata] = {}
+        self._unchecked: dict[TopicPartition, OffsetAndMetadata] = {}  # flushed, not yet committed
+        self._last_checkpoint = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -218,14 +222,21 @@ class ScoringService:
                     "max_wait_ms": scoring.max_wait_ms,
                 },
             )
+            interval = scoring.checkpoint_interval_s
             while not self._stop.is_set():
                 self._apply_updates(*follower.poll())
+                for observer in self.observers:
+                    observer.poll()
                 self._collect()
                 if len(self._pending):
-                    self._commit(self._process_pending())
+                    self._unchecked = _highest(self._unchecked, self._process_pending())
+                if self._unchecked and time.monotonic() - self._last_checkpoint >= interval:
+                    self._commit(self._take_unchecked())
                 self._report_lag()
-            self._commit(self._process_pending())
+            self._commit(_highest(self._take_unchecked(), self._process_pending()))
         finally:
+            for observer in self.observers:
+                observer.close()
             follower.close()
             if self._consumer is not None:
                 self._consumer.close(autocommit=False)
@@ -274,7 +285,7 @@ class ScoringService:
         records, received_at = self._pending.take()
         transactions: list[Transaction] = []
         arrivals: list[float] = []
-        positions: list[tuple[int, int]] = []
+        positions: list[tuple[int, int, int]] = []
         dead: list[DeadLetter] = []
         decode = self._codec.decode
         for record, received in zip(records, received_at, strict=True):
@@ -295,12 +306,12 @@ class ScoringService:
                 continue
             transactions.append(transaction)
             arrivals.append(received)
-            positions.append((record.partition, record.offset))
+            positions.append((record.partition, record.offset, record.timestamp))
 
         scores, probabilities = self.scorer.score(transactions, arrivals)
         if self.observers and transactions:
             where = np.array(positions, dtype=np.int64)
-            batch = ScoredBatch(transactions, scores, probabilities, where[:, 0], where[:, 1])
+            batch = ScoredBatch(transactions, scores, probabilities, where[:, 0], where[:, 1], where[:, 2])
             for observer in self.observers:
                 observer.observe(batch)
 
@@ -325,16 +336,23 @@ class ScoringService:
             metrics.DEAD_LETTERS.labels(d.source_topic, d.reason).inc()
         return next_offsets(records)
 
+    def _take_unchecked(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        offsets, self._unchecked = self._unchecked, {}
+        return offsets
+
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        """Commit ``offsets`` plus any deferred earlier, for the partitions still owned.
+        """Checkpoint: the observers' state, then ``offsets`` plus any deferred earlier,
+        for the partitions still owned.
 
         A commit that collides with a rebalance is deferred, not fatal: the outputs are
         already flushed, so the offsets are retried with the next commit (or on revocation);
         a partition that moved meanwhile is re-read by its new owner (at-least-once).
         """
         merged = self._with_deferred(offsets)
+        self._last_checkpoint = time.monotonic()
         if not merged:
             return
+        self._checkpoint_observers(merged)
         try:
             self._consumer.commit(merged)
         except (RebalanceInProgressError, CommitFailedError) as exc:
@@ -488,9 +506,18 @@ class ScoringService:
             "partitions revoked: finishing the batch in hand",
             extra={"partitions": sorted(tp.partition for tp in revoked)},
         )
-        offsets = self._with_deferred(self._process_pending(), revoked)
+        offsets = self._with_deferred(_highest(self._take_unchecked(), self._process_pending()), revoked)
         if offsets:
+            self._checkpoint_observers(offsets)
             self._consumer.commit_async(offsets, callback=_log_async_commit)
+        for observer in self.observers:
+            observer.release(sorted(tp.partition for tp in revoked))
+
+    def _checkpoint_observers(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        if self.observers:
+            positions = {tp.partition: offset.offset for tp, offset in offsets.items()}
+            for observer in self.observers:
+                observer.checkpoint(positions)
 
 
 def _log_async_commit(offsets: dict[TopicPartition, OffsetAndMetadata], response: Any) -> None:
@@ -521,6 +548,9 @@ class _FinishBatchOnRevoke(ConsumerRebalanceListener):
         )
         self._service._pending.take()
         self._service._deferred = {}
+        self._service._unchecked = {}
+        for observer in self._service.observers:
+            observer.release(sorted(tp.partition for tp in lost))
 
 
 def _wait_for_topic(consumer: Any, topic: str, timeout_s: float = 30.0) -> set[int]:
@@ -546,6 +576,17 @@ def next_offsets(records: Sequence[Any]) -> dict[TopicPartition, OffsetAndMetada
         if record.offset >= highest.get(tp, -1):
             highest[tp] = record.offset
     return {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in highest.items()}
+
+
+def _highest(
+    a: dict[TopicPartition, OffsetAndMetadata], b: dict[TopicPartition, OffsetAndMetadata]
+) -> dict[TopicPartition, OffsetAndMetadata]:
+    """Per partition, the later of two offsets to commit."""
+    merged = dict(a)
+    for tp, offset in b.items():
+        if tp not in merged or offset.offset > merged[tp].offset:
+            merged[tp] = offset
+    return merged
 
 
 def _count_scores(scores: Sequence[Any]) -> None:

@@ -1,0 +1,238 @@
+"""`driftloop backtest`: the scorer's drift monitors over a table, without Kafka.
+
+The first ``train_rows`` rows train the initial model (with the same training code as
+`driftloop train` and the retraining flow); the rest are streamed in order, in micro-batches,
+through a :class:`MonitorSuite` exactly as the scorer runs it. Each row's label is revealed
+``label_delay`` rows after the row itself. Every alarm becomes a DriftEvent whose ``row`` is
+the 0-based row of the input at which it fired.
+
+With ``retrain=True`` the loop is closed offline: ``retrain_after`` rows after an alarm, a new
+model is trained on the latest ``train_rows`` labelled rows and takes over (with a fresh
+suite). Prequential accuracy and misclassification cost are reported with and without it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from streaming.config import MonitoringSettings
+from streaming.errors import DriftloopError
+from streaming.events import DriftEvent
+from streaming.features import FeatureSpec
+from streaming.model import TrainedModel, TrainingError, TrainingParams, train_classifier
+from streaming.monitoring.suite import MonitorSuite
+
+
+class BacktestError(DriftloopError):
+    """The input cannot be backtested; the message names the column or row."""
+
+
+@dataclass
+class Outcome:
+    """Prequential results of one pass over the stream."""
+
+    rows: int = 0
+    correct: int = 0
+    false_positives: int = 0
+    false_negatives: int = 0
+    retrains: list[int] = field(default_factory=list)  # rows at which a new model took over
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.rows if self.rows else float("nan")
+
+    def cost(self, fp_cost: float, fn_cost: float) -> float:
+        return self.false_positives * fp_cost + self.false_negatives * fn_cost
+
+
+@dataclass
+class BacktestResult:
+    """What a backtest found: drift events, the static model's scores, and the outcomes."""
+
+    spec: FeatureSpec
+    events: list[DriftEvent]
+    scores: np.ndarray  # the initial (static) model's score for every streamed row
+    labels: np.ndarray
+    start_row: int
+    static: Outcome
+    retrained: Outcome | None = None
+
+
+def infer_spec(frame: pd.DataFrame, label_column: str, ignore: tuple[str, ...] = ()) -> FeatureSpec:
+    """Numeric dtypes become numeric features, everything else categorical."""
+    if label_column not in frame.columns:
+        raise BacktestError(
+            f"label column {label_column!r} not found; the columns are: {', '.join(map(str, frame.columns))}"
+        )
+    kinds = {}
+    for name in frame.columns:
+        if name == label_column or name in ignore:
+            continue
+        numeric = pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name])
+        kinds[str(name)] = "numeric" if numeric else "categorical"
+    if not kinds:
+        raise BacktestError("the input has no feature columns besides the label")
+    return FeatureSpec.from_mapping(kinds)
+
+
+def prepare(frame: pd.DataFrame, label_column: str, spec: FeatureSpec) -> pd.DataFrame:
+    """Checked copy: 0/1 labels, finite numbers, categories as strings; errors name row and column."""
+    frame = frame.reset_index(drop=True).copy()
+    labels = frame[label_column]
+    if labels.dtype == bool:
+        labels = labels.astype(int)
+    numeric_labels = pd.to_numeric(labels, errors="coerce")
+    bad = numeric_labels.isna() | ~numeric_labels.isin([0, 1])
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise BacktestError(
+            f"label column {label_column!r} must hold 0/1; row {row} has {frame[label_column].iloc[row]!r}"
+        )
+    frame[label_column] = numeric_labels.astype(int)
+    for name in spec.numeric:
+        column = pd.to_numeric(frame[name], errors="coerce")
+        invalid = column.isna() | ~np.isfinite(column.to_numpy(dtype=np.float64, na_value=np.nan))
+        if invalid.any():
+            row = int(np.flatnonzero(invalid.to_numpy())[0])
+            raise BacktestError(
+                f"numeric column {name!r}: row {row} has {frame[name].iloc[row]!r}, not a finite number"
+            )
+        frame[name] = column.astype(np.float64)
+    for name in spec.categorical:
+        frame[name] = frame[name].astype(str)
+    return frame
+
+
+def run_backtest(
+    frame: pd.DataFrame,
+    label_column: str,
+    settings: MonitoringSettings,
+    *,
+    train_rows: int = 5000,
+    label_delay: int = 0,
+    batch_size: int = 500,
+    retrain: bool = False,
+    retrain_after: int | None = None,
+    spec: FeatureSpec | None = None,
+    params: TrainingParams | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> BacktestResult:
+    """Train on the first ``train_rows`` rows, stream the rest through the monitors."""
+    spec = spec or infer_spec(frame, label_column)
+    frame = prepare(frame, label_column, spec)
+    if len(frame) <= train_rows:
+        raise BacktestError(
+            f"the input has {len(frame)} rows; more than --train-rows={train_rows} are needed"
+        )
+    params = params or TrainingParams(min_rows=min(200, train_rows))
+    try:
+        model = train_classifier(frame.iloc[:train_rows], spec, label_column, params)
+    except TrainingError as exc:
+        raise BacktestError(f"the first {train_rows} rows cannot train a model: {exc}") from exc
+    events, scores, static = _stream(
+        frame, label_column, spec, model, settings, train_rows, label_delay, batch_size, on_batch
+    )
+    result = BacktestResult(
+        spec, events, scores, frame[label_column].to_numpy()[train_rows:], train_rows, static
+    )
+    if retrain:
+        _, _, result.retrained = _stream(
+            frame,
+            label_column,
+            spec,
+            model,
+            settings,
+            train_rows,
+            label_delay,
+            batch_size,
+            None,
+            retrain_after=retrain_after if retrain_after is not None else settings.window,
+            params=params,
+        )
+    return result
+
+
+def _stream(
+    frame: pd.DataFrame,
+    label_column: str,
+    spec: FeatureSpec,
+    model: TrainedModel,
+    settings: MonitoringSettings,
+    start: int,
+    label_delay: int,
+    batch_size: int,
+    on_batch: Callable[[int], None] | None,
+    retrain_after: int | None = None,
+    params: TrainingParams | None = None,
+) -> tuple[list[DriftEvent], np.ndarray, Outcome]:
+    numeric_all = (
+        frame[list(spec.numeric)].to_numpy(dtype=np.float64) if spec.numeric else np.empty((len(frame), 0))
+    )
+    categorical_all = [frame[name].tolist() for name in spec.categorical]
+    labels_all = frame[label_column].to_numpy()
+    ids_all = [str(i) for i in range(len(frame))]
+    suite = MonitorSuite(settings, spec, model.reference)
+    threshold = 0.5
+    version = "v1"
+    events: list[DriftEvent] = []
+    static_scores = np.empty(len(frame) - start)
+    outcome = Outcome()
+    pending_retrain: int | None = None
+    revealed = start  # labels of rows < revealed were handed to the monitors
+    row = start
+    while row < len(frame):
+        end = min(row + batch_size, len(frame))
+        if pending_retrain is not None:
+            end = min(end, max(pending_retrain, row + 1))
+        rows = slice(row, end)
+        scores = model.predict_proba(model.encoder.frame_matrix(frame.iloc[rows]))
+        static_scores[row - start : end - start] = scores
+        decisions = scores >= threshold
+        y = labels_all[rows]
+        outcome.rows += end - row
+        outcome.correct += int((decisions == y.astype(bool)).sum())
+        outcome.false_positives += int((decisions & (y == 0)).sum())
+        outcome.false_negatives += int((~decisions & (y == 1)).sum())
+        positions = np.arange(row, end)
+        alarms = suite.observe_scored(
+            numeric_all[rows],
+            [column[rows] for column in categorical_all],
+            scores,
+            ids_all[rows],
+            decisions.tolist(),
+            positions.astype(np.float64).tolist(),
+            positions,
+        )
+        # Labels of rows up to end-1-delay are known once row end-1 has arrived.
+        reveal_to = max(start, end - label_delay)
+        if reveal_to > revealed:
+            alarms += suite.observe_labels(
+                ids_all[revealed:reveal_to],
+                labels_all[revealed:reveal_to].tolist(),
+                [r + label_delay for r in range(revealed, reveal_to)],
+            )
+            revealed = reveal_to
+        for alarm in sorted(alarms, key=lambda a: a.position):
+            events.append(alarm.to_event("backtest", version, row=True))
+            if retrain_after is not None and pending_retrain is None:
+                pending_retrain = alarm.position + retrain_after
+        if on_batch is not None:
+            on_batch(end - row)
+        row = end
+        if pending_retrain is not None and row >= pending_retrain:
+            labelled = frame.iloc[max(0, revealed - start) : revealed]
+            try:
+                assert params is not None
+                model = train_classifier(labelled, spec, label_column, params)
+            except TrainingError:
+                pending_retrain = row + (retrain_after or 0)  # e.g. one class only yet: wait
+                continue
+            version = f"v{len(outcome.retrains) + 2}"
+            outcome.retrains.append(row)
+            suite = MonitorSuite(settings, spec, model.reference)
+            pending_retrain = None
+    return events, static_scores, outcome

@@ -1,0 +1,233 @@
+"""The monitors: each watches one signal and says when its distribution moved.
+
+Two kinds, one shape (River's: ``update(x)`` then a read-only ``drift_detected``, plus a
+vectorized ``update_many`` that returns the detections of a whole micro-batch):
+
+- :class:`DetectorMonitor` runs a cheap River detector on every value of a scalar signal
+  (a feature's reference rank, a score's rank, a label, an error);
+- :class:`WindowTestMonitor` collects tumbling windows of ``window`` rows and tests each
+  against the reference sample, all columns at once (KS for numbers, chi-square for
+  categories), with Holm's correction across the columns.
+
+Both are plain Python objects that pickle, which is how :mod:`.state` snapshots them.
+
+>>> import numpy as np
+>>> monitor = DetectorMonitor("label", "adwin", {"delta": 0.001})
+>>> rng = np.random.default_rng(0)
+>>> monitor.update_many(rng.binomial(1, 0.02, 3000).astype(float))
+[]
+>>> [d.index for d in monitor.update_many(rng.binomial(1, 0.3, 1000).astype(float))][:1]
+[71]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streaming.monitoring.detectors import DriftDetector, make_detector
+from streaming.monitoring.window_tests import chi_square, decile_psi, holm, ks_many
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One detection inside an ``update_many`` call."""
+
+    signal: str
+    detector: str
+    index: int  # row within the values given to update_many
+    feature: str | None = None
+    statistic: float | None = None
+    p_value: float | None = None
+    effect: float | None = None  # PSI for window tests; None for per-event detectors
+    window_rows: int | None = None  # how many rows back the changed window starts
+
+
+class DetectorMonitor:
+    """A River detector on every value of one scalar signal.
+
+    Parameters
+    ----------
+    signal
+        What is watched ("feature", "prediction", "label" or "error").
+    detector
+        A name from :data:`streaming.monitoring.detectors.DETECTORS`.
+    params
+        The detector's keyword arguments.
+    feature
+        The feature's name, for feature monitors.
+    """
+
+    def __init__(
+        self, signal: str, detector: str, params: Mapping[str, Any], feature: str | None = None
+    ) -> None:
+        self.signal = signal
+        self.detector = detector
+        self.params = dict(params)
+        self.feature = feature
+        self._detector: DriftDetector = make_detector(detector, **self.params)
+        self.seen = 0
+
+    @property
+    def drift_detected(self) -> bool:
+        return self._detector.drift_detected
+
+    def update(self, x: float) -> DetectorMonitor:
+        self._detector.update(x)
+        self.seen += 1
+        return self
+
+    def update_many(self, values: np.ndarray) -> list[Detection]:
+        update = self._detector.update
+        found: list[Detection] = []
+        for i, x in enumerate(values.tolist()):
+            update(x)
+            if self._detector.drift_detected:
+                width = getattr(self._detector, "width", None)
+                found.append(
+                    Detection(
+                        self.signal,
+                        self.detector,
+                        i,
+                        feature=self.feature,
+                        window_rows=int(width) if width is not None else None,
+                    )
+                )
+        self.seen += len(values)
+        return found
+
+
+class WindowTestMonitor:
+    """Tumbling-window two-sample tests of several columns against a reference.
+
+    Parameters
+    ----------
+    signal
+        "feature" or "prediction".
+    numeric_reference
+        Column name -> reference sample (the samples must have equal lengths).
+    categorical_reference
+        Column name -> reference category counts.
+    window
+        Rows per tested window.
+    alpha
+        Family-wise false-alarm level of one window's tests (Holm across columns).
+    """
+
+    def __init__(
+        self,
+        signal: str,
+        numeric_reference: Mapping[str, Sequence[float]],
+        categorical_reference: Mapping[str, Mapping[str, int]],
+        window: int,
+        alpha: float,
+    ) -> None:
+        self.signal = signal
+        self.detector = "window_test"
+        self.window = window
+        self.alpha = alpha
+        self.numeric_names = list(numeric_reference)
+        self.categorical_names = list(categorical_reference)
+        self._reference = (
+            np.column_stack([np.asarray(numeric_reference[n], dtype=np.float64) for n in self.numeric_names])
+            if self.numeric_names
+            else np.empty((0, 0))
+        )
+        self._categories = {name: dict(counts) for name, counts in categorical_reference.items()}
+        self._numeric: list[np.ndarray] = []
+        self._categorical: list[list[str]] = [[] for _ in self.categorical_names]
+        self._buffered = 0
+        self._drift = False
+        self.seen = 0
+
+    @property
+    def drift_detected(self) -> bool:
+        """True if the latest completed window differed from the reference."""
+        return self._drift
+
+    def update(self, x: Sequence[Any]) -> WindowTestMonitor:
+        """One row: the numeric values (in ``numeric_names`` order), then the categories."""
+        k = len(self.numeric_names)
+        numeric = np.asarray([x[:k]], dtype=np.float64)
+        self.update_many(numeric, [[v] for v in x[k:]])
+        return self
+
+    def update_many(self, numeric: np.ndarray, categorical: Sequence[Sequence[str]] = ()) -> list[Detection]:
+        """Rows as a matrix (numeric columns) and per-column category lists."""
+        n = len(numeric) if self.numeric_names else len(categorical[0])
+        carried = self._buffered  # rows of earlier calls not tested yet
+        if self.numeric_names:
+            self._numeric.append(numeric)
+        for buffer, column in zip(self._categorical, categorical, strict=False):
+            buffer.extend(column)
+        self._buffered += n
+        found: list[Detection] = []
+        tested = 0
+        while self._buffered >= self.window:
+            detection = self._test_window()
+            tested += 1
+            if detection is not None:
+                last_row = tested * self.window - carried - 1  # the window's last row, in this call
+                found.append(
+                    Detection(
+                        detection.signal,
+                        detection.detector,
+                        last_row,
+                        detection.feature,
+                        detection.statistic,
+                        detection.p_value,
+                        detection.effect,
+                        self.window,
+                    )
+                )
+        self.seen += n
+        return found
+
+    def _take_window(self) -> tuple[np.ndarray, list[list[str]]]:
+        w = self.window
+        if self.numeric_names:
+            stacked = np.concatenate(self._numeric) if len(self._numeric) > 1 else self._numeric[0]
+            window, rest = stacked[:w], stacked[w:]
+            self._numeric = [rest] if len(rest) else []
+        else:
+            window = np.empty((w, 0))
+        categories = [buffer[:w] for buffer in self._categorical]
+        self._categorical = [buffer[w:] for buffer in self._categorical]
+        self._buffered -= w
+        return window, categories
+
+    def _test_window(self) -> Detection | None:
+        numeric, categorical = self._take_window()
+        names: list[str] = []
+        statistics: list[float] = []
+        p_values: list[float] = []
+        effects: list[float] = []
+        if self.numeric_names:
+            ks, p = ks_many(self._reference, numeric)
+            names += self.numeric_names
+            statistics += ks.tolist()
+            p_values += p.tolist()
+            effects += [decile_psi(self._reference[:, j], numeric[:, j]) for j in range(numeric.shape[1])]
+        for name, column in zip(self.categorical_names, categorical, strict=True):
+            chi2, p_value, effect = chi_square(self._categories[name], column)
+            names.append(name)
+            statistics.append(chi2)
+            p_values.append(p_value)
+            effects.append(effect)
+        rejected = holm(p_values, self.alpha)
+        self._drift = bool(rejected.any())
+        if not self._drift:
+            return None
+        strongest = min(np.flatnonzero(rejected), key=lambda j: p_values[j])
+        return Detection(
+            self.signal,
+            "ks" if strongest < len(self.numeric_names) else "chi_square",
+            0,
+            feature=names[strongest] if self.signal == "feature" else None,
+            statistic=statistics[strongest],
+            p_value=p_values[strongest],
+            effect=effects[strongest],
+        )

@@ -1,0 +1,349 @@
+"""The drift monitors inside `driftloop score`: the Kafka side of :class:`MonitorSuite`.
+
+One :class:`DriftMonitor` per scorer process, one suite per owned partition:
+
+- every scored batch (champion-scored rows) feeds its partition's suite; alarms become
+  DriftEvents on ``drift.events`` (keyed by model name);
+- delayed labels are read from ``labels``, which is co-partitioned with ``transactions``
+  (same key, same partition count), so label partition p is read by whoever owns
+  transaction partition p. A label is handed to the suite once the partition's
+  transactions have been scored past the label's timestamp, so a backlog replays in
+  order; undecodable labels go to ``labels.dlq``;
+- at each checkpoint (after the scores are flushed, before the offsets are committed) each
+  suite is pickled, signed and written to the compacted ``driftloop.state`` topic with the
+  transaction offset and the labels offset it covers;
+- on a partition's first batch the newest snapshot at or below that batch's first offset
+  is verified and restored (a newer one, written just before a crash cut the commit off,
+  is ignored); without one the suite starts fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from kafka import TopicPartition
+
+from streaming import metrics
+from streaming.config import Settings
+from streaming.errors import ConfigError, DecodeError, KafkaUnavailableError
+from streaming.events import EventCodec, Label, encode_event
+from streaming.kafka.clients import make_consumer, make_producer
+from streaming.kafka.dead_letters import dead_letter
+from streaming.monitoring.reference import ReferenceProfile
+from streaming.monitoring.state import StateRejectedError, read_envelope, seal, state_key, unseal
+from streaming.monitoring.suite import MonitorSuite
+from streaming.registry import ModelRegistry, ModelRejectedError
+from streaming.scoring.scorer import BatchObserver, ScoredBatch
+
+log = logging.getLogger("driftloop.monitor")
+
+#: Labels held back waiting for their transactions, per partition, before the oldest are let go.
+_MAX_HELD = 200_000
+
+
+class DriftMonitor(BatchObserver):
+    """Drift monitoring for the partitions this scorer owns (see the module docstring)."""
+
+    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+        self.settings = settings
+        self._spec = settings.feature_spec()
+        self._registry = registry
+        self._key = registry.signing_key
+        topics = settings.topics
+        self._topics = topics
+        self._group = settings.scoring.group_id
+        self._consumer_name = f"{settings.kafka.client_id}/{self._group}/monitor"
+        self._producer = make_producer(settings.kafka, max_request_size=16_777_216)
+        self._labels = make_consumer(settings.kafka, None, enable_auto_commit=False)
+        self._states = make_consumer(settings.kafka, None, enable_auto_commit=False)
+        from streaming.scoring.service import _wait_for_topic
+
+        label_partitions = _wait_for_topic(self._labels, topics.labels)
+        source_partitions = _wait_for_topic(self._labels, topics.transactions)
+        if len(label_partitions) != len(source_partitions):
+            raise ConfigError(
+                f"{topics.labels} has {len(label_partitions)} partitions and {topics.transactions} "
+                f"{len(source_partitions)}; labels must be co-partitioned with transactions "
+                "(same key, same partition count)"
+            )
+        state_partitions = [
+            TopicPartition(topics.state, p) for p in sorted(_wait_for_topic(self._states, topics.state))
+        ]
+        self._states.assign(state_partitions)
+        self._states.seek_to_beginning(*state_partitions)
+        self._state_partitions = state_partitions
+        self._label_codec = EventCodec(Label)
+        self._suites: dict[int, MonitorSuite] = {}
+        self._versions: dict[int, str] = {}
+        self._fetched: dict[int, int] = {}  # next labels offset to fetch, per partition
+        self._handed: dict[int, int] = {}  # next labels offset to hand to the suite
+        self._held: dict[int, deque[Any]] = {}
+        self._watermark: dict[int, int] = {}  # latest scored record timestamp (ms)
+        self._snapshots: dict[int, list[tuple[int, bytes]]] = {}
+        self._references: dict[str, ReferenceProfile | None] = {}
+        self.events_published = 0
+
+    # -- scored batches ----------------------------------------------------------------
+
+    def observe(self, batch: ScoredBatch) -> None:
+        champion = np.fromiter(
+            (s.role == "champion" for s in batch.scores), dtype=bool, count=len(batch.scores)
+        )
+        spec = self._spec
+        k = len(spec.numeric)
+        numeric_at = [i for i, f in enumerate(spec.features) if f.kind == "numeric"]
+        categorical_at = [i for i, f in enumerate(spec.features) if f.kind == "categorical"]
+        for partition in np.unique(batch.partitions).tolist():
+            where = np.flatnonzero((batch.partitions == partition) & champion).tolist()
+            if not len(where):
+                continue
+            version = batch.scores[where[0]].model_version
+            suite = self._suite_for(
+                partition, int(batch.offsets[where[0]]), int(batch.timestamps[where[0]]), version
+            )
+            transactions = [batch.transactions[i] for i in where]
+            columns = list(zip(*(spec.values(t.features) for t in transactions), strict=True))
+            numeric = (
+                np.array([columns[i] for i in numeric_at], dtype=np.float64).T
+                if k
+                else np.empty((len(where), 0))
+            )
+            timestamps = batch.timestamps[where]
+            alarms = suite.observe_scored(
+                numeric,
+                [columns[i] for i in categorical_at],
+                batch.probabilities[where],
+                [t.transaction_id for t in transactions],
+                [batch.scores[i].decision for i in where],
+                (timestamps / 1000.0).tolist(),
+                batch.offsets[where],
+            )
+            self._watermark[partition] = max(self._watermark.get(partition, 0), int(timestamps.max()))
+            self._publish(alarms, partition, version)
+            self._release_labels(partition)
+
+    # -- labels ------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        if not self._suites:
+            return
+        for tp, records in self._labels.poll(timeout_ms=0).items():
+            if tp.partition not in self._suites:
+                continue
+            self._held.setdefault(tp.partition, deque()).extend(records)
+            self._fetched[tp.partition] = records[-1].offset + 1
+        for partition in list(self._held):
+            self._release_labels(partition)
+
+    def _release_labels(self, partition: int) -> None:
+        held = self._held.get(partition)
+        suite = self._suites.get(partition)
+        if not held or suite is None:
+            return
+        watermark = self._watermark.get(partition, -1)
+        ids: list[str] = []
+        labels: list[int] = []
+        while held and (held[0].timestamp <= watermark or len(held) > _MAX_HELD):
+            record = held.popleft()
+            self._handed[partition] = record.offset + 1
+            try:
+                label = self._label_codec.decode(record.value)
+            except DecodeError as exc:
+                letter = dead_letter(record, exc, self._consumer_name)
+                self._producer.send(self._topics.labels_dlq, key=record.key, value=encode_event(letter))
+                metrics.DEAD_LETTERS.labels(record.topic, exc.reason).inc()
+                log.warning(
+                    "dead letter: %s",
+                    exc,
+                    extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
+                )
+                continue
+            ids.append(label.transaction_id)
+            labels.append(label.label)
+        if not ids:
+            return
+        joiner = suite.joiner
+        before = (joiner.matched, joiner.unmatched, joiner.evicted)
+        alarms = suite.observe_labels(ids, labels)
+        metrics.LABELS.labels("joined").inc(joiner.matched - before[0])
+        metrics.LABELS.labels("unmatched").inc(joiner.unmatched - before[1])
+        metrics.LABELS.labels("evicted").inc(joiner.evicted - before[2])
+        self._publish(alarms, partition, self._versions[partition])
+
+    # -- checkpoints and ownership -------------------------------------------------------
+
+    def checkpoint(self, offsets: Mapping[int, int]) -> None:
+        for partition, offset in offsets.items():
+            suite = self._suites.get(partition)
+            if suite is None:
+                continue
+            raw = seal(
+                suite,
+                self._key,
+                group=self._group,
+                topic=self._topics.transactions,
+                partition=partition,
+                offset=offset,
+                labels_offset=self._handed.get(partition, 0),
+                model_version=self._versions[partition],
+            )
+            self._producer.send(
+                self._topics.state,
+                key=state_key(self._group, self._topics.transactions, partition),
+                value=raw,
+            )
+            metrics.STATE_SNAPSHOTS.inc()
+        self._producer.flush(timeout=60)
+
+    def release(self, partitions: Sequence[int]) -> None:
+        for partition in partitions:
+            for owned in (
+                self._suites,
+                self._versions,
+                self._fetched,
+                self._handed,
+                self._held,
+                self._watermark,
+            ):
+                owned.pop(partition, None)
+        self._assign_labels()
+
+    def close(self) -> None:
+        self._producer.flush(timeout=30)
+        self._producer.close(timeout=10)
+        self._labels.close(autocommit=False)
+        self._states.close(autocommit=False)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _suite_for(
+        self, partition: int, first_offset: int, first_timestamp: int, version: str
+    ) -> MonitorSuite:
+        suite = self._suites.get(partition)
+        if suite is not None and self._versions[partition] == version:
+            return suite
+        if suite is not None:  # a new champion: its own reference, fresh monitors
+            log.info(
+                "champion changed: monitors restart", extra={"partition": partition, "model_version": version}
+            )
+            self._suites[partition] = self._fresh_suite(version)
+            self._versions[partition] = version
+            return self._suites[partition]
+        restored = self._restore(partition, first_offset, version)
+        if restored is not None:
+            suite, labels_offset = restored
+        else:
+            suite, labels_offset = (
+                self._fresh_suite(version),
+                self._labels_offset_at(partition, first_timestamp),
+            )
+        self._suites[partition] = suite
+        self._versions[partition] = version
+        self._fetched[partition] = self._handed[partition] = labels_offset
+        self._assign_labels()
+        return suite
+
+    def _fresh_suite(self, version: str) -> MonitorSuite:
+        if version not in self._references:
+            try:
+                manifest = self._registry.manifest(self.settings.model_name, version)
+                self._references[version] = manifest.reference
+            except ModelRejectedError as exc:
+                log.warning("no reference for %s (%s): the first live rows become it", version, exc)
+                self._references[version] = None
+        return MonitorSuite(self.settings.monitoring, self._spec, self._references[version])
+
+    def _restore(self, partition: int, first_offset: int, version: str) -> tuple[MonitorSuite, int] | None:
+        self._read_states()
+        for offset, raw in reversed(self._snapshots.get(partition, [])):
+            if offset > first_offset:
+                log.warning(
+                    "ignoring a state snapshot newer than the committed offset",
+                    extra={"partition": partition, "snapshot_offset": offset, "offset": first_offset},
+                )
+                metrics.STATE_RESTORES.labels("newer_than_commit").inc()
+                continue
+            try:
+                snapshot, suite = unseal(raw, self._key)
+            except StateRejectedError as exc:
+                log.error("state snapshot refused: %s", exc, extra={"partition": partition})
+                metrics.STATE_RESTORES.labels(exc.reason).inc()
+                return None
+            if snapshot.model_version != version or not isinstance(suite, MonitorSuite):
+                metrics.STATE_RESTORES.labels("other_model").inc()
+                return None
+            log.info(
+                "monitors restored",
+                extra={
+                    "partition": partition,
+                    "snapshot_offset": offset,
+                    "labels_offset": snapshot.labels_offset,
+                },
+            )
+            metrics.STATE_RESTORES.labels("snapshot").inc()
+            return suite, snapshot.labels_offset
+        metrics.STATE_RESTORES.labels("fresh").inc()
+        return None
+
+    def _read_states(self, timeout_s: float = 30.0) -> None:
+        """Read the state topic to its current end, keeping this group's snapshots."""
+        end = self._states.end_offsets(self._state_partitions)
+        deadline = time.monotonic() + timeout_s
+        prefix = f"{self._group}/{self._topics.transactions}/".encode()
+        while any(self._states.position(tp) < end[tp] for tp in self._state_partitions):
+            if time.monotonic() > deadline:
+                raise KafkaUnavailableError(
+                    f"could not read {self._topics.state} to its end in {timeout_s:.0f}s"
+                )
+            for records in self._states.poll(timeout_ms=200).values():
+                for record in records:
+                    if not record.key or not record.key.startswith(prefix) or not record.value:
+                        continue
+                    try:
+                        envelope = read_envelope(record.value)
+                    except StateRejectedError:
+                        continue
+                    kept = self._snapshots.setdefault(envelope.partition, [])
+                    kept.append((envelope.offset, record.value))
+                    kept.sort(key=lambda item: item[0])
+                    del kept[:-3]
+
+    def _labels_offset_at(self, partition: int, timestamp_ms: int) -> int:
+        """Where a fresh suite starts reading labels: the first at or after its first transaction."""
+        tp = TopicPartition(self._topics.labels, partition)
+        found = self._labels.offsets_for_times({tp: max(0, timestamp_ms)})
+        if found.get(tp) is not None:
+            return int(found[tp].offset)
+        return int(self._labels.end_offsets([tp])[tp])
+
+    def _assign_labels(self) -> None:
+        partitions = [TopicPartition(self._topics.labels, p) for p in sorted(self._suites)]
+        self._labels.assign(partitions)
+        for tp in partitions:
+            self._labels.seek(tp, self._fetched[tp.partition])
+
+    def _publish(self, alarms: Sequence[Any], partition: int, version: str) -> None:
+        for alarm in alarms:
+            event = alarm.to_event(self.settings.model_name, version, partition=partition)
+            self._producer.send(
+                self._topics.drift_events, key=self.settings.model_name.encode(), value=encode_event(event)
+            )
+            self.events_published += 1
+            metrics.DRIFT_EVENTS.labels(event.signal, event.detector, event.severity).inc()
+            log.warning(
+                "drift detected: %s",
+                event.signal,
+                extra={
+                    "event_id": event.event_id,
+                    "feature": event.feature,
+                    "detector": event.detector,
+                    "severity": event.severity,
+                    "partition": partition,
+                    "offset": event.offset_end,
+                },
+            )
