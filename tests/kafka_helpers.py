@@ -6,7 +6,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,6 +17,7 @@ from streaming.benchmarks.throughput import child_env
 from streaming.config import Settings
 from streaming.kafka.clients import make_consumer, make_producer
 from streaming.registry import ModelRegistry
+from streaming.scoring.scorer import BatchObserver
 from streaming.scoring.service import ScoringService
 
 
@@ -56,8 +57,10 @@ def decode_all(records: list[Any], event_type: type) -> list[Any]:
 
 
 @contextmanager
-def scorer_thread(settings: Settings, registry: ModelRegistry) -> Iterator[ScoringService]:
-    service = ScoringService(settings, registry)
+def scorer_thread(
+    settings: Settings, registry: ModelRegistry, observers: Sequence[BatchObserver] = ()
+) -> Iterator[ScoringService]:
+    service = ScoringService(settings, registry, observers)
     errors: list[BaseException] = []
 
     def run() -> None:

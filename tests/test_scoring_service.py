@@ -98,7 +98,9 @@ def test_valid_transactions_are_scored_and_garbage_goes_to_the_dlq(
 def test_kill_9_mid_stream_then_restart_scores_every_transaction(
     driftloop_settings: Settings, history: pd.DataFrame, tmp_path: Path
 ) -> None:
-    settings = driftloop_settings
+    # Checkpoint after every batch: duplicates are then bounded by the batch in hand.
+    scoring = driftloop_settings.scoring.model_copy(update={"checkpoint_interval_s": 0.0})
+    settings = driftloop_settings.model_copy(update={"scoring": scoring})
     publish_model_update(settings, champion_update(register(settings, history)))
     messages = transactions(15_000)
     produce(settings, settings.topics.transactions, messages)

@@ -131,17 +131,28 @@ class WindowTestMonitor:
         self.alpha = alpha
         self.numeric_names = list(numeric_reference)
         self.categorical_names = list(categorical_reference)
-        self._reference = (
-            np.column_stack([np.asarray(numeric_reference[n], dtype=np.float64) for n in self.numeric_names])
-            if self.numeric_names
-            else np.empty((0, 0))
-        )
+        self._reference: np.ndarray | None = None
+        self.attach_reference(numeric_reference)
         self._categories = {name: dict(counts) for name, counts in categorical_reference.items()}
         self._numeric: list[np.ndarray] = []
         self._categorical: list[list[str]] = [[] for _ in self.categorical_names]
         self._buffered = 0
         self._drift = False
         self.seen = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The reference sample is not state: it is re-attached from the model on restore.
+        state = dict(self.__dict__)
+        state["_reference"] = None
+        return state
+
+    def attach_reference(self, numeric_reference: Mapping[str, Sequence[float]]) -> None:
+        """Give a restored monitor its reference sample back."""
+        self._reference = (
+            np.column_stack([np.asarray(numeric_reference[n], dtype=np.float64) for n in self.numeric_names])
+            if self.numeric_names
+            else np.empty((0, 0))
+        )
 
     @property
     def drift_detected(self) -> bool:
@@ -206,11 +217,13 @@ class WindowTestMonitor:
         p_values: list[float] = []
         effects: list[float] = []
         if self.numeric_names:
+            assert self._reference is not None, "restored without attach_reference()"
             ks, p = ks_many(self._reference, numeric)
             names += self.numeric_names
             statistics += ks.tolist()
             p_values += p.tolist()
-            effects += [decile_psi(self._reference[:, j], numeric[:, j]) for j in range(numeric.shape[1])]
+            reference = self._reference
+            effects += [decile_psi(reference[:, j], numeric[:, j]) for j in range(numeric.shape[1])]
         for name, column in zip(self.categorical_names, categorical, strict=True):
             chi2, p_value, effect = chi_square(self._categories[name], column)
             names.append(name)

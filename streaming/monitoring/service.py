@@ -7,8 +7,9 @@ One :class:`DriftMonitor` per scorer process, one suite per owned partition:
 - delayed labels are read from ``labels``, which is co-partitioned with ``transactions``
   (same key, same partition count), so label partition p is read by whoever owns
   transaction partition p. A label is handed to the suite once the partition's
-  transactions have been scored past the label's timestamp, so a backlog replays in
-  order; undecodable labels go to ``labels.dlq``;
+  transactions have been scored past the label's timestamp (so a backlog replays in
+  order), or once the partition has had no new transactions for 2 s (it is caught up);
+  undecodable labels go to ``labels.dlq``;
 - at each checkpoint (after the scores are flushed, before the offsets are committed) each
   suite is pickled, signed and written to the compacted ``driftloop.state`` topic with the
   transaction offset and the labels offset it covers;
@@ -44,6 +45,8 @@ log = logging.getLogger("driftloop.monitor")
 
 #: Labels held back waiting for their transactions, per partition, before the oldest are let go.
 _MAX_HELD = 200_000
+#: A partition with no new transactions for this long is caught up: its held labels go through.
+_IDLE_RELEASE_S = 2.0
 
 
 class DriftMonitor(BatchObserver):
@@ -84,9 +87,11 @@ class DriftMonitor(BatchObserver):
         self._handed: dict[int, int] = {}  # next labels offset to hand to the suite
         self._held: dict[int, deque[Any]] = {}
         self._watermark: dict[int, int] = {}  # latest scored record timestamp (ms)
+        self._last_scored: dict[int, float] = {}  # time.monotonic() of the latest scored batch
         self._snapshots: dict[int, list[tuple[int, bytes]]] = {}
         self._references: dict[str, ReferenceProfile | None] = {}
         self.events_published = 0
+        self._closed = False
 
     # -- scored batches ----------------------------------------------------------------
 
@@ -124,6 +129,7 @@ class DriftMonitor(BatchObserver):
                 batch.offsets[where],
             )
             self._watermark[partition] = max(self._watermark.get(partition, 0), int(timestamps.max()))
+            self._last_scored[partition] = time.monotonic()
             self._publish(alarms, partition, version)
             self._release_labels(partition)
 
@@ -137,15 +143,17 @@ class DriftMonitor(BatchObserver):
                 continue
             self._held.setdefault(tp.partition, deque()).extend(records)
             self._fetched[tp.partition] = records[-1].offset + 1
+        now = time.monotonic()
         for partition in list(self._held):
-            self._release_labels(partition)
+            idle = now - self._last_scored.get(partition, now) > _IDLE_RELEASE_S
+            self._release_labels(partition, caught_up=idle)
 
-    def _release_labels(self, partition: int) -> None:
+    def _release_labels(self, partition: int, caught_up: bool = False) -> None:
         held = self._held.get(partition)
         suite = self._suites.get(partition)
         if not held or suite is None:
             return
-        watermark = self._watermark.get(partition, -1)
+        watermark = self._watermark.get(partition, -1) if not caught_up else 2**62
         ids: list[str] = []
         labels: list[int] = []
         while held and (held[0].timestamp <= watermark or len(held) > _MAX_HELD):
@@ -201,6 +209,8 @@ class DriftMonitor(BatchObserver):
         self._producer.flush(timeout=60)
 
     def release(self, partitions: Sequence[int]) -> None:
+        if self._closed:
+            return
         for partition in partitions:
             for owned in (
                 self._suites,
@@ -214,6 +224,9 @@ class DriftMonitor(BatchObserver):
         self._assign_labels()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         self._producer.flush(timeout=30)
         self._producer.close(timeout=10)
         self._labels.close(autocommit=False)
@@ -277,6 +290,8 @@ class DriftMonitor(BatchObserver):
             if snapshot.model_version != version or not isinstance(suite, MonitorSuite):
                 metrics.STATE_RESTORES.labels("other_model").inc()
                 return None
+            self._fresh_suite(version)  # loads (and caches) the model's reference
+            suite.attach_reference(self._references[version])
             log.info(
                 "monitors restored",
                 extra={

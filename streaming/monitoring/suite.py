@@ -23,8 +23,8 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -136,11 +136,32 @@ class MonitorSuite:
         self._recent_outcomes = _Recent(settings.window, 2)  # label, error input
         self._pending_reference: list[tuple[np.ndarray, list[list[str]], np.ndarray]] = []
         self.reference: ReferenceProfile | None = None
+        self._reference_is_the_models = reference is not None
         self.feature_monitors: list[DetectorMonitor] = []
         self.prediction_monitor: DetectorMonitor | None = None
         self.window_monitors: list[WindowTestMonitor] = []
         if reference is not None:
             self._start_input_monitors(reference)
+
+    # -- snapshots ----------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A model's reference is in its signed manifest already: snapshots leave it out.
+        state = dict(self.__dict__)
+        if self._reference_is_the_models:
+            state["reference"] = None
+        return state
+
+    def attach_reference(self, reference: ReferenceProfile | None) -> None:
+        """After unpickling: give the suite its model's reference back (no-op for a live one)."""
+        if not self._reference_is_the_models:
+            return
+        if reference is None:
+            raise ValueError("this suite was built on the model's reference; pass it back")
+        self.reference = reference
+        features, predictions = self.window_monitors
+        features.attach_reference({name: reference.numeric[name] for name in self.spec.numeric})
+        predictions.attach_reference({_SCORE: reference.scores})
 
     # -- scored events -----------------------------------------------------------------
 

@@ -235,11 +235,11 @@ class ScoringService:
                 self._report_lag()
             self._commit(_highest(self._take_unchecked(), self._process_pending()))
         finally:
-            for observer in self.observers:
-                observer.close()
             follower.close()
             if self._consumer is not None:
-                self._consumer.close(autocommit=False)
+                self._consumer.close(autocommit=False)  # may still call the revocation listener
+            for observer in self.observers:
+                observer.close()
             self._producer.close(timeout=10)
         log.info(
             "scorer stopped", extra={"scored": self.stats.scored, "dead_letters": self.stats.dead_letters}

@@ -1,0 +1,180 @@
+"""The drift monitors inside `driftloop score`, against the real broker."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from streaming.config import ScoringSettings, Settings, TopicNames
+from streaming.events import DriftEvent, encode_event
+from streaming.kafka.clients import ensure_topics
+from streaming.kafka.publishing import publish_model_update
+from streaming.model import TrainingParams
+from streaming.monitoring.service import DriftMonitor
+from streaming.simulator import SCENARIOS, TransactionSimulator, to_labels, to_transactions
+from streaming.topics import topic_catalogue
+from streaming.training import champion_update, open_registry, train_and_register
+from tests.kafka_helpers import decode_all, produce, read_topic, scorer_thread, start_scorer_process
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def one_partition_settings(kafka_settings, unique_name: Callable[[str], str], tmp_path: Path) -> Settings:  # type: ignore[no-untyped-def]
+    """Single-partition topics, so offsets count rows of the stream."""
+    names = TopicNames(**{field: unique_name(field.replace("_", "-")) for field in TopicNames.model_fields})
+    ensure_topics(kafka_settings, topic_catalogue(names, partitions=1))
+    return Settings(
+        home=tmp_path / "home",
+        kafka=kafka_settings,
+        topics=names,
+        scoring=ScoringSettings(group_id=unique_name("scorer"), metrics_port=0, max_wait_ms=20),
+    )
+
+
+def publish_champion(settings: Settings, history: pd.DataFrame) -> None:
+    manifest = train_and_register(settings, history, params=TrainingParams(max_iter=20))
+    assert manifest.reference is not None
+    publish_model_update(settings, champion_update(manifest))
+
+
+def stream(settings: Settings, frame: pd.DataFrame) -> None:
+    """The transactions, then their labels (keyed like the transactions)."""
+    transactions = list(to_transactions(frame))
+    produce(
+        settings,
+        settings.topics.transactions,
+        [(t.account_id.encode(), encode_event(t)) for t in transactions],
+    )
+    produce(
+        settings,
+        settings.topics.labels,
+        [
+            (t.account_id.encode(), encode_event(label))
+            for t, label in zip(transactions, to_labels(frame), strict=True)
+        ],
+    )
+
+
+def drift_events(
+    settings: Settings, until: Callable[[list[DriftEvent]], bool], timeout_s: float = 120
+) -> list[DriftEvent]:
+    records = read_topic(
+        settings,
+        settings.topics.drift_events,
+        until=lambda rs: until(decode_all(rs, DriftEvent)),
+        timeout_s=timeout_s,
+    )
+    return decode_all(records, DriftEvent)
+
+
+def scored(settings: Settings, at_least: int, timeout_s: float = 120) -> None:
+    read_topic(settings, settings.topics.scores, until=lambda rs: len(rs) >= at_least, timeout_s=timeout_s)
+
+
+def test_a_covariate_shift_produces_one_feature_event_not_a_storm(
+    one_partition_settings: Settings, history: pd.DataFrame
+) -> None:
+    settings = one_partition_settings
+    publish_champion(settings, history)
+    simulator = TransactionSimulator(seed=5)
+    stream(settings, simulator.generate(15_000))
+    stream(settings, simulator.generate(10_000, SCENARIOS["covariate"]))
+    registry = open_registry(settings)
+    monitor = DriftMonitor(settings, registry)
+    with scorer_thread(settings, registry, [monitor]):
+        scored(settings, 25_000)
+        events = drift_events(settings, lambda es: any(e.signal == "feature" for e in es))
+        time.sleep(3)  # any storm would arrive now
+        events = drift_events(settings, lambda es: False, timeout_s=3)
+    per_signal = Counter(e.signal for e in events)
+    assert per_signal["feature"] == 1, per_signal
+    assert all(count == 1 for count in per_signal.values()), per_signal
+    feature = next(e for e in events if e.signal == "feature")
+    assert feature.partition == 0 and feature.model_version == "v1"
+    assert feature.offset_end is not None and 15_000 <= feature.offset_end < 17_000, feature
+    assert feature.before is not None and feature.after is not None
+    assert all(e.offset_end is not None and e.offset_end >= 15_000 for e in events), (
+        "a false alarm before the shift"
+    )
+
+
+def test_bad_labels_go_to_the_dead_letter_topic_and_good_ones_are_joined(
+    one_partition_settings: Settings, history: pd.DataFrame
+) -> None:
+    settings = one_partition_settings
+    publish_champion(settings, history)
+    frame = TransactionSimulator(seed=6).generate(2000)
+    stream(settings, frame)
+    produce(settings, settings.topics.labels, [(b"acct", b"not json"), (b"acct", b'{"schema_version":1}')])
+    registry = open_registry(settings)
+    monitor = DriftMonitor(settings, registry)
+    with scorer_thread(settings, registry, [monitor]):
+        scored(settings, 2000)
+        letters = read_topic(settings, settings.topics.labels_dlq, until=lambda rs: len(rs) >= 2)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and (
+            not monitor._suites or monitor._suites[0].joiner.matched < 2000
+        ):
+            time.sleep(0.2)
+        assert monitor._suites[0].joiner.matched == 2000
+    assert len(letters) == 2
+    assert {r.key for r in letters} == {b"acct"}
+
+
+def test_a_scorer_killed_mid_stream_restores_its_monitors_and_detects_a_later_drift_on_time(
+    one_partition_settings: Settings, history: pd.DataFrame, tmp_path: Path
+) -> None:
+    interrupted = one_partition_settings
+    # An uninterrupted twin reads the same topics in its own group, with its own drift topic.
+    twin_topic = interrupted.topics.drift_events + "-twin"
+    ensure_topics(
+        interrupted.kafka,
+        [s for s in topic_catalogue(TopicNames(drift_events=twin_topic)) if s.name == twin_topic],
+    )
+    twin = interrupted.model_copy(
+        update={
+            "topics": interrupted.topics.model_copy(update={"drift_events": twin_topic}),
+            "scoring": interrupted.scoring.model_copy(
+                update={"group_id": interrupted.scoring.group_id + "-twin"}
+            ),
+        }
+    )
+    publish_champion(interrupted, history)
+    simulator = TransactionSimulator(seed=7)
+    stream(interrupted, simulator.generate(12_000))
+
+    log = tmp_path / "scorer.log"
+    first = start_scorer_process(interrupted, log)
+    try:
+        scored(interrupted, 12_000)
+        time.sleep(1.5)  # let a checkpoint (state, then offsets) land
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    stream(interrupted, simulator.generate(8000))  # more baseline, arriving while it is down
+    stream(interrupted, simulator.generate(8000, SCENARIOS["covariate"]))  # the drift, at row 20,000
+
+    second = start_scorer_process(interrupted, log)
+    try:
+        events = drift_events(interrupted, lambda es: any(e.signal == "feature" for e in es))
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=60)
+    registry = open_registry(twin)
+    with scorer_thread(twin, registry, [DriftMonitor(twin, registry)]):
+        twin_events = drift_events(twin, lambda es: any(e.signal == "feature" for e in es))
+
+    assert "monitors restored" in log.read_text(), "the restarted scorer started from scratch"
+    after_kill = next(e for e in events if e.signal == "feature")
+    uninterrupted = next(e for e in twin_events if e.signal == "feature")
+    assert after_kill.offset_end is not None and uninterrupted.offset_end is not None
+    assert after_kill.offset_end >= 20_000 and uninterrupted.offset_end >= 20_000
+    delay, twin_delay = after_kill.offset_end - 20_000, uninterrupted.offset_end - 20_000
+    assert abs(delay - twin_delay) <= 250, (delay, twin_delay)
