@@ -201,7 +201,9 @@ def test_a_restored_suite_detects_exactly_like_the_uninterrupted_one() -> None:
     key = b"k" * 32
     model = suite.model  # type: ignore[attr-defined]
     del suite.model  # type: ignore[attr-defined]
-    raw = seal(suite, key, group="g", topic="t", partition=0, offset=8000, labels_offset=0, model_version="v1")
+    raw = seal(
+        suite, key, group="g", topic="t", partition=0, offset=8000, labels_offset=0, model_version="v1"
+    )
     suite.model = model  # type: ignore[attr-defined]
     _, restored = unseal(raw, key)
     assert len(raw) < 150_000, "the model's reference must not travel in snapshots"
