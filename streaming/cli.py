@@ -291,6 +291,9 @@ def bench_throughput(
     latency_seconds: Annotated[
         float, typer.Option(min=1, help="Duration of the fixed-rate latency run.")
     ] = 20,
+    monitors: Annotated[
+        bool, typer.Option(help="Also run the scorer with the drift monitors and report their cost.")
+    ] = True,
 ) -> None:
     """Scorer vs raw passthrough vs a naive per-message loop on the real broker; last line is JSON."""
     import tempfile
@@ -298,9 +301,24 @@ def bench_throughput(
     from streaming.benchmarks.throughput import run_throughput_benchmark
 
     settings = _settings(ctx)
+    factory = None
+    if monitors:
+        from streaming.monitoring.service import DriftMonitor
+        from streaming.training import open_registry
+
+        def factory(s: Settings) -> list[DriftMonitor]:
+            return [DriftMonitor(s, open_registry(s))]
+
     with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as home:
         run_throughput_benchmark(
-            settings, Path(home), events, naive_events, repeats, latency_seconds, echo=typer.echo
+            settings,
+            Path(home),
+            events,
+            naive_events,
+            repeats,
+            latency_seconds,
+            observers_factory=factory,
+            echo=typer.echo,
         )
 
 

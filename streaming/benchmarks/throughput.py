@@ -1,13 +1,15 @@
 """`driftloop bench throughput`: the scorer against its baselines, on the real broker, in one run.
 
-1. Preload N simulated transactions into a fresh 4-partition topic.
+1. Preload N simulated transactions into a fresh 4-partition topic, and their labels
+   (500 transactions later, co-partitioned) as `driftloop simulate` does.
 2. Measure, each with a fresh consumer group over the same N records:
    (a) *passthrough*: consume and produce the same bytes with the same client settings,
-       committing per poll; no decoding, no model;
-   (b) the *scorer* (`ScoringService`, micro-batched), optionally with observers (monitors);
+       committing on the scorer's checkpoint cadence; no decoding, no model;
+   (b) the *scorer* (`ScoringService`, micro-batched), and again with the drift monitors
+       (which also read and join the labels), unless ``--no-monitors``;
    (c) a *naive* per-message loop: decode one, predict one, produce one (on a prefix of the
        records, since it is slow).
-   Rate = records / (last commit - first record received).
+   Rate = records / (last batch's outputs flushed - first record received).
 3. Latency: a `driftloop score` process scores transactions offered at a fixed rate (half
    the scorer's measured maximum) for a while; end-to-end latency per transaction is the
    broker's append time of its score (LogAppendTime) minus the transaction's create time.
@@ -49,7 +51,8 @@ from streaming.model import TrainingParams
 from streaming.scoring.scorer import BatchObserver, Scorer
 from streaming.scoring.service import ScoringService, next_offsets
 from streaming.scoring.serving import ModelHolder, ServingPlan
-from streaming.simulator import TransactionSimulator, to_transactions
+from streaming.simulation import stream_transactions
+from streaming.simulator import BASELINE, TransactionSimulator, to_transactions
 from streaming.topics import TopicSpec, topic_catalogue
 from streaming.training import champion_update, open_registry, train_and_register
 
@@ -74,15 +77,13 @@ def bench_settings(base: Settings, home: Path) -> Settings:
     return base.model_copy(update={"topics": names, "scoring": scoring, "home": home})
 
 
-def preload(settings: Settings, count: int, seed: int = 7) -> list[tuple[bytes, bytes]]:
-    frame = TransactionSimulator(seed=seed).generate(count)
-    messages = [(t.account_id.encode(), encode_event(t)) for t in to_transactions(frame)]
-    producer = make_producer(settings.kafka, linger_ms=20, batch_size=262_144)
-    for key, value in messages:
-        producer.send(settings.topics.transactions, key=key, value=value)
-    producer.flush(timeout=120)
-    producer.close()
-    return messages
+def preload(settings: Settings, count: int, seed: int = 7, label_delay: int = 500) -> float:
+    """Produce ``count`` transactions and their labels (``label_delay`` transactions later),
+    as `driftloop simulate` does; return the mean transaction size in bytes."""
+    simulator = TransactionSimulator(seed=seed)
+    stream_transactions(settings, simulator, count, BASELINE, label_delay=label_delay, chunk=5000)
+    sample = TransactionSimulator(seed=seed).generate(1000)
+    return statistics.mean(len(encode_event(t)) for t in to_transactions(sample))
 
 
 def _consume_loop(
@@ -91,7 +92,8 @@ def _consume_loop(
     """Consume ``count`` records with a fresh group in batches formed like the scorer's.
 
     A batch is up to ``max_batch`` records or what arrived within ``max_wait_ms`` of its
-    first record; each is handed to ``handle``, flushed, then its offsets are committed.
+    first record; each is handed to ``handle`` and flushed; offsets are committed on the
+    scorer's checkpoint cadence (``checkpoint_interval_s``), so both pay the same commits.
     """
     scoring = settings.scoring
     gc.freeze()  # the same process hygiene as the scorer's (see ScoringService._apply_updates)
@@ -105,6 +107,9 @@ def _consume_loop(
     producer = make_producer(settings.kafka, **BATCH_PRODUCE_OPTIONS)
     seen = 0
     first: float | None = None
+    done = time.monotonic()
+    unchecked: list[Any] = []
+    last_checkpoint = 0.0
     deadline = time.monotonic() + 300
     try:
         while seen < count and time.monotonic() < deadline:
@@ -132,11 +137,15 @@ def _consume_loop(
                 continue
             handle(records, producer)
             producer.flush(timeout=60)
-            consumer.commit(next_offsets(records))
+            done = time.monotonic()
+            unchecked.extend(records)
             seen += len(records)
+            if done - last_checkpoint >= scoring.checkpoint_interval_s or seen >= count:
+                consumer.commit(next_offsets(unchecked))
+                unchecked, last_checkpoint = [], time.monotonic()
         if seen < count:
             raise RuntimeError(f"{group}: consumed {seen} of {count} records before the deadline")
-        return Measurement(seen, time.monotonic() - (first or time.monotonic()))
+        return Measurement(seen, done - (first or done))
     finally:
         consumer.close(autocommit=False)
         producer.close()
@@ -176,12 +185,15 @@ def measure_naive(settings: Settings, count: int, label: str = "naive") -> Measu
 
 
 def measure_scorer(
-    settings: Settings, count: int, observers: Sequence[BatchObserver] = (), label: str = "scorer"
+    settings: Settings,
+    count: int,
+    observers_factory: Callable[[Settings], Sequence[BatchObserver]] | None = None,
+    label: str = "scorer",
 ) -> Measurement:
     scoring = settings.scoring.model_copy(update={"group_id": f"{settings.scoring.group_id}-{label}"})
-    service = ScoringService(
-        settings.model_copy(update={"scoring": scoring}), open_registry(settings), observers
-    )
+    run_settings = settings.model_copy(update={"scoring": scoring})
+    observers = observers_factory(run_settings) if observers_factory is not None else ()
+    service = ScoringService(run_settings, open_registry(settings), observers)
     thread = threading.Thread(target=service.run, kwargs={"install_signal_handlers": False}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 300
@@ -192,7 +204,8 @@ def measure_scorer(
     stats = service.stats
     if stats.scored + stats.dead_letters < count:
         raise RuntimeError(f"{label}: scored {stats.scored} of {count} records before the deadline")
-    seconds = (stats.last_commit_at or 0.0) - (stats.first_record_at or 0.0)
+    # Until the last batch's scores were flushed: the final commit waits for the stop request.
+    seconds = (stats.last_flush_at or 0.0) - (stats.first_record_at or 0.0)
     return Measurement(stats.scored, seconds)
 
 
@@ -320,8 +333,7 @@ def run_throughput_benchmark(
     history = TransactionSimulator(seed=3).generate(20_000)
     manifest = train_and_register(settings, history, params=TrainingParams())
     publish_model_update(settings, champion_update(manifest))
-    messages = preload(settings, count)
-    event_bytes = statistics.mean(len(v) for _, v in messages)
+    event_bytes = preload(settings, count)
 
     runs: dict[str, list[Measurement]] = {"passthrough": [], "scorer": [], "naive": []}
     if observers_factory is not None:
@@ -331,7 +343,7 @@ def run_throughput_benchmark(
         runs["scorer"].append(measure_scorer(settings, count, label=f"scorer-{repeat}"))
         if observers_factory is not None:
             runs["scorer+monitors"].append(
-                measure_scorer(settings, count, observers_factory(settings), label=f"monitored-{repeat}")
+                measure_scorer(settings, count, observers_factory, label=f"monitored-{repeat}")
             )
         runs["naive"].append(measure_naive(settings, min(naive_count, count), label=f"naive-{repeat}"))
         echo(

@@ -67,6 +67,7 @@ class ScoringStats:
     updates_rejected: int = 0
     first_record_at: float | None = None  # time.monotonic() when the first record arrived
     last_commit_at: float | None = None  # time.monotonic() after the latest commit
+    last_flush_at: float | None = None  # time.monotonic() after the latest batch's outputs were flushed
 
 
 class ModelUpdateFollower:
@@ -324,6 +325,7 @@ class ScoringService:
         if failed is not None:
             raise DeliveryError(f"writing a batch's outputs failed, offsets not committed: {failed}")
 
+        self.stats.last_flush_at = time.monotonic()
         self.stats.batches += 1
         self.stats.scored += len(scores)
         self.stats.dead_letters += len(dead)
