@@ -419,6 +419,7 @@ def backtest(
         retrain=retrain,
         spec=spec,
     )
+    output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("wb") as handle:
         for event in result.events:
             handle.write(encode_event(event) + b"\n")

@@ -7,8 +7,9 @@ through a :class:`MonitorSuite` exactly as the scorer runs it. Each row's label 
 the 0-based row of the input at which it fired.
 
 With ``retrain=True`` the loop is closed offline: ``retrain_after`` rows after an alarm, a new
-model is trained on the latest ``train_rows`` labelled rows and takes over (with a fresh
-suite). Prequential accuracy and misclassification cost are reported with and without it.
+model is trained on the labelled rows since the drift began (the alarm's window start; at
+most ``train_rows``) and takes over with a fresh suite. Prequential accuracy and
+misclassification cost are reported with and without it.
 """
 
 from __future__ import annotations
@@ -182,6 +183,7 @@ def _stream(
     static_scores = np.empty(len(frame) - start)
     outcome = Outcome()
     pending_retrain: int | None = None
+    drift_since = start
     revealed = start  # labels of rows < revealed were handed to the monitors
     row = start
     while row < len(frame):
@@ -220,11 +222,13 @@ def _stream(
             events.append(alarm.to_event("backtest", version, row=True))
             if retrain_after is not None and pending_retrain is None:
                 pending_retrain = alarm.position + retrain_after
+                drift_since = alarm.window_start
         if on_batch is not None:
             on_batch(end - row)
         row = end
         if pending_retrain is not None and row >= pending_retrain:
-            labelled = frame.iloc[max(0, revealed - start) : revealed]
+            # The new concept only: labelled rows since the drift began (at most train_rows).
+            labelled = frame.iloc[max(drift_since, revealed - start) : revealed]
             try:
                 assert params is not None
                 model = train_classifier(labelled, spec, label_column, params)
