@@ -189,6 +189,21 @@ class MonitoringSettings(BaseModel):
         default=7 * 86_400.0, gt=0, description="Forget a prediction this long (event time) after it."
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tuned_defaults_under_given_params(cls, data: Any) -> Any:
+        """Parameters given for a signal add to (or override) the tuned ADWIN defaults while
+        the signal keeps ADWIN; a signal switched to another detector gets only what is given."""
+        if not isinstance(data, dict):
+            return data
+        given = data.get("detector_params") or {}
+        merged: dict[str, Any] = {}
+        for signal, defaults in _default_detector_params().items():
+            detector = data.get(f"{signal}_detector", "adwin")
+            own = dict(given.get(signal, {}))
+            merged[signal] = {**defaults, **own} if detector == "adwin" else own
+        return {**data, "detector_params": {**given, **merged}}
+
     @model_validator(mode="after")
     def _detectors_exist(self) -> MonitoringSettings:
         from streaming.monitoring.detectors import check_detector

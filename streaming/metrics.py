@@ -47,7 +47,9 @@ LABELS = Counter(
     "Delayed labels read, by what became of them (joined, unmatched, evicted predictions).",
     ["outcome"],
 )
-STATE_SNAPSHOTS = Counter("driftloop_state_snapshots_total", "Monitor state snapshots written.")
+STATE_SNAPSHOTS = Counter(
+    "driftloop_state_snapshots_total", "Monitor state snapshots, by outcome (written, failed).", ["outcome"]
+)
 STATE_RESTORES = Counter(
     "driftloop_state_restores_total",
     "Partitions whose monitors started, by source (snapshot, fresh, or a refused snapshot's reason).",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streaming.config import load_settings
+from streaming.config import MonitoringSettings, load_settings
 from streaming.errors import ConfigError
 
 
@@ -140,3 +140,22 @@ def test_to_env_reproduces_the_settings_in_a_child(monkeypatch: pytest.MonkeyPat
     for name, value in settings.to_env().items():
         monkeypatch.setenv(name, value)
     assert load_settings() == settings
+
+
+def test_monitoring_params_add_to_the_tuned_defaults_and_bad_detectors_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = tmp_path / "driftloop.toml"
+    config.write_text(
+        "[monitoring]\nerror_detector = 'ddm'\n"
+        "[monitoring.detector_params.error]\nwarm_start = 1000\n"
+        "[monitoring.detector_params.feature]\ndelta = 0.001\n"
+    )
+    monitoring = load_settings(config).monitoring
+    assert monitoring.detector_params["error"] == {"warm_start": 1000}  # switched away from ADWIN
+    assert monitoring.detector_params["feature"] == {"delta": 0.001}
+    assert monitoring.detector_params["error"] != MonitoringSettings().detector_params["error"]
+    config.write_text("[monitoring]\nfeature_detector = 'kswin'\n")
+    with pytest.raises(ConfigError, match="hot path"):
+        load_settings(config)
+    config.write_text("[monitoring.detector_params.label]\nbogus = 1\n")
+    with pytest.raises(ConfigError, match="bogus"):
+        load_settings(config)

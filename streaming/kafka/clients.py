@@ -8,6 +8,7 @@ cooperative-sticky assignment so scaling out moves as few partitions as possible
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -110,3 +111,19 @@ def broker_answers(bootstrap_servers: str, timeout_s: float = 5.0) -> bool:
         return False
     finally:
         admin.close()
+
+
+def wait_for_topic(consumer: Any, topic: str, timeout_s: float = 30.0) -> set[int]:
+    """Block until the consumer's metadata lists ``topic``'s partitions.
+
+    Subscribing before that makes the group leader assign nothing until the next metadata
+    refresh (minutes), so a freshly created topic would sit unconsumed.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not (partitions := consumer.partitions_for_topic(topic)):
+        if time.monotonic() > deadline:
+            raise KafkaUnavailableError(
+                f"topic {topic!r} does not exist (or has no leader); run `driftloop topics create` first"
+            )
+        time.sleep(0.2)
+    return set(partitions)

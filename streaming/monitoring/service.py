@@ -31,9 +31,9 @@ from kafka import TopicPartition
 
 from streaming import metrics
 from streaming.config import Settings
-from streaming.errors import ConfigError, DecodeError, KafkaUnavailableError
+from streaming.errors import ConfigError, DecodeError, DriftloopError, KafkaUnavailableError
 from streaming.events import EventCodec, Label, encode_event
-from streaming.kafka.clients import make_consumer, make_producer
+from streaming.kafka.clients import make_consumer, make_producer, wait_for_topic
 from streaming.kafka.dead_letters import dead_letter
 from streaming.monitoring.reference import ReferenceProfile
 from streaming.monitoring.state import StateRejectedError, read_envelope, seal, state_key, unseal
@@ -42,6 +42,11 @@ from streaming.registry import ModelRegistry, ModelRejectedError
 from streaming.scoring.scorer import BatchObserver, ScoredBatch
 
 log = logging.getLogger("driftloop.monitor")
+
+
+class DeliveryError(DriftloopError):
+    """A drift event or dead letter could not be written; the checkpoint's offsets are not committed."""
+
 
 #: Labels held back waiting for their transactions, per partition, before the oldest are let go.
 _MAX_HELD = 200_000
@@ -64,10 +69,8 @@ class DriftMonitor(BatchObserver):
         self._producer = make_producer(settings.kafka, max_request_size=16_777_216)
         self._labels = make_consumer(settings.kafka, None, enable_auto_commit=False)
         self._states = make_consumer(settings.kafka, None, enable_auto_commit=False)
-        from streaming.scoring.service import _wait_for_topic
-
-        label_partitions = _wait_for_topic(self._labels, topics.labels)
-        source_partitions = _wait_for_topic(self._labels, topics.transactions)
+        label_partitions = wait_for_topic(self._labels, topics.labels)
+        source_partitions = wait_for_topic(self._labels, topics.transactions)
         if len(label_partitions) != len(source_partitions):
             raise ConfigError(
                 f"{topics.labels} has {len(label_partitions)} partitions and {topics.transactions} "
@@ -75,7 +78,7 @@ class DriftMonitor(BatchObserver):
                 "(same key, same partition count)"
             )
         state_partitions = [
-            TopicPartition(topics.state, p) for p in sorted(_wait_for_topic(self._states, topics.state))
+            TopicPartition(topics.state, p) for p in sorted(wait_for_topic(self._states, topics.state))
         ]
         self._states.assign(state_partitions)
         self._states.seek_to_beginning(*state_partitions)
@@ -91,6 +94,7 @@ class DriftMonitor(BatchObserver):
         self._snapshots: dict[int, list[tuple[int, bytes]]] = {}
         self._references: dict[str, ReferenceProfile | None] = {}
         self.events_published = 0
+        self._event_futures: list[Any] = []
         self._closed = False
 
     # -- scored batches ----------------------------------------------------------------
@@ -163,7 +167,9 @@ class DriftMonitor(BatchObserver):
                 label = self._label_codec.decode(record.value)
             except DecodeError as exc:
                 letter = dead_letter(record, exc, self._consumer_name)
-                self._producer.send(self._topics.labels_dlq, key=record.key, value=encode_event(letter))
+                self._event_futures.append(
+                    self._producer.send(self._topics.labels_dlq, key=record.key, value=encode_event(letter))
+                )
                 metrics.DEAD_LETTERS.labels(record.topic, exc.reason).inc()
                 log.warning(
                     "dead letter: %s",
@@ -186,6 +192,13 @@ class DriftMonitor(BatchObserver):
     # -- checkpoints and ownership -------------------------------------------------------
 
     def checkpoint(self, offsets: Mapping[int, int]) -> None:
+        """Write a snapshot per partition, then make sure it and every drift event landed.
+
+        A drift event (or label dead letter) that failed to land raises: the offsets are then
+        not committed, and a restart re-detects it (with the same event_id). A snapshot that failed is logged and
+        counted; the partition would restart from its previous snapshot.
+        """
+        snapshots = []
         for partition, offset in offsets.items():
             suite = self._suites.get(partition)
             if suite is None:
@@ -200,13 +213,29 @@ class DriftMonitor(BatchObserver):
                 labels_offset=self._handed.get(partition, 0),
                 model_version=self._versions[partition],
             )
-            self._producer.send(
+            future = self._producer.send(
                 self._topics.state,
                 key=state_key(self._group, self._topics.transactions, partition),
                 value=raw,
             )
-            metrics.STATE_SNAPSHOTS.inc()
+            snapshots.append((partition, len(raw), future))
         self._producer.flush(timeout=60)
+        events, self._event_futures = self._event_futures, []
+        failed = next((f.exception for f in events if f.failed()), None)
+        if failed is not None:
+            raise DeliveryError(
+                f"a drift event could not be written to {self._topics.drift_events}: {failed}"
+            )
+        for partition, size, future in snapshots:
+            if future.failed():
+                metrics.STATE_SNAPSHOTS.labels("failed").inc()
+                log.error(
+                    "state snapshot not written: %s",
+                    future.exception,
+                    extra={"partition": partition, "bytes": size, "topic": self._topics.state},
+                )
+            else:
+                metrics.STATE_SNAPSHOTS.labels("written").inc()
 
     def release(self, partitions: Sequence[int]) -> None:
         if self._closed:
@@ -345,8 +374,12 @@ class DriftMonitor(BatchObserver):
     def _publish(self, alarms: Sequence[Any], partition: int, version: str) -> None:
         for alarm in alarms:
             event = alarm.to_event(self.settings.model_name, version, partition=partition)
-            self._producer.send(
-                self._topics.drift_events, key=self.settings.model_name.encode(), value=encode_event(event)
+            self._event_futures.append(
+                self._producer.send(
+                    self._topics.drift_events,
+                    key=self.settings.model_name.encode(),
+                    value=encode_event(event),
+                )
             )
             self.events_published += 1
             metrics.DRIFT_EVENTS.labels(event.signal, event.detector, event.severity).inc()

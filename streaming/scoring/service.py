@@ -40,7 +40,13 @@ from streaming import metrics
 from streaming.config import Settings
 from streaming.errors import DecodeError, DriftloopError, KafkaUnavailableError
 from streaming.events import DeadLetter, EventCodec, ModelUpdate, Transaction, encode_event, transaction_type
-from streaming.kafka.clients import BATCH_FETCH_OPTIONS, BATCH_PRODUCE_OPTIONS, make_consumer, make_producer
+from streaming.kafka.clients import (
+    BATCH_FETCH_OPTIONS,
+    BATCH_PRODUCE_OPTIONS,
+    make_consumer,
+    make_producer,
+    wait_for_topic,
+)
 from streaming.kafka.dead_letters import dead_letter
 from streaming.registry import LoadedModel, ModelRegistry, ModelRejectedError
 from streaming.scoring.scorer import BatchObserver, ScoredBatch, Scorer
@@ -82,7 +88,7 @@ class ModelUpdateFollower:
         self._model_name = settings.model_name
         self._codec = EventCodec(ModelUpdate)
         self._consumer = make_consumer(settings.kafka, None, enable_auto_commit=False)
-        partitions = _wait_for_topic(self._consumer, self._topic)
+        partitions = wait_for_topic(self._consumer, self._topic)
         self._partitions = [TopicPartition(self._topic, p) for p in sorted(partitions)]
         self._consumer.assign(self._partitions)
         self._consumer.seek_to_beginning(*self._partitions)
@@ -210,7 +216,7 @@ class ScoringService:
                 heartbeat_interval_ms=3000,
                 **BATCH_FETCH_OPTIONS,
             )
-            _wait_for_topic(self._consumer, self._topics.transactions)
+            wait_for_topic(self._consumer, self._topics.transactions)
             gc.freeze()  # the clients are long-lived too (see _apply_updates)
             self._consumer.subscribe([self._topics.transactions], listener=_FinishBatchOnRevoke(self))
             log.info(
@@ -553,22 +559,6 @@ class _FinishBatchOnRevoke(ConsumerRebalanceListener):
         self._service._unchecked = {}
         for observer in self._service.observers:
             observer.release(sorted(tp.partition for tp in lost))
-
-
-def _wait_for_topic(consumer: Any, topic: str, timeout_s: float = 30.0) -> set[int]:
-    """Block until the consumer's metadata lists ``topic``'s partitions.
-
-    Subscribing before that makes the group leader assign nothing until the next metadata
-    refresh (minutes), so a freshly created topic would sit unconsumed.
-    """
-    deadline = time.monotonic() + timeout_s
-    while not (partitions := consumer.partitions_for_topic(topic)):
-        if time.monotonic() > deadline:
-            raise KafkaUnavailableError(
-                f"topic {topic!r} does not exist (or has no leader); run `driftloop topics create` first"
-            )
-        time.sleep(0.2)
-    return set(partitions)
 
 
 def next_offsets(records: Sequence[Any]) -> dict[TopicPartition, OffsetAndMetadata]:
