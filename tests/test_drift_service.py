@@ -178,3 +178,30 @@ def test_a_scorer_killed_mid_stream_restores_its_monitors_and_detects_a_later_dr
     assert after_kill.offset_end >= 20_000 and uninterrupted.offset_end >= 20_000
     delay, twin_delay = after_kill.offset_end - 20_000, uninterrupted.offset_end - 20_000
     assert abs(delay - twin_delay) <= 250, (delay, twin_delay)
+
+
+def test_a_forged_or_too_new_snapshot_is_not_restored(
+    one_partition_settings: Settings, history: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    from streaming.monitoring.state import seal, state_key
+
+    settings = one_partition_settings
+    publish_champion(settings, history)
+    key = state_key(settings.scoring.group_id, settings.topics.transactions, 0)
+    registry = open_registry(settings)
+    common = {"group": settings.scoring.group_id, "topic": settings.topics.transactions, "partition": 0}
+    forged = seal({"x": 1}, b"not-the-registry-key", offset=0, labels_offset=0, model_version="v1", **common)
+    too_new = seal(
+        {"x": 1}, registry.signing_key, offset=10**9, labels_offset=0, model_version="v1", **common
+    )
+    produce(settings, settings.topics.state, [(key, forged), (key, too_new)])
+    stream(settings, TransactionSimulator(seed=12).generate(1000))
+    caplog.set_level("INFO", logger="driftloop.monitor")
+    monitor = DriftMonitor(settings, registry)
+    with scorer_thread(settings, registry, [monitor]):
+        scored(settings, 1000)
+        assert monitor._suites[0].scored == 1000  # a fresh suite saw every transaction
+    messages = [r.getMessage() for r in caplog.records if r.name == "driftloop.monitor"]
+    assert "ignoring a state snapshot newer than the committed offset" in messages
+    assert any(m.startswith("state snapshot refused: bad_signature") for m in messages), messages
+    assert "monitors restored" not in messages
