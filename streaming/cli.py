@@ -449,6 +449,109 @@ def backtest(
         Console().print(outcomes)
 
 
+# -- retraining ----------------------------------------------------------------------
+
+
+@app.command("retrain")
+def retrain(
+    ctx: typer.Context,
+    drift_event_id: Annotated[str, typer.Option(help="Recorded in the lineage and the run name.")] = "manual",
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Run the retraining flow once, in this process.
+
+    Fetches the training window from Kafka (retraining.window_s, retraining.max_rows),
+    snapshots it, trains, validates against retraining.* thresholds and the champion,
+    registers and publishes the challenger, or publishes `rejected` with the reasons. Uses
+    the Prefect server at PREFECT_API_URL when set (the run shows in its UI), otherwise a
+    temporary local one. Exits 1 when the run fails.
+    """
+    from flows.retrain import run_retrain, started_update
+    from streaming.kafka.publishing import publish_model_update
+    from streaming.logs import configure_logging
+    from streaming.scoring.service import current_plan
+
+    configure_logging(log_level)
+    settings = _settings(ctx)
+    plan = current_plan(settings)
+    publish_model_update(settings, started_update(settings, drift_event_id, {"mode": "cli"}, plan.champion))
+    try:
+        outcome = run_retrain(settings, drift_event_id, ("driftloop", "manual"))
+    except Exception as exc:
+        raise DriftloopError(f"retraining failed: {exc}") from exc
+    if outcome["status"] == "challenger":
+        typer.echo(
+            f"published {outcome['version']} as the challenger (dataset {outcome['dataset_sha256'][:12]})"
+        )
+    else:
+        typer.echo(f"candidate rejected: {'; '.join(outcome['reasons'])}")
+
+
+@app.command("trigger")
+def trigger(
+    ctx: typer.Context,
+    deployment: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Prefect deployment to run, e.g. retrain/driftloop (default: trigger.deployment)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Turn drift events into retraining runs until SIGTERM/SIGINT.
+
+    Policy: trigger.signals, trigger.min_severity, trigger.cooldown_s (one run per model per
+    cooldown window of drift events), at most one run in flight. With a deployment, runs are
+    created on the Prefect server (PREFECT_API_URL) with the drift event id as idempotency
+    key and served by `driftloop worker`; without one, the flow runs in this process.
+    """
+    from streaming.logs import configure_logging
+    from streaming.retraining.trigger import RetrainTrigger
+
+    configure_logging(log_level)
+    settings = _settings(ctx)
+    if deployment:
+        settings = settings.model_copy(
+            update={"trigger": settings.trigger.model_copy(update={"deployment": deployment})}
+        )
+    if settings.trigger.deployment:
+        _require_prefect_server()
+    RetrainTrigger(settings).run()
+
+
+@app.command("worker")
+def worker(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Option(help="Deployment name: runs are started as retrain/NAME.")
+    ] = "driftloop",
+) -> None:
+    """Serve the retrain flow as the Prefect deployment retrain/NAME and execute its runs.
+
+    Needs a Prefect server: set PREFECT_API_URL (e.g. `prefect server start`, then
+    http://127.0.0.1:4200/api). The flow reads its driftloop settings from this process's
+    environment and --config.
+    """
+    import os
+
+    from flows.retrain import retrain as retrain_flow
+
+    _settings(ctx)  # fail early on a bad configuration
+    _require_prefect_server()
+    config = ctx.find_root().obj
+    if config:  # the flow runs load their settings themselves
+        os.environ["DRIFTLOOP_CONFIG"] = str(Path(config).resolve())
+    retrain_flow.serve(name=name, tags=["driftloop"], limit=1)
+
+
+def _require_prefect_server() -> None:
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        raise DriftloopError(
+            "a Prefect server is needed: start one (`prefect server start` or `docker compose up -d prefect`) "
+            "and set PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+
+
 # -- config --------------------------------------------------------------------------
 
 

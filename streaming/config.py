@@ -114,6 +114,7 @@ class TopicNames(BaseModel):
     state: str = "driftloop.state"
     transactions_dlq: str = "transactions.dlq"
     labels_dlq: str = "labels.dlq"
+    drift_events_dlq: str = "drift.events.dlq"
     model_updates_dlq: str = "model.updates.dlq"
 
 
@@ -215,6 +216,75 @@ class MonitoringSettings(BaseModel):
         return self
 
 
+DriftSignalName = Literal["feature", "prediction", "label", "error"]
+_SIGNALS: tuple[DriftSignalName, ...] = ("feature", "prediction", "label", "error")
+
+
+class RetrainingSettings(BaseModel):
+    """The retraining flow: its training window and the bar a candidate must clear."""
+
+    window_s: float = Field(
+        default=7 * 86_400.0, gt=0, description="Train on transactions of this many seconds before the run."
+    )
+    max_rows: int = Field(
+        default=50_000, ge=100, description="Keep at most the newest this many labelled rows."
+    )
+    min_rows: int = Field(
+        default=1000, ge=100, description="Fewer labelled rows in the window: no candidate."
+    )
+    min_roc_auc: float = Field(
+        default=0.75, ge=0, le=1, description="Holdout ROC AUC a candidate must reach."
+    )
+    min_precision_at_budget: float = Field(
+        default=0.0, ge=0, le=1, description="Holdout precision among the top `alert_budget` scores."
+    )
+    max_log_loss: float = Field(
+        default=0.5, gt=0, description="Holdout log loss a candidate must stay under."
+    )
+    champion_margin: float = Field(
+        default=0.01,
+        ge=0,
+        description="A candidate's ROC AUC may trail the champion's on the same rows by at most this.",
+    )
+    alert_budget: float = Field(
+        default=0.01, gt=0, le=1, description="Share of transactions flagged for review."
+    )
+    threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Decision threshold written into the manifest."
+    )
+    max_iter: int = Field(default=100, ge=1, description="Boosting iterations of the candidate.")
+    retries: int = Field(default=3, ge=0, description="Retries of each Kafka or registry step.")
+    retry_delays_s: list[float] = Field(
+        default_factory=lambda: [2.0, 10.0, 30.0], description="Backoff between those retries."
+    )
+
+
+class TriggerSettings(BaseModel):
+    """`driftloop trigger`: which drift events start a retraining run, and how."""
+
+    group_id: str = "driftloop-trigger"
+    signals: list[DriftSignalName] = Field(
+        default_factory=lambda: list(_SIGNALS),
+        description="Drift signals that retrain.",
+    )
+    min_severity: Literal["low", "medium", "high"] = Field(
+        default="medium", description="Lower-severity drift events are logged, not acted on."
+    )
+    cooldown_s: float = Field(
+        default=3600.0, ge=0, description="At most one run per model per this many seconds of drift events."
+    )
+    max_run_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A run without an outcome after this long no longer blocks new ones.",
+    )
+    deployment: str | None = Field(
+        default=None,
+        description="Prefect deployment to run (e.g. 'retrain/driftloop', served by `driftloop worker`); "
+        "unset: run the flow in-process.",
+    )
+
+
 class RegistrySettings(BaseModel):
     """Where signed model versions live, and the key that signs them."""
 
@@ -255,6 +325,8 @@ class Settings(BaseSettings):
     scoring: ScoringSettings = ScoringSettings()
     registry: RegistrySettings = RegistrySettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    retraining: RetrainingSettings = RetrainingSettings()
+    trigger: TriggerSettings = TriggerSettings()
     features: dict[str, FeatureKind] = Field(default_factory=lambda: dict(DEFAULT_FEATURES))
     model_name: str = "fraud"
 

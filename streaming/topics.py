@@ -107,6 +107,14 @@ def topic_catalogue(names: TopicNames, partitions: int = 4, replication_factor: 
             rf,
         ),
         TopicSpec(
+            names.drift_events_dlq,
+            DeadLetter,
+            "original key",
+            "Drift events the retrain trigger could not decode, with the reason.",
+            1,
+            rf,
+        ),
+        TopicSpec(
             names.model_updates_dlq,
             DeadLetter,
             "model_name",

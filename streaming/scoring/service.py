@@ -128,6 +128,19 @@ class ModelUpdateFollower:
         self._consumer.close(autocommit=False)
 
 
+def current_plan(settings: Settings) -> ServingPlan:
+    """The serving plan that ``model.updates`` describes right now."""
+    follower = ModelUpdateFollower(settings)
+    try:
+        updates, _ = follower.catch_up()
+    finally:
+        follower.close()
+    plan = ServingPlan()
+    for update in updates:
+        plan = plan.apply(update)
+    return plan
+
+
 class _Pending:
     """The micro-batch in hand: records and when each arrived."""
 

@@ -1,0 +1,277 @@
+"""The Prefect flow ``retrain``: a drift event in, a validated, signed challenger out.
+
+fetch the training window from Kafka → snapshot it (Parquet, content hash) → data checks →
+train a candidate (the training code of `driftloop train`) → validate (holdout bars, then no
+worse than the champion on the same recent rows) → register (signed, with lineage) →
+publish it on ``model.updates`` as the challenger (0% traffic until a canary widens it).
+
+Every outcome is a ModelUpdate on ``model.updates``: ``challenger`` (with the version),
+``rejected`` (with the reasons; the candidate is not registered, so no scorer can load it)
+or ``failed`` (with the error; the flow run fails too, so Prefect shows it). The ``started``
+update is written by whoever starts the run (`driftloop trigger`, `driftloop retrain`).
+Kafka and registry tasks retry with backoff.
+
+Run it in-process with :func:`run_retrain`, or serve it as a deployment with
+`driftloop worker` and start runs with `driftloop trigger` (see the README).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from prefect import flow, get_run_logger, tags, task
+from prefect.cache_policies import NONE
+
+from streaming.config import Settings, load_settings
+from streaming.errors import DriftloopError
+from streaming.events import ModelUpdate
+from streaming.kafka.publishing import publish_model_update
+from streaming.model import TrainedModel, TrainingParams, train_classifier
+from streaming.registry import LoadedModel, ModelManifest
+from streaming.retraining.datasets import DatasetSnapshot, snapshot_dataset
+from streaming.retraining.validation import Validation, check_window, validate_candidate
+from streaming.retraining.window import TrainingWindow, fetch_training_window
+from streaming.scoring.serving import ServingPlan
+from streaming.training import open_registry
+
+log = logging.getLogger("driftloop.retrain")
+
+# Settings for runs started in-process, by thread. (Not a ContextVar: a served flow is
+# cloudpickled, and ContextVars do not pickle; in a worker this stays empty and the runs
+# read their settings from the environment.)
+_settings_by_thread: dict[int, Settings] = {}
+
+#: Default backoff of the tasks that talk to Kafka or the registry store; each run uses
+#: ``retraining.retries`` and ``retraining.retry_delays_s``.
+IO_RETRIES = 3
+IO_BACKOFF_S = [2.0, 10.0, 30.0]
+
+
+@dataclass
+class RetrainOutcome:
+    """What a run ended with; also its Prefect result."""
+
+    status: str  # challenger | rejected | failed
+    model_name: str
+    drift_event_id: str
+    version: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    dataset_sha256: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def using_settings(settings: Settings) -> Iterator[None]:
+    """Runs started inside (in this thread) use these settings instead of the environment's."""
+    thread = threading.get_ident()
+    previous = _settings_by_thread.get(thread)
+    _settings_by_thread[thread] = settings
+    try:
+        yield
+    finally:
+        if previous is None:
+            _settings_by_thread.pop(thread, None)
+        else:
+            _settings_by_thread[thread] = previous
+
+
+def code_version() -> str:
+    """driftloop's version, plus the git commit when the code runs from a checkout."""
+    version = metadata.version("driftloop")
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return version
+    return f"{version}+g{commit}" if commit else version
+
+
+# -- tasks ------------------------------------------------------------------------------
+
+
+@task(retries=IO_RETRIES, retry_delay_seconds=IO_BACKOFF_S, cache_policy=NONE)
+def read_serving_plan(settings: Settings) -> ServingPlan:
+    """Which champion serves now (read from model.updates)."""
+    from streaming.scoring.service import current_plan
+
+    return current_plan(settings)
+
+
+@task(retries=IO_RETRIES, retry_delay_seconds=IO_BACKOFF_S, cache_policy=NONE)
+def fetch_window(settings: Settings, end: datetime) -> TrainingWindow:
+    return fetch_training_window(settings, end)
+
+
+@task(retries=IO_RETRIES, retry_delay_seconds=IO_BACKOFF_S, cache_policy=NONE)
+def snapshot_window(settings: Settings, window: TrainingWindow) -> DatasetSnapshot:
+    return snapshot_dataset(window.frame, settings.registry_path, settings.model_name, window.lineage)
+
+
+@task(cache_policy=NONE)
+def train_candidate(settings: Settings, frame: pd.DataFrame) -> TrainedModel:
+    params = TrainingParams(max_iter=settings.retraining.max_iter, min_rows=settings.retraining.min_rows)
+    return train_classifier(frame, settings.feature_spec(), "label", params, settings.retraining.alert_budget)
+
+
+@task(retries=IO_RETRIES, retry_delay_seconds=IO_BACKOFF_S, cache_policy=NONE)
+def load_champion(settings: Settings, plan: ServingPlan) -> LoadedModel | None:
+    if plan.champion is None:
+        return None
+    return open_registry(settings).load(settings.model_name, plan.champion)
+
+
+@task(cache_policy=NONE)
+def validate(
+    settings: Settings, candidate: TrainedModel, frame: pd.DataFrame, champion: LoadedModel | None
+) -> Validation:
+    return validate_candidate(candidate, frame, champion, settings.retraining)
+
+
+@task(retries=IO_RETRIES, retry_delay_seconds=IO_BACKOFF_S, cache_policy=NONE)
+def register_candidate(settings: Settings, candidate: TrainedModel, lineage: dict[str, Any]) -> ModelManifest:
+    return open_registry(settings).register(
+        settings.model_name, candidate, threshold=settings.retraining.threshold, lineage=lineage
+    )
+
+
+@task(retries=IO_RETRIES, retry_delay_seconds=IO_BACKOFF_S, cache_policy=NONE)
+def publish(settings: Settings, update: ModelUpdate) -> None:
+    publish_model_update(settings, update)
+
+
+# -- the flow ---------------------------------------------------------------------------
+
+
+@flow(
+    name="retrain",
+    flow_run_name="retrain-{model_name}-{drift_event_id}",
+    description="Fetch the training window from Kafka, snapshot it, train, validate, sign, register, "
+    "publish the challenger.",
+)
+def retrain(drift_event_id: str = "manual", model_name: str = "") -> dict[str, Any]:
+    """Retrain ``model_name`` (default: the configured one) after drift event ``drift_event_id``."""
+    settings = _settings_by_thread.get(threading.get_ident()) or load_settings()
+    if model_name and model_name != settings.model_name:
+        settings = settings.model_copy(update={"model_name": model_name})
+    logger = get_run_logger()
+    outcome = RetrainOutcome("failed", settings.model_name, drift_event_id)
+    plan = ServingPlan()
+    retries, delays = settings.retraining.retries, settings.retraining.retry_delays_s
+    try:
+        plan = read_serving_plan.with_options(retries=retries, retry_delay_seconds=delays)(settings)
+        window = fetch_window.with_options(retries=retries, retry_delay_seconds=delays)(
+            settings, datetime.now(UTC)
+        )
+        snapshot = snapshot_window.with_options(retries=retries, retry_delay_seconds=delays)(settings, window)
+        outcome.dataset_sha256 = snapshot.sha256
+        outcome.evidence["dataset"] = {**snapshot.as_lineage(), **window.lineage}
+        logger.info("training window: %s labelled rows, dataset %s", snapshot.rows, snapshot.sha256[:12])
+        problems = check_window(window.frame, settings.feature_spec(), settings.retraining)
+        if problems:
+            outcome.status, outcome.reasons = "rejected", problems
+        else:
+            candidate = train_candidate(settings, window.frame)
+            champion = load_champion.with_options(retries=retries, retry_delay_seconds=delays)(settings, plan)
+            verdict = validate(settings, candidate, window.frame, champion)
+            outcome.evidence["validation"] = verdict.evidence()
+            if not verdict.passed:
+                outcome.status, outcome.reasons = "rejected", verdict.reasons
+            else:
+                lineage = {
+                    "drift_event_id": drift_event_id,
+                    "dataset": snapshot.as_lineage(),
+                    "window": window.lineage,
+                    "code_version": code_version(),
+                    "champion_version": plan.champion,
+                    "trained_at": datetime.now(UTC).isoformat(),
+                }
+                manifest = register_candidate.with_options(retries=retries, retry_delay_seconds=delays)(
+                    settings, candidate, lineage
+                )
+                outcome.status, outcome.version = "challenger", manifest.version
+                update = _challenger_update(manifest, plan, drift_event_id, outcome.evidence)
+                publish.with_options(retries=retries, retry_delay_seconds=delays)(settings, update)
+                logger.info("published %s as the challenger", manifest.version)
+                return asdict(outcome)
+        logger.warning("candidate rejected: %s", "; ".join(outcome.reasons))
+        publish.with_options(retries=retries, retry_delay_seconds=delays)(
+            settings, _status_update(outcome, plan)
+        )
+        return asdict(outcome)
+    except Exception as exc:
+        outcome.status, outcome.reasons = "failed", [f"{type(exc).__name__}: {exc}"]
+        logger.error("retraining failed: %s", exc)
+        try:
+            publish_model_update(settings, _status_update(outcome, plan))
+        except DriftloopError as publish_error:  # Kafka itself may be what failed
+            logger.error("could not publish the failure either: %s", publish_error)
+        raise
+
+
+def _challenger_update(
+    manifest: ModelManifest, plan: ServingPlan, drift_event_id: str, evidence: dict[str, Any]
+) -> ModelUpdate:
+    return ModelUpdate(
+        model_name=manifest.name,
+        version=manifest.version,
+        status="challenger",
+        sha256=manifest.sha256,
+        signature=manifest.signature,
+        traffic_percent=0.0,
+        champion_version=plan.champion,
+        drift_event_id=drift_event_id,
+        evidence=evidence,
+        created_at=datetime.now(UTC),
+    )
+
+
+def _status_update(outcome: RetrainOutcome, plan: ServingPlan) -> ModelUpdate:
+    return ModelUpdate(
+        model_name=outcome.model_name,
+        version=outcome.version or "candidate",
+        status=outcome.status,  # type: ignore[arg-type]
+        champion_version=plan.champion,
+        drift_event_id=outcome.drift_event_id,
+        reasons=outcome.reasons,
+        evidence=outcome.evidence,
+        created_at=datetime.now(UTC),
+    )
+
+
+def started_update(
+    settings: Settings, drift_event_id: str, run: dict[str, Any], champion: str | None
+) -> ModelUpdate:
+    """The ``started`` status a launcher publishes once a run exists."""
+    return ModelUpdate(
+        model_name=settings.model_name,
+        version="candidate",
+        status="started",
+        champion_version=champion,
+        drift_event_id=drift_event_id,
+        evidence=run,
+        created_at=datetime.now(UTC),
+    )
+
+
+def run_retrain(
+    settings: Settings, drift_event_id: str = "manual", run_tags: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Run the flow in this process with these settings; returns the outcome as a dict."""
+    with using_settings(settings), tags(*run_tags):
+        return retrain(drift_event_id=drift_event_id, model_name=settings.model_name)

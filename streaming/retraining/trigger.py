@@ -1,0 +1,211 @@
+"""`driftloop trigger`: drift events in, retraining runs out.
+
+A consumer-group member on ``drift.events``. Each event of the configured model goes
+through the :class:`RetrainPolicy`; an event that passes starts the ``retrain`` flow, either
+through a Prefect deployment (``trigger.deployment``, served by `driftloop worker`; the
+drift event id is the idempotency key, so a replayed event never creates a second run) or
+in-process in a background thread. Once the run exists, a ``started`` ModelUpdate is
+published, and only then is the event's offset committed.
+
+The policy's memory lives in Kafka: on start the trigger reads ``model.updates`` and replays
+the ``started`` updates (each carries the ``detected_at`` of its drift event) and the
+outcomes (``challenger``, ``rejected``, ``failed``) into the policy, and it keeps
+following the topic to learn when a run ends. Undecodable drift events become dead letters
+on ``drift.events.dlq``.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from kafka import TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from streaming.config import Settings
+from streaming.errors import DecodeError
+from streaming.events import DriftEvent, EventCodec, ModelUpdate, encode_event
+from streaming.kafka.clients import make_consumer, make_producer, wait_for_topic
+from streaming.kafka.dead_letters import dead_letter
+from streaming.kafka.publishing import publish_model_update
+from streaming.retraining.policy import RetrainPolicy
+from streaming.scoring.serving import ServingPlan
+
+log = logging.getLogger("driftloop.trigger")
+
+_OUTCOMES = ("challenger", "rejected", "failed")
+
+
+class Launcher(Protocol):
+    """Starts one retraining run for a drift event; returns what identifies the run."""
+
+    def launch(self, event: DriftEvent) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+def run_tags(event: DriftEvent) -> list[str]:
+    """Tags that show in the Prefect UI which drift started a run."""
+    tags = [
+        "driftloop",
+        f"drift-event:{event.event_id}",
+        f"signal:{event.signal}",
+        f"severity:{event.severity}",
+    ]
+    if event.feature:
+        tags.append(f"feature:{event.feature}")
+    return tags
+
+
+class DeploymentLauncher:
+    """Creates a flow run of a Prefect deployment (served by `driftloop worker`)."""
+
+    def __init__(self, deployment: str) -> None:
+        self.deployment = deployment
+
+    def launch(self, event: DriftEvent) -> dict[str, Any]:
+        from prefect.client.schemas.objects import FlowRun
+        from prefect.deployments import run_deployment
+
+        run: FlowRun = run_deployment(  # type: ignore[assignment]  # the sync variant
+            self.deployment,
+            parameters={"drift_event_id": event.event_id, "model_name": event.model_name},
+            flow_run_name=f"retrain-{event.model_name}-{event.event_id}",
+            idempotency_key=event.event_id,
+            tags=run_tags(event),
+            timeout=0,
+            as_subflow=False,
+        )
+        return {"mode": "deployment", "deployment": self.deployment, "flow_run_id": str(run.id)}
+
+    def close(self) -> None:
+        pass
+
+
+class InProcessLauncher:
+    """Runs the flow in a background thread of this process (one at a time)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._thread: threading.Thread | None = None
+
+    def launch(self, event: DriftEvent) -> dict[str, Any]:
+        from flows.retrain import run_retrain
+
+        def run() -> None:
+            try:
+                run_retrain(self.settings, event.event_id, tuple(run_tags(event)))
+            except Exception as exc:  # the flow published "failed" already (if Kafka let it)
+                log.error("retraining run failed: %s", exc, extra={"drift_event_id": event.event_id})
+
+        self.close()  # the policy allows one run at a time; never leave two threads
+        self._thread = threading.Thread(target=run, name=f"retrain-{event.event_id[:8]}", daemon=True)
+        self._thread.start()
+        return {"mode": "in-process", "thread": self._thread.name}
+
+    def close(self, timeout_s: float | None = None) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            log.info("waiting for the running retraining flow to finish")
+            self._thread.join(timeout_s)
+
+
+class RetrainTrigger:
+    """The `driftloop trigger` loop (see the module docstring)."""
+
+    def __init__(self, settings: Settings, launcher: Launcher | None = None) -> None:
+        self.settings = settings
+        self.policy = RetrainPolicy(settings.trigger)
+        self.launcher = launcher or (
+            DeploymentLauncher(settings.trigger.deployment)
+            if settings.trigger.deployment
+            else InProcessLauncher(settings)
+        )
+        self.plan = ServingPlan()
+        self.started: list[str] = []  # drift event ids that started a run, in order
+        self._stop = threading.Event()
+        self._codec = EventCodec(DriftEvent)
+        self._consumer_name = f"{settings.kafka.client_id}/{settings.trigger.group_id}"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, install_signal_handlers: bool = True, on_ready: Callable[[], None] | None = None) -> None:
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: self.stop())
+        from streaming.scoring.service import ModelUpdateFollower
+
+        topics = self.settings.topics
+        follower = ModelUpdateFollower(self.settings)
+        producer = make_producer(self.settings.kafka)
+        consumer = make_consumer(self.settings.kafka, self.settings.trigger.group_id)
+        try:
+            updates, _ = follower.catch_up()
+            self._learn(updates)
+            wait_for_topic(consumer, topics.drift_events)
+            consumer.subscribe([topics.drift_events])
+            log.info(
+                "turning %s into retraining runs (%s)",
+                topics.drift_events,
+                f"deployment {self.settings.trigger.deployment}"
+                if self.settings.trigger.deployment
+                else "in-process",
+            )
+            if on_ready is not None:
+                on_ready()
+            while not self._stop.is_set():
+                self._learn(follower.poll()[0])
+                for records in consumer.poll(timeout_ms=500).values():
+                    for record in records:
+                        self._handle(record, producer)
+                        where = TopicPartition(record.topic, record.partition)
+                        consumer.commit({where: OffsetAndMetadata(record.offset + 1, "", -1)})
+        finally:
+            consumer.close(autocommit=False)
+            follower.close()
+            producer.close(timeout=10)
+            self.launcher.close()
+
+    def _handle(self, record: Any, producer: Any) -> None:
+        try:
+            event = self._codec.decode(record.value)
+        except DecodeError as exc:
+            letter = dead_letter(record, exc, self._consumer_name)
+            producer.send(
+                self.settings.topics.drift_events_dlq, key=record.key, value=encode_event(letter)
+            ).get(30)
+            log.warning(
+                "dead letter: %s", exc, extra={"partition": record.partition, "offset": record.offset}
+            )
+            return
+        if event.model_name != self.settings.model_name:
+            return
+        decision = self.policy.decide(event.model_name, event.signal, event.severity, event.detected_at)
+        context = {"drift_event_id": event.event_id, "signal": event.signal, "partition": event.partition}
+        if not decision.start:
+            log.info("drift event not acted on: %s", decision.reason, extra=context)
+            return
+        run = self.launcher.launch(event)
+        run["detected_at"] = event.detected_at.isoformat()
+        from flows.retrain import started_update
+
+        publish_model_update(
+            self.settings, started_update(self.settings, event.event_id, run, self.plan.champion)
+        )
+        self.started.append(event.event_id)
+        log.info("retraining run started", extra={**context, **run})
+
+    def _learn(self, updates: list[ModelUpdate]) -> None:
+        """Fold model.updates into the serving plan and the policy's memory."""
+        for update in updates:
+            self.plan = self.plan.apply(update)
+            if update.status == "started":
+                detected = update.evidence.get("detected_at")
+                when = datetime.fromisoformat(detected) if isinstance(detected, str) else update.created_at
+                self.policy.started(update.model_name, when)
+            elif update.status in _OUTCOMES and update.drift_event_id is not None:
+                self.policy.finished(update.model_name)

@@ -1,0 +1,126 @@
+"""The training window: recent transactions joined with their labels, read from Kafka.
+
+Kafka is the source of truth. The window is every transaction whose Kafka timestamp is
+within ``retraining.window_s`` before ``end`` (default: now), read up to the end offsets at
+the time of the read, joined by transaction_id with the labels that have arrived since the
+window began; unlabelled transactions are left out (and counted), and only the newest
+``retraining.max_rows`` labelled rows are kept. What was read (offset ranges per
+partition, counts) is returned as lineage for the dataset snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from kafka import TopicPartition
+from kafka.errors import KafkaError
+
+from streaming.config import Settings
+from streaming.errors import DecodeError, KafkaUnavailableError
+from streaming.events import EventCodec, Label, transaction_type
+from streaming.kafka.clients import make_consumer, wait_for_topic
+
+
+@dataclass
+class TrainingWindow:
+    """Labelled rows (envelope, features, ``label``) and what was read to get them."""
+
+    frame: pd.DataFrame
+    lineage: dict[str, Any] = field(default_factory=dict)
+
+
+def fetch_training_window(
+    settings: Settings, end: datetime | None = None, timeout_s: float = 120.0
+) -> TrainingWindow:
+    """Read the window; raise KafkaUnavailableError if the brokers cannot be read."""
+    end = end or datetime.now(UTC)
+    start_ms = int((end.timestamp() - settings.retraining.window_s) * 1000)
+    spec = settings.feature_spec()
+    topics = settings.topics
+    transactions, tx_ranges, tx_bad = _read_range(
+        settings, topics.transactions, start_ms, EventCodec(transaction_type(spec)), timeout_s
+    )
+    labels, label_ranges, label_bad = _read_range(
+        settings, topics.labels, start_ms, EventCodec(Label), timeout_s
+    )
+    rows = []
+    values = spec.values
+    names = spec.names
+    for partition, offset, t in transactions:
+        row = dict(zip(names, values(t.features), strict=True))
+        row.update(
+            transaction_id=t.transaction_id,
+            account_id=t.account_id,
+            event_time=t.event_time,
+            partition=partition,
+            offset=offset,
+        )
+        rows.append(row)
+    frame = pd.DataFrame(
+        rows, columns=["transaction_id", "account_id", "event_time", *names, "partition", "offset"]
+    )
+    truth = {label.transaction_id: label.label for _, _, label in labels}  # the latest label wins
+    frame["label"] = frame["transaction_id"].map(truth)
+    unlabelled = int(frame["label"].isna().sum())
+    frame = frame.dropna(subset=["label"]).astype({"label": int})
+    frame = frame.sort_values(["event_time", "partition", "offset"], kind="stable").tail(
+        settings.retraining.max_rows
+    )
+    frame = frame.drop(columns=["partition", "offset"]).reset_index(drop=True)
+    lineage = {
+        "window_start": datetime.fromtimestamp(start_ms / 1000, UTC).isoformat(),
+        "window_end": end.isoformat(),
+        "transactions": {"topic": topics.transactions, "offsets": tx_ranges, "undecodable": tx_bad},
+        "labels": {"topic": topics.labels, "offsets": label_ranges, "undecodable": label_bad},
+        "transactions_read": len(transactions),
+        "labels_read": len(labels),
+        "unlabelled": unlabelled,
+        "rows": len(frame),
+    }
+    return TrainingWindow(frame, lineage)
+
+
+def _read_range(
+    settings: Settings, topic: str, start_ms: int, codec: EventCodec[Any], timeout_s: float
+) -> tuple[list[tuple[int, int, Any]], dict[str, list[int]], int]:
+    """Every decodable record of ``topic`` from ``start_ms`` to the current end, per partition."""
+    try:
+        consumer = make_consumer(settings.kafka, None, enable_auto_commit=False, request_timeout_ms=30_000)
+    except KafkaUnavailableError:
+        raise
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(wait_for_topic(consumer, topic))]
+        consumer.assign(partitions)
+        starts = consumer.offsets_for_times({tp: start_ms for tp in partitions})
+        ends = consumer.end_offsets(partitions)
+        ranges: dict[str, list[int]] = {}
+        for tp in partitions:
+            found = starts.get(tp)
+            begin = found.offset if found is not None else ends[tp]
+            consumer.seek(tp, begin)
+            ranges[str(tp.partition)] = [begin, ends[tp]]
+        records: list[tuple[int, int, Any]] = []
+        undecodable = 0
+        deadline = time.monotonic() + timeout_s
+        pending = {tp for tp in partitions if ranges[str(tp.partition)][0] < ends[tp]}
+        while pending:
+            if time.monotonic() > deadline:
+                raise KafkaUnavailableError(f"reading {topic} did not finish within {timeout_s:.0f}s")
+            for tp, batch in consumer.poll(timeout_ms=500, max_records=5000).items():
+                for record in batch:
+                    if record.offset >= ends[tp]:
+                        continue
+                    try:
+                        records.append((record.partition, record.offset, codec.decode(record.value)))
+                    except DecodeError:
+                        undecodable += 1  # the scorer already dead-lettered it
+            pending = {tp for tp in pending if consumer.position(tp) < ends[tp]}
+        return records, ranges, undecodable
+    except KafkaError as exc:
+        raise KafkaUnavailableError(f"reading {topic} failed: {exc}") from exc
+    finally:
+        consumer.close(autocommit=False)
