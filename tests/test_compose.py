@@ -31,3 +31,13 @@ def test_driftloop_services_wait_for_a_healthy_broker() -> None:
         if service.get("image") == "driftloop:local":
             assert service["depends_on"]["kafka"]["condition"] == "service_healthy", name
             assert service["command"][0] == "driftloop", name
+
+
+def test_the_retraining_services_use_the_prefect_server_and_its_deployment() -> None:
+    services = COMPOSE["services"]
+    assert services["worker"]["command"] == ["driftloop", "worker"]
+    assert services["trigger"]["command"] == ["driftloop", "trigger", "--deployment", "retrain/driftloop"]
+    for name in ("worker", "trigger"):
+        assert services[name]["depends_on"]["prefect"]["condition"] == "service_healthy", name
+        assert services[name]["environment"]["PREFECT_API_URL"] == "http://prefect:4200/api", name
+    assert services["score"]["command"] == ["driftloop", "score"]
