@@ -522,6 +522,26 @@ def trigger(
     RetrainTrigger(settings).run()
 
 
+@app.command("canary")
+def canary(
+    ctx: typer.Context,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+) -> None:
+    """Step a challenger through canary.schedule, then promote or roll it back (run one per model).
+
+    Compares the challenger with the champion on labelled outcomes of the current step
+    (scores joined with labels): rolls back when it is worse by more than canary.margin
+    (Brier loss or error rate, at canary.confidence), slower than canary.latency_factor x,
+    or undecided after canary.step_timeout_s; steps up when it is not worse; holds otherwise.
+    Every decision is a ModelUpdate on model.updates with its evidence.
+    """
+    from streaming.canary.service import CanaryService
+    from streaming.logs import configure_logging
+
+    configure_logging(log_level)
+    CanaryService(_settings(ctx)).run()
+
+
 @app.command("worker")
 def worker(
     ctx: typer.Context,

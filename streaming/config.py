@@ -285,6 +285,32 @@ class TriggerSettings(BaseModel):
     )
 
 
+class CanarySettings(BaseModel):
+    """`driftloop canary`: the traffic schedule and the evidence a challenger needs."""
+
+    schedule: list[float] = Field(
+        default_factory=lambda: [5.0, 25.0, 50.0, 100.0],
+        description="Challenger traffic percentages in order; reaching 100 promotes it.",
+    )
+    min_labels: int = Field(
+        default=500, ge=10, description="Labelled outcomes per model before a step is judged."
+    )
+    margin: float = Field(
+        default=0.005, ge=0, description="How much worse (Brier loss, error rate) the challenger may be."
+    )
+    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="One-sided confidence of each verdict.")
+    latency_factor: float = Field(
+        default=2.0, gt=1, description="Roll back above this x the champion's latency."
+    )
+    step_timeout_s: float = Field(
+        default=6 * 3600.0, gt=0, description="Roll back when a step stays undecided this long."
+    )
+    evaluate_every_s: float = Field(default=2.0, gt=0, description="How often the evidence is weighed.")
+    max_pending: int = Field(
+        default=500_000, ge=1000, description="Scores or labels kept waiting for a match."
+    )
+
+
 class RegistrySettings(BaseModel):
     """Where signed model versions live, and the key that signs them."""
 
@@ -327,6 +353,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = MonitoringSettings()
     retraining: RetrainingSettings = RetrainingSettings()
     trigger: TriggerSettings = TriggerSettings()
+    canary: CanarySettings = CanarySettings()
     features: dict[str, FeatureKind] = Field(default_factory=lambda: dict(DEFAULT_FEATURES))
     model_name: str = "fraud"
 

@@ -1,0 +1,130 @@
+"""The canary state machine, pure: model updates and labelled outcomes in, decisions out.
+
+The controller follows ``model.updates`` (its state is whatever the last updates say, so a
+restarted controller resumes the same canary) and, for the current step, tallies the
+labelled outcomes of the champion's and the challenger's scores made since the step began.
+A new challenger (at 0%) starts the schedule at its first step. Then, at each evaluation:
+
+- the challenger is *worse* (see :func:`~streaming.canary.evidence.compare`) → ``rolled_back``;
+- it is *not worse* → the next step (``canary_step``), or ``promoted`` when the next
+  percentage is 100;
+- too few labels or inconclusive → hold, until ``step_timeout_s`` → ``rolled_back``.
+
+Every decision is a ModelUpdate carrying its evidence (labels, metrics, statistics).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from streaming.canary.evidence import Tally, compare
+from streaming.config import CanarySettings
+from streaming.events import ModelUpdate, ModelUpdateStatus
+
+
+@dataclass
+class CanaryState:
+    champion: str | None = None
+    challenger: str | None = None
+    percent: float = 0.0
+    step_started_at: datetime | None = None
+
+
+@dataclass
+class CanaryController:
+    settings: CanarySettings
+    model_name: str
+    state: CanaryState = field(default_factory=CanaryState)
+    tallies: dict[str, Tally] = field(default_factory=lambda: {"champion": Tally(), "challenger": Tally()})
+
+    # -- inputs ------------------------------------------------------------------------
+
+    def on_update(self, update: ModelUpdate) -> None:
+        if update.model_name != self.model_name:
+            return
+        s = self.state
+        before = (s.champion, s.challenger, s.percent)
+        if update.status in ("champion", "promoted"):
+            s.champion, s.challenger, s.percent = update.version, None, 0.0
+        elif update.status in ("challenger", "canary_step"):
+            s.champion = update.champion_version or s.champion
+            s.challenger, s.percent = update.version, float(update.traffic_percent or 0.0)
+        elif update.status == "rolled_back":
+            s.champion, s.challenger, s.percent = update.champion_version or s.champion, None, 0.0
+        else:  # started / failed / rejected name the champion only
+            s.champion = update.champion_version or s.champion
+        if (s.champion, s.challenger, s.percent) != before:
+            s.step_started_at = update.created_at
+            self.tallies = {"champion": Tally(), "challenger": Tally()}
+
+    def on_outcome(
+        self,
+        role: str,
+        version: str,
+        score: float,
+        label: int,
+        decision: bool,
+        latency_ms: float,
+        scored_at: datetime,
+    ) -> None:
+        """A labelled score; counted only if made by the serving pair within the current step."""
+        s = self.state
+        if s.challenger is None or s.step_started_at is None or scored_at < s.step_started_at:
+            return
+        if (role, version) not in (("champion", s.champion), ("challenger", s.challenger)):
+            return
+        self.tallies[role].add(score, label, decision, latency_ms)
+
+    # -- the decision --------------------------------------------------------------------
+
+    def decide(self, now: datetime) -> ModelUpdate | None:
+        s, c = self.state, self.settings
+        if s.challenger is None or s.step_started_at is None:
+            return None
+        if s.percent <= 0:
+            return self._update("canary_step", c.schedule[0], "canary started", {})
+        comparison = compare(
+            self.tallies["champion"],
+            self.tallies["challenger"],
+            margin=c.margin,
+            confidence=c.confidence,
+            latency_factor=c.latency_factor,
+            min_labels=c.min_labels,
+        )
+        evidence = {**comparison.evidence, "step_percent": s.percent, "verdict": comparison.verdict}
+        if comparison.verdict == "worse":
+            return self._update("rolled_back", 0.0, comparison.reason, evidence)
+        if comparison.verdict == "not_worse":
+            later = [p for p in c.schedule if p > s.percent]
+            if not later or later[0] >= 100:
+                return self._update("promoted", 100.0, comparison.reason, evidence)
+            return self._update("canary_step", later[0], comparison.reason, evidence)
+        if (now - s.step_started_at).total_seconds() > c.step_timeout_s:
+            return self._update(
+                "rolled_back",
+                0.0,
+                f"timeout: undecided after {c.step_timeout_s:.0f}s ({comparison.reason})",
+                evidence,
+            )
+        return None
+
+    def _update(
+        self, status: ModelUpdateStatus, percent: float, reason: str, evidence: dict[str, Any]
+    ) -> ModelUpdate:
+        from datetime import UTC
+
+        s = self.state
+        assert s.challenger is not None
+        promoted = status == "promoted"
+        return ModelUpdate(
+            model_name=self.model_name,
+            version=s.challenger,
+            status=status,
+            traffic_percent=percent,
+            champion_version=s.challenger if promoted else s.champion,
+            reasons=[reason],
+            evidence=evidence,
+            created_at=datetime.now(UTC),
+        )

@@ -1,0 +1,157 @@
+"""`driftloop canary`: the Kafka side of :class:`CanaryController`. Run one per model.
+
+It follows ``model.updates`` from the beginning (the canary's state), and reads ``scores``
+and ``labels`` from the current step's start (by timestamp), joining them by
+transaction_id in bounded maps. Every ``evaluate_every_s`` it weighs the evidence; a
+decision is published on ``model.updates``, applied at once, and every scorer follows it.
+Restarted, it rebuilds the same step from the same topics: nothing of its own is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import TopicPartition
+
+from streaming.canary.controller import CanaryController
+from streaming.config import Settings
+from streaming.errors import DecodeError
+from streaming.events import EventCodec, Label, Score
+from streaming.kafka.clients import make_consumer, wait_for_topic
+from streaming.kafka.publishing import publish_model_update
+
+log = logging.getLogger("driftloop.canary")
+
+
+class CanaryService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.controller = CanaryController(settings.canary, settings.model_name)
+        self.decisions: list[Any] = []
+        self._stop = threading.Event()
+        self._scores: dict[str, Score] = {}
+        self._labels: dict[str, int] = {}
+        self._score_codec = EventCodec(Score)
+        self._label_codec = EventCodec(Label)
+        self._window_start: datetime | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, install_signal_handlers: bool = True, on_ready: Callable[[], None] | None = None) -> None:
+        if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: self.stop())
+        from streaming.scoring.service import ModelUpdateFollower
+
+        follower = ModelUpdateFollower(self.settings)
+        scores = make_consumer(self.settings.kafka, None, enable_auto_commit=False)
+        labels = make_consumer(self.settings.kafka, None, enable_auto_commit=False)
+        try:
+            for update in follower.catch_up()[0]:
+                self.controller.on_update(update)
+            self._follow_window(scores, labels)
+            log.info("canary controller ready", extra=self._state())
+            if on_ready is not None:
+                on_ready()
+            last = 0.0
+            while not self._stop.is_set():
+                for update in follower.poll()[0]:
+                    self.controller.on_update(update)
+                self._follow_window(scores, labels)
+                self._read(scores, labels)
+                if time.monotonic() - last >= self.settings.canary.evaluate_every_s:
+                    last = time.monotonic()
+                    self._decide()
+        finally:
+            follower.close()
+            scores.close(autocommit=False)
+            labels.close(autocommit=False)
+
+    def _decide(self) -> None:
+        decision = self.controller.decide(datetime.now(UTC))
+        if decision is None:
+            return
+        publish_model_update(self.settings, decision)
+        self.controller.on_update(decision)
+        self.decisions.append(decision)
+        log.info(
+            "canary decision: %s %s at %s%%",
+            decision.status,
+            decision.version,
+            decision.traffic_percent,
+            extra={"reason": decision.reasons[0], **self._state()},
+        )
+
+    def _follow_window(self, scores: Any, labels: Any) -> None:
+        """(Re)position both readers at the current step's start when it changes."""
+        start = self.controller.state.step_started_at
+        if start == self._window_start:
+            return
+        self._window_start = start
+        self._scores.clear()
+        self._labels.clear()
+        if start is None or self.controller.state.challenger is None:
+            scores.unsubscribe()
+            labels.unsubscribe()
+            return
+        since_ms = int(start.timestamp() * 1000)
+        for consumer, topic in ((scores, self.settings.topics.scores), (labels, self.settings.topics.labels)):
+            partitions = [TopicPartition(topic, p) for p in sorted(wait_for_topic(consumer, topic))]
+            consumer.assign(partitions)
+            found = consumer.offsets_for_times({tp: since_ms for tp in partitions})
+            ends = consumer.end_offsets(partitions)
+            for tp in partitions:
+                at = found.get(tp)
+                consumer.seek(tp, at.offset if at is not None else ends[tp])
+
+    def _read(self, scores: Any, labels: Any) -> None:
+        if self.controller.state.challenger is None:
+            time.sleep(0.2)
+            return
+        limit = self.settings.canary.max_pending
+        for records in scores.poll(timeout_ms=200).values():
+            for record in records:
+                try:
+                    score = self._score_codec.decode(record.value)
+                except DecodeError:
+                    continue  # the scorer wrote it; a bad one is not evidence
+                label = self._labels.pop(score.transaction_id, None)
+                if label is None:
+                    if len(self._scores) < limit:
+                        self._scores[score.transaction_id] = score
+                else:
+                    self._count(score, label)
+        for records in labels.poll(timeout_ms=0).values():
+            for record in records:
+                try:
+                    truth = self._label_codec.decode(record.value)
+                except DecodeError:
+                    continue  # the scorer dead-letters bad labels
+                matched = self._scores.pop(truth.transaction_id, None)
+                if matched is None:
+                    if len(self._labels) < limit:
+                        self._labels[truth.transaction_id] = truth.label
+                else:
+                    self._count(matched, truth.label)
+
+    def _count(self, score: Score, label: int) -> None:
+        self.controller.on_outcome(
+            score.role,
+            score.model_version,
+            score.score,
+            label,
+            score.decision,
+            score.latency_ms,
+            score.scored_at,
+        )
+
+    def _state(self) -> dict[str, Any]:
+        s = self.controller.state
+        return {"champion": s.champion, "challenger": s.challenger, "percent": s.percent}
