@@ -41,3 +41,4 @@ def test_the_retraining_services_use_the_prefect_server_and_its_deployment() -> 
         assert services[name]["depends_on"]["prefect"]["condition"] == "service_healthy", name
         assert services[name]["environment"]["PREFECT_API_URL"] == "http://prefect:4200/api", name
     assert services["score"]["command"] == ["driftloop", "score"]
+    assert services["canary"]["command"] == ["driftloop", "canary"]

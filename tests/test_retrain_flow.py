@@ -328,3 +328,22 @@ def test_the_trigger_runs_a_served_deployment_once_per_drift_event(
         worker.terminate()
         worker.wait(timeout=60)
         log.close()
+
+
+def test_no_run_starts_while_a_challenger_is_in_its_canary(driftloop_settings: Settings) -> None:
+    settings = driftloop_settings
+    publish_model_update(
+        settings,
+        ModelUpdate(
+            model_name="fraud",
+            version="v2",
+            status="canary_step",
+            traffic_percent=5.0,
+            champion_version="v1",
+            created_at=datetime.now(UTC),
+        ),
+    )
+    produce(settings, settings.topics.drift_events, [(b"fraud", encode_event(drift_event("e-canary")))])
+    launcher = RecordingLauncher()
+    run_trigger_over(settings, launcher, expected_offset=1)
+    assert launcher.events == []

@@ -7,7 +7,8 @@ drift event id is the idempotency key, so a replayed event never creates a secon
 in-process in a background thread. Once the run exists, a ``started`` ModelUpdate is
 published, and only then is the event's offset committed.
 
-The policy's memory lives in Kafka: on start the trigger reads ``model.updates`` and replays
+While a challenger is in its canary, drift events do not start runs (the canary decides
+first). The policy's memory lives in Kafka: on start the trigger reads ``model.updates`` and replays
 the ``started`` updates (each carries the ``detected_at`` of its drift event) and the
 outcomes (``challenger``, ``rejected``, ``failed``) into the policy, and it keeps
 following the topic to learn when a run ends. Undecodable drift events become dead letters
@@ -184,8 +185,16 @@ class RetrainTrigger:
             return
         if event.model_name != self.settings.model_name:
             return
-        decision = self.policy.decide(event.model_name, event.signal, event.severity, event.detected_at)
         context = {"drift_event_id": event.event_id, "signal": event.signal, "partition": event.partition}
+        if self.plan.challenger is not None:
+            # A challenger under evaluation decides first; its outcome may already fix the drift.
+            log.info(
+                "drift event not acted on: challenger %s is in its canary",
+                self.plan.challenger,
+                extra=context,
+            )
+            return
+        decision = self.policy.decide(event.model_name, event.signal, event.severity, event.detected_at)
         if not decision.start:
             log.info("drift event not acted on: %s", decision.reason, extra=context)
             return
