@@ -33,6 +33,7 @@ from streaming.config import (
     TopicNames,
     TriggerSettings,
 )
+from streaming.errors import DriftloopError
 from streaming.events import DriftEvent, Label, ModelUpdate, Score
 from streaming.kafka.clients import ensure_topics, make_consumer
 from streaming.kafka.publishing import publish_model_update
@@ -144,7 +145,7 @@ def run_demo(
             thread.join(60)
         follower.close()
     if run.errors:
-        raise RuntimeError("; ".join(run.errors))
+        raise DriftloopError("the demo stopped: " + "; ".join(run.errors))
     summary = summarize(settings, run, champion.version)
     from streaming.report import write_report
 

@@ -164,20 +164,22 @@ def test_duplicate_burst_and_replayed_drift_events_start_one_run(driftloop_setti
     produce(
         settings,
         settings.topics.drift_events,
-        [(b"fraud", encode_event(e)) for e in [*burst, duplicate, low]],
+        [(b"fraud", encode_event(e)) for e in [*burst, duplicate, low]] + [(b"fraud", b"not an event")],
     )
     launcher = RecordingLauncher()
-    run_trigger_over(settings, launcher, expected_offset=6)
+    run_trigger_over(settings, launcher, expected_offset=7)
     assert launcher.events == ["e-0"]
     started = [u for u in updates(settings) if u.status == "started"]
     assert [u.drift_event_id for u in started] == ["e-0"]
+    [letter] = read_topic(settings, settings.topics.drift_events_dlq, lambda rs: len(rs) >= 1, timeout_s=10)
+    assert letter.value is not None and b"invalid_json" in letter.value
 
     # A restarted trigger in a new group replays every event: its memory comes from model.updates.
     replay = settings.model_copy(
         update={"trigger": settings.trigger.model_copy(update={"group_id": "replayer"})}
     )
     again = RecordingLauncher()
-    run_trigger_over(replay, again, expected_offset=6)
+    run_trigger_over(replay, again, expected_offset=7)
     assert again.events == []
 
 
