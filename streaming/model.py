@@ -126,6 +126,13 @@ class TrainedModel:
         return self.estimator.predict_proba(matrix)[:, 1]
 
 
+def numeric_column(frame: pd.DataFrame, name: str) -> tuple[pd.Series, np.ndarray]:
+    """Column ``name`` as numbers, and the row positions that are missing, non-numeric or not finite."""
+    column = pd.to_numeric(frame[name], errors="coerce")
+    bad = column.isna() | ~np.isfinite(column.to_numpy(dtype=np.float64, na_value=np.nan))
+    return column, np.flatnonzero(bad.to_numpy())
+
+
 def check_training_frame(frame: pd.DataFrame, spec: FeatureSpec, label_column: str, min_rows: int) -> None:
     """Raise :class:`TrainingError` naming the column or the problem."""
     missing = [name for name in (*spec.names, label_column) if name not in frame.columns]
@@ -142,12 +149,11 @@ def check_training_frame(frame: pd.DataFrame, spec: FeatureSpec, label_column: s
     if len(values) < 2:
         raise TrainingError(f"column {label_column!r} holds one class only; both 0 and 1 are needed")
     for name in spec.numeric:
-        column = pd.to_numeric(frame[name], errors="coerce")
-        bad = column.isna() | ~np.isfinite(column.to_numpy(dtype=np.float64, na_value=np.nan))
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
+        _, bad = numeric_column(frame, name)
+        if len(bad):
+            row = int(bad[0])
             raise TrainingError(
-                f"numeric column {name!r} has {int(bad.sum())} missing or non-numeric value(s), "
+                f"numeric column {name!r} has {len(bad)} missing or non-numeric value(s), "
                 f"first at row {row}: {frame[name].iloc[row]!r}"
             )
 

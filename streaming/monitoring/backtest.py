@@ -24,7 +24,7 @@ from streaming.config import MonitoringSettings
 from streaming.errors import DriftloopError
 from streaming.events import DriftEvent
 from streaming.features import FeatureSpec
-from streaming.model import TrainedModel, TrainingError, TrainingParams, train_classifier
+from streaming.model import TrainedModel, TrainingError, TrainingParams, numeric_column, train_classifier
 from streaming.monitoring.suite import MonitorSuite
 
 
@@ -95,10 +95,9 @@ def prepare(frame: pd.DataFrame, label_column: str, spec: FeatureSpec) -> pd.Dat
         )
     frame[label_column] = numeric_labels.astype(int)
     for name in spec.numeric:
-        column = pd.to_numeric(frame[name], errors="coerce")
-        invalid = column.isna() | ~np.isfinite(column.to_numpy(dtype=np.float64, na_value=np.nan))
-        if invalid.any():
-            row = int(np.flatnonzero(invalid.to_numpy())[0])
+        column, invalid = numeric_column(frame, name)
+        if len(invalid):
+            row = int(invalid[0])
             raise BacktestError(
                 f"numeric column {name!r}: row {row} has {frame[name].iloc[row]!r}, not a finite number"
             )
