@@ -540,7 +540,6 @@ def demo(
     """
     import dataclasses
     import os
-    import signal
     import threading
 
     from rich.live import Live
@@ -548,6 +547,7 @@ def demo(
 
     from streaming.demo import SHORT, DemoPlan, run_demo, summary_json
     from streaming.logs import configure_logging
+    from streaming.signals import stop_on_termination
     from streaming.simulator import SCENARIOS
 
     if scenario not in SCENARIOS or scenario == "baseline":
@@ -571,8 +571,7 @@ def demo(
             broker = local  # ours: stopped at the end
 
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop_on_termination(stop.set)
 
     def table(state: dict[str, object]) -> Table:
         view = Table(title="driftloop demo (Ctrl-C stops)", show_header=False)

@@ -10,7 +10,6 @@ Restarted, it rebuilds the same step from the same topics: nothing of its own is
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from streaming.errors import DecodeError
 from streaming.events import EventCodec, Label, Score
 from streaming.kafka.clients import make_consumer, wait_for_topic
 from streaming.kafka.publishing import publish_model_update
+from streaming.signals import stop_on_termination
 
 log = logging.getLogger("driftloop.canary")
 
@@ -45,9 +45,8 @@ class CanaryService:
         self._stop.set()
 
     def run(self, install_signal_handlers: bool = True, on_ready: Callable[[], None] | None = None) -> None:
-        if install_signal_handlers and threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: self.stop())
+        if install_signal_handlers:
+            stop_on_termination(self.stop)
         from streaming.scoring.service import ModelUpdateFollower
 
         follower = ModelUpdateFollower(self.settings)

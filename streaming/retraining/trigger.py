@@ -18,7 +18,6 @@ on ``drift.events.dlq``.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -35,6 +34,7 @@ from streaming.kafka.dead_letters import dead_letter
 from streaming.kafka.publishing import publish_model_update
 from streaming.retraining.policy import RetrainPolicy
 from streaming.scoring.serving import ServingPlan
+from streaming.signals import stop_on_termination
 
 log = logging.getLogger("driftloop.trigger")
 
@@ -135,9 +135,8 @@ class RetrainTrigger:
         self._stop.set()
 
     def run(self, install_signal_handlers: bool = True, on_ready: Callable[[], None] | None = None) -> None:
-        if install_signal_handlers and threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: self.stop())
+        if install_signal_handlers:
+            stop_on_termination(self.stop)
         from streaming.scoring.service import ModelUpdateFollower
 
         topics = self.settings.topics

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -51,6 +50,7 @@ from streaming.kafka.dead_letters import dead_letter
 from streaming.registry import LoadedModel, ModelRegistry, ModelRejectedError
 from streaming.scoring.scorer import BatchObserver, ScoredBatch, Scorer
 from streaming.scoring.serving import ModelHolder, ServingPlan
+from streaming.signals import stop_on_termination
 
 log = logging.getLogger("driftloop.score")
 
@@ -204,9 +204,8 @@ class ScoringService:
         self._stop.set()
 
     def run(self, install_signal_handlers: bool = True) -> ScoringStats:
-        if install_signal_handlers and threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(signum, lambda *_: self.stop())
+        if install_signal_handlers:
+            stop_on_termination(self.stop)
         scoring = self.settings.scoring
         self._producer = make_producer(self.settings.kafka, **BATCH_PRODUCE_OPTIONS)
         follower = ModelUpdateFollower(self.settings)
