@@ -93,6 +93,9 @@ class DriftMonitor(BatchObserver):
         self._last_scored: dict[int, float] = {}  # time.monotonic() of the latest scored batch
         self._snapshots: dict[int, list[tuple[int, bytes]]] = {}
         self._references: dict[str, ReferenceProfile | None] = {}
+        # Positions of the numeric and categorical values in a feature row (spec order).
+        self._numeric_at = [i for i, f in enumerate(self._spec.features) if f.kind == "numeric"]
+        self._categorical_at = [i for i, f in enumerate(self._spec.features) if f.kind == "categorical"]
         self.events_published = 0
         self._event_futures: list[Any] = []
         self._closed = False
@@ -105,8 +108,7 @@ class DriftMonitor(BatchObserver):
         )
         spec = self._spec
         k = len(spec.numeric)
-        numeric_at = [i for i, f in enumerate(spec.features) if f.kind == "numeric"]
-        categorical_at = [i for i, f in enumerate(spec.features) if f.kind == "categorical"]
+        numeric_at, categorical_at = self._numeric_at, self._categorical_at
         for partition in np.unique(batch.partitions).tolist():
             where = np.flatnonzero((batch.partitions == partition) & champion).tolist()
             if not len(where):
@@ -291,6 +293,10 @@ class DriftMonitor(BatchObserver):
         return suite
 
     def _fresh_suite(self, version: str) -> MonitorSuite:
+        return MonitorSuite(self.settings.monitoring, self._spec, self._reference(version))
+
+    def _reference(self, version: str) -> ReferenceProfile | None:
+        """The model's reference profile from its verified manifest (cached per version)."""
         if version not in self._references:
             try:
                 manifest = self._registry.manifest(self.settings.model_name, version)
@@ -298,7 +304,7 @@ class DriftMonitor(BatchObserver):
             except ModelRejectedError as exc:
                 log.warning("no reference for %s (%s): the first live rows become it", version, exc)
                 self._references[version] = None
-        return MonitorSuite(self.settings.monitoring, self._spec, self._references[version])
+        return self._references[version]
 
     def _restore(self, partition: int, first_offset: int, version: str) -> tuple[MonitorSuite, int] | None:
         self._read_states()
@@ -319,8 +325,7 @@ class DriftMonitor(BatchObserver):
             if snapshot.model_version != version or not isinstance(suite, MonitorSuite):
                 metrics.STATE_RESTORES.labels("other_model").inc()
                 return None
-            self._fresh_suite(version)  # loads (and caches) the model's reference
-            suite.attach_reference(self._references[version])
+            suite.attach_reference(self._reference(version))
             log.info(
                 "monitors restored",
                 extra={

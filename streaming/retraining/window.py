@@ -88,10 +88,7 @@ def _read_range(
     settings: Settings, topic: str, start_ms: int, codec: EventCodec[Any], timeout_s: float
 ) -> tuple[list[tuple[int, int, Any]], dict[str, list[int]], int]:
     """Every decodable record of ``topic`` from ``start_ms`` to the current end, per partition."""
-    try:
-        consumer = make_consumer(settings.kafka, None, enable_auto_commit=False, request_timeout_ms=30_000)
-    except KafkaUnavailableError:
-        raise
+    consumer = make_consumer(settings.kafka, None, enable_auto_commit=False, request_timeout_ms=30_000)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(wait_for_topic(consumer, topic))]
         consumer.assign(partitions)
