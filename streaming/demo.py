@@ -146,10 +146,11 @@ def run_demo(
         follower.close()
     if run.errors:
         raise DriftloopError("the demo stopped: " + "; ".join(run.errors))
-    summary = summarize(settings, run, champion.version)
+    observed = observe_run(settings, champion.version)
+    summary = summarize(run, observed)
     from streaming.report import write_report
 
-    write_report(report, settings, run, summary)
+    write_report(report, run, observed, summary)
     return summary
 
 
@@ -269,10 +270,25 @@ def outcome_frame(settings: Settings, first_version: str) -> pd.DataFrame:
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
 
 
-def summarize(settings: Settings, run: DemoRun, first_version: str) -> dict[str, Any]:
-    frame = outcome_frame(settings, first_version)
-    drift = [e for _, e in read_all(settings, settings.topics.drift_events, DriftEvent)]
-    updates = [u for _, u in read_all(settings, settings.topics.model_updates, ModelUpdate)]
+@dataclass(frozen=True)
+class ObservedRun:
+    """What the run left on its topics, read once for the summary and the report."""
+
+    outcomes: pd.DataFrame  # see outcome_frame
+    drift_events: list[DriftEvent]
+    updates: list[ModelUpdate]
+
+
+def observe_run(settings: Settings, first_version: str) -> ObservedRun:
+    return ObservedRun(
+        outcome_frame(settings, first_version),
+        [e for _, e in read_all(settings, settings.topics.drift_events, DriftEvent)],
+        [u for _, u in read_all(settings, settings.topics.model_updates, ModelUpdate)],
+    )
+
+
+def summarize(run: DemoRun, observed: ObservedRun) -> dict[str, Any]:
+    frame, drift, updates = observed.outcomes, observed.drift_events, observed.updates
     onset = run.onset_at
 
     def seconds_after_onset(times: list[datetime]) -> float | None:

@@ -13,20 +13,15 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from streaming.config import Settings
+from streaming.demo import ObservedRun
 from streaming.events import DriftEvent, ModelUpdate
 
 _WINDOW = 1000
 
 
-def write_report(path: Path, settings: Settings, run: Any, summary: dict[str, Any]) -> None:
-    from streaming.demo import outcome_frame, read_all
-
-    first = min(open_versions(settings))
-    frame = outcome_frame(settings, first)
-    frame["time"] = pd.to_datetime(frame["ts"], unit="ms", utc=True)
-    drift = [e for _, e in read_all(settings, settings.topics.drift_events, DriftEvent)]
-    updates = [u for _, u in read_all(settings, settings.topics.model_updates, ModelUpdate)]
+def write_report(path: Path, run: Any, observed: ObservedRun, summary: dict[str, Any]) -> None:
+    frame = observed.outcomes.assign(time=pd.to_datetime(observed.outcomes["ts"], unit="ms", utc=True))
+    drift, updates = observed.drift_events, observed.updates
     figures = [
         _signals(frame, drift, run.onset_at),
         _distributions(frame, run.onset_at),
@@ -55,12 +50,6 @@ model updates. "static" is the first champion replayed on the same transactions.
 </body></html>"""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
-
-
-def open_versions(settings: Settings) -> list[str]:
-    from streaming.training import open_registry
-
-    return open_registry(settings).versions(settings.model_name)
 
 
 #: Plot every this many rows of the rolling series (keeps the page small; the lines are smooth).
