@@ -89,3 +89,35 @@ def start_scorer_process(settings: Settings, log_path: Any) -> subprocess.Popen[
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+@contextmanager
+def running(service: Any, join_timeout_s: float = 60) -> Iterator[Any]:
+    """Run a driftloop service (trigger, canary controller) in a thread for the block's duration.
+
+    Waits until the service says it is ready; stops and joins it at the end; an exception
+    raised by the service fails the test.
+    """
+    ready = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            service.run(install_signal_handlers=False, on_ready=ready.set)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+            ready.set()
+
+    thread = threading.Thread(target=run, name=type(service).__name__, daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(60), f"{type(service).__name__} was not ready within 60 s"
+        if errors:
+            raise errors[0]
+        yield service
+    finally:
+        service.stop()
+        thread.join(join_timeout_s)
+    assert not thread.is_alive(), f"{type(service).__name__} did not stop within {join_timeout_s:.0f} s"
+    if errors:
+        raise errors[0]

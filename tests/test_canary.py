@@ -7,9 +7,8 @@ worse, or never labelled.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 import numpy as np
@@ -20,7 +19,7 @@ from streaming.canary.service import CanaryService
 from streaming.config import CanarySettings, Settings
 from streaming.events import Label, ModelUpdate, Score, encode_event
 from streaming.kafka.publishing import publish_model_update
-from tests.kafka_helpers import decode_all, produce, read_topic
+from tests.kafka_helpers import decode_all, produce, read_topic, running
 
 
 def tallies(
@@ -115,20 +114,8 @@ def decisions(settings: Settings, count: int, timeout_s: float = 60) -> list[Mod
     return [u for u in decode_all(records, ModelUpdate) if u.reasons]
 
 
-@contextmanager
-def controller(settings: Settings) -> Iterator[CanaryService]:
-    service = CanaryService(settings)
-    ready = threading.Event()
-    thread = threading.Thread(
-        target=service.run, kwargs={"install_signal_handlers": False, "on_ready": ready.set}
-    )
-    thread.start()
-    try:
-        assert ready.wait(60)
-        yield service
-    finally:
-        service.stop()
-        thread.join(60)
+def controller(settings: Settings) -> AbstractContextManager[CanaryService]:
+    return running(CanaryService(settings))
 
 
 def step_through(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from streaming.simulator import SCENARIOS, TransactionSimulator
 from streaming.topics import topic_catalogue
 from streaming.training import champion_update, open_registry, train_and_register
 from tests.conftest import free_port
-from tests.kafka_helpers import decode_all, produce, read_topic
+from tests.kafka_helpers import decode_all, produce, read_topic, running
 
 pytestmark = pytest.mark.integration
 
@@ -79,21 +78,11 @@ def test_a_drift_event_becomes_a_signed_challenger_with_lineage_and_a_dataset_sn
     settings: Settings,
 ) -> None:
     event = drift_event("0b9c1f3e-0000-5000-8000-000000000001")
-    trigger = RetrainTrigger(settings)
-    ready = threading.Event()
-    thread = threading.Thread(
-        target=trigger.run, kwargs={"install_signal_handlers": False, "on_ready": ready.set}
-    )
-    thread.start()
-    try:
-        assert ready.wait(60)
+    with running(RetrainTrigger(settings), join_timeout_s=120):
         sent = time.monotonic()
         produce(settings, settings.topics.drift_events, [(b"fraud", encode_event(event))])
         published = updates(settings, lambda us: any(u.status == "challenger" for u in us), timeout_s=180)
         elapsed = time.monotonic() - sent
-    finally:
-        trigger.stop()
-        thread.join(120)
     statuses = [u.status for u in published]
     assert statuses[:1] == ["champion"] and "started" in statuses, statuses
     assert statuses.index("started") < statuses.index("challenger")
@@ -138,21 +127,19 @@ class RecordingLauncher:
 
 def run_trigger_over(settings: Settings, launcher: RecordingLauncher, expected_offset: int) -> RetrainTrigger:
     trigger = RetrainTrigger(settings, launcher)
-    thread = threading.Thread(target=trigger.run, kwargs={"install_signal_handlers": False})
-    thread.start()
-    consumer = make_consumer(settings.kafka, settings.trigger.group_id)
-    try:
-        from kafka import TopicPartition
+    with running(trigger):
+        consumer = make_consumer(settings.kafka, settings.trigger.group_id)
+        try:
+            from kafka import TopicPartition
 
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if (consumer.committed(TopicPartition(settings.topics.drift_events, 0)) or 0) >= expected_offset:
-                break
-            time.sleep(0.3)
-    finally:
-        consumer.close(autocommit=False)
-        trigger.stop()
-        thread.join(60)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                committed = consumer.committed(TopicPartition(settings.topics.drift_events, 0))
+                if (committed or 0) >= expected_offset:
+                    break
+                time.sleep(0.3)
+        finally:
+            consumer.close(autocommit=False)
     return trigger
 
 
@@ -301,22 +288,12 @@ def test_the_trigger_runs_a_served_deployment_once_per_drift_event(
             served = settings.model_copy(
                 update={"trigger": settings.trigger.model_copy(update={"deployment": "retrain/driftloop"})}
             )
-            trigger = RetrainTrigger(served)
-            ready = threading.Event()
-            thread = threading.Thread(
-                target=trigger.run, kwargs={"install_signal_handlers": False, "on_ready": ready.set}
-            )
-            thread.start()
             event = drift_event("0b9c1f3e-0000-5000-8000-0000000000d1", signal="feature")
-            try:
-                assert ready.wait(60)
+            with running(RetrainTrigger(served)):
                 produce(settings, settings.topics.drift_events, [(b"fraud", encode_event(event))])
                 published = updates(
                     settings, lambda us: any(u.status == "challenger" for u in us), timeout_s=240
                 )
-            finally:
-                trigger.stop()
-                thread.join(60)
             started = next(u for u in published if u.status == "started")
             run_id = started.evidence["flow_run_id"]
             run = client.read_flow_run(run_id)
