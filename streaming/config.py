@@ -123,7 +123,7 @@ class ScoringSettings(BaseModel):
 
     group_id: str = "driftloop-scorer"
     max_batch: int = Field(default=1000, ge=1, description="Score at most this many records at once.")
-    max_wait_ms: int = Field(default=50, ge=1, description="Score what arrived after this long.")
+    max_wait_ms: int = Field(default=20, ge=1, description="Score what arrived after this long.")
     threshold: float | None = Field(
         default=None,
         ge=0.0,

@@ -18,12 +18,12 @@ BATCH_SIZE = Histogram(
 )
 PROCESSING_LATENCY = Histogram(
     "driftloop_processing_latency_seconds",
-    "Time from a micro-batch's first record being received to its scores being flushed.",
+    "Time from a micro-batch's first record being received to its scores being sent.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 END_TO_END_LATENCY = Histogram(
     "driftloop_end_to_end_latency_seconds",
-    "Time from the oldest record's Kafka timestamp to its score being flushed, per batch.",
+    "Time from the oldest record's Kafka timestamp to its score being sent, per batch.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 CONSUMER_LAG = Gauge(

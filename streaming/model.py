@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -76,14 +78,16 @@ class FeatureEncoder:
 
         Values must already satisfy the spec (the typed decoder sees to that).
         """
-        nan = math.nan
-        lookups = [codes for _, codes in self._columns]
-        flat = [
-            (codes.get(value, nan) if codes is not None else value)
-            for row in rows
-            for value, codes in zip(row, lookups, strict=True)
-        ]
-        return np.array(flat, dtype=np.float64).reshape(-1, len(lookups))
+        rows = rows if isinstance(rows, list) else list(rows)
+        n, nan = len(rows), math.nan
+        out = np.empty((n, len(self._columns)), dtype=np.float64)
+        for j, (_, codes) in enumerate(self._columns):  # column by column, in C where it can
+            column = map(itemgetter(j), rows)
+            if codes is None:
+                out[:, j] = np.fromiter(column, np.float64, n)
+            else:
+                out[:, j] = np.fromiter(map(codes.get, column, repeat(nan)), np.float64, n)
+        return out
 
     def frame_matrix(self, frame: pd.DataFrame) -> np.ndarray:
         """The same matrix from a DataFrame with one column per feature (vectorized)."""

@@ -9,11 +9,14 @@ One loop, one thread:
 3. decode and validate; bad records become DeadLetters on ``transactions.dlq``;
 4. score (one matrix, one ``predict_proba`` per model) and hand the batch to the observers
    (the drift monitors);
-5. produce the Scores (keyed by transaction_id) and flush;
-6. checkpoint, at most every ``checkpoint_interval_s`` (0: after every batch): the observers
-   write their state (the drift monitors' snapshots), then the offsets are committed. The
-   order is outputs, state, offsets, so a crash repeats at most the records since the last
-   checkpoint (at-least-once), and restored monitor state matches the committed offsets.
+5. produce the Scores (keyed by transaction_id), without waiting: the next batch is
+   scored while the producer's I/O thread ships this one;
+6. checkpoint, at most every ``checkpoint_interval_s`` (0: after every batch): flush the
+   outputs and check every one was acknowledged, then the observers write their state (the
+   drift monitors' snapshots), then the offsets are committed. The order is outputs, state,
+   offsets, so a crash repeats at most the records since the last checkpoint
+   (at-least-once), and restored monitor state matches the committed offsets. Outputs are
+   also flushed whenever the input runs dry.
 
 SIGTERM and SIGINT finish the batch in hand, commit it and leave the group cleanly. When
 partitions are revoked in a rebalance, the batch in hand is finished and committed first.
@@ -73,7 +76,7 @@ class ScoringStats:
     updates_rejected: int = 0
     first_record_at: float | None = None  # time.monotonic() when the first record arrived
     last_commit_at: float | None = None  # time.monotonic() after the latest commit
-    last_flush_at: float | None = None  # time.monotonic() after the latest batch's outputs were flushed
+    last_flush_at: float | None = None  # time.monotonic() after the latest flush of outputs
 
 
 class ModelUpdateFollower:
@@ -142,23 +145,33 @@ def current_plan(settings: Settings) -> ServingPlan:
 
 
 class _Pending:
-    """The micro-batch in hand: records and when each arrived."""
+    """The micro-batch in hand: records, when each arrived, and the offsets they complete."""
 
     def __init__(self) -> None:
         self.records: list[Any] = []
         self.received_at: list[float] = []
+        self.next_offsets: dict[TopicPartition, int] = {}
 
-    def add(self, records: Sequence[Any], at: float) -> None:
-        self.records.extend(records)
-        self.received_at.extend([at] * len(records))
+    def add(self, polled: dict[TopicPartition, list[Any]], at: float) -> None:
+        """Add one poll's records (per partition, in offset order) received at ``at``."""
+        for tp, records in polled.items():
+            if not records:
+                continue
+            self.records.extend(records)
+            self.received_at.extend([at] * len(records))
+            end = records[-1].offset + 1
+            if end > self.next_offsets.get(tp, -1):
+                self.next_offsets[tp] = end
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def take(self) -> tuple[list[Any], list[float]]:
+    def take(self) -> tuple[list[Any], list[float], dict[TopicPartition, OffsetAndMetadata]]:
+        """The records, their arrival times, and the offsets to commit once they are done."""
         records, received = self.records, self.received_at
-        self.records, self.received_at = [], []
-        return records, received
+        offsets = {tp: OffsetAndMetadata(end, "", -1) for tp, end in self.next_offsets.items()}
+        self.records, self.received_at, self.next_offsets = [], [], {}
+        return records, received, offsets
 
 
 class ScoringService:
@@ -194,7 +207,8 @@ class ScoringService:
         self._consumer: Any = None
         self._last_lag = 0.0
         self._deferred: dict[TopicPartition, OffsetAndMetadata] = {}
-        self._unchecked: dict[TopicPartition, OffsetAndMetadata] = {}  # flushed, not yet committed
+        self._unchecked: dict[TopicPartition, OffsetAndMetadata] = {}  # scored, not yet committed
+        self._in_flight: list[Any] = []  # send futures of outputs not yet flushed
         self._last_checkpoint = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
@@ -276,8 +290,9 @@ class ScoringService:
             if deadline is None:
                 # Idle: a longer poll costs no latency (it returns as soon as records come)
                 # and gives a group rejoin time to complete; short idle polls kept a busy
-                # 2-core box's scorer rejoining until the coordinator evicted it.
-                wait_ms = _IDLE_POLL_MS
+                # 2-core box's scorer rejoining until the coordinator evicted it. Outputs
+                # still in flight are flushed first, if nothing is waiting right now.
+                wait_ms = 0 if self._in_flight else _IDLE_POLL_MS
             else:
                 wait_ms = int((deadline - now) * 1000)
                 if wait_ms <= 0:
@@ -286,30 +301,82 @@ class ScoringService:
                 timeout_ms=wait_ms, max_records=scoring.max_batch - len(self._pending)
             )
             if not polled:
+                if deadline is None and self._in_flight:
+                    self._flush_outputs()
+                    continue
                 if deadline is None:
                     return  # idle: give model updates and stop requests a turn
                 continue
             received = time.time()
             if self.stats.first_record_at is None:
                 self.stats.first_record_at = time.monotonic()
-            for records in polled.values():
-                self._pending.add(records, received)
+            self._pending.add(polled, received)
             if deadline is None:
                 deadline = time.monotonic() + scoring.max_wait_ms / 1000
 
     def _process_pending(self) -> dict[TopicPartition, OffsetAndMetadata]:
-        """Score the batch in hand and flush its outputs; return the offsets to commit."""
+        """Score the batch in hand and send its outputs; return the offsets to commit once
+        they are flushed (at the next checkpoint)."""
         if not len(self._pending):
             return {}
-        records, received_at = self._pending.take()
+        records, received_at, offsets = self._pending.take()
+        decode = self._codec.decode
+        try:  # the common case: every record decodes
+            transactions: list[Transaction] = [decode(record.value) for record in records]
+            good, arrivals, dead = records, received_at, list[DeadLetter]()
+        except DecodeError:
+            transactions, good, arrivals, dead = self._decode_each(records, received_at)
+
+        scores, probabilities = self.scorer.score(transactions, arrivals)
+        if self.observers and transactions:
+            where = np.array([(r.partition, r.offset, r.timestamp) for r in good], dtype=np.int64)
+            batch = ScoredBatch(transactions, scores, probabilities, where[:, 0], where[:, 1], where[:, 2])
+            for observer in self.observers:
+                observer.observe(batch)
+
+        send = self._producer.send
+        encode = encode_event
+        in_flight = self._in_flight
+        in_flight += [
+            send(self._topics.scores, key=s.transaction_id.encode(), value=encode(s)) for s in scores
+        ]
+        in_flight += [send(self._topics.transactions_dlq, key=d.key, value=encode(d)) for d in dead]
+
+        self.stats.batches += 1
+        self.stats.scored += len(scores)
+        self.stats.dead_letters += len(dead)
+        metrics.BATCH_SIZE.observe(len(records))
+        metrics.PROCESSING_LATENCY.observe(time.time() - min(received_at))
+        oldest_ms = min(r.timestamp for r in records)
+        metrics.END_TO_END_LATENCY.observe(max(0.0, time.time() - oldest_ms / 1000))
+        _count_scores(scores)
+        for d in dead:
+            metrics.DEAD_LETTERS.labels(d.source_topic, d.reason).inc()
+        return offsets
+
+    def _flush_outputs(self) -> None:
+        """Wait until every output sent so far is acknowledged; raise if one failed."""
+        if not self._in_flight:
+            return
+        futures, self._in_flight = self._in_flight, []
+        self._producer.flush(timeout=60)
+        failed = next((f.exception for f in futures if f.failed()), None)
+        if failed is not None:
+            raise DeliveryError(f"writing scores or dead letters failed, offsets not committed: {failed}")
+        self.stats.last_flush_at = time.monotonic()
+
+    def _decode_each(
+        self, records: list[Any], received_at: list[float]
+    ) -> tuple[list[Transaction], list[Any], list[float], list[DeadLetter]]:
+        """Decode one by one: the good records, their arrival times, and dead letters."""
         transactions: list[Transaction] = []
+        good: list[Any] = []
         arrivals: list[float] = []
-        positions: list[tuple[int, int, int]] = []
         dead: list[DeadLetter] = []
         decode = self._codec.decode
         for record, received in zip(records, received_at, strict=True):
             try:
-                transaction = decode(record.value)
+                transactions.append(decode(record.value))
             except DecodeError as exc:
                 dead.append(dead_letter(record, exc, self._consumer_name))
                 log.warning(
@@ -323,51 +390,23 @@ class ScoringService:
                     },
                 )
                 continue
-            transactions.append(transaction)
+            good.append(record)
             arrivals.append(received)
-            positions.append((record.partition, record.offset, record.timestamp))
-
-        scores, probabilities = self.scorer.score(transactions, arrivals)
-        if self.observers and transactions:
-            where = np.array(positions, dtype=np.int64)
-            batch = ScoredBatch(transactions, scores, probabilities, where[:, 0], where[:, 1], where[:, 2])
-            for observer in self.observers:
-                observer.observe(batch)
-
-        send = self._producer.send
-        encode = encode_event
-        futures = [send(self._topics.scores, key=s.transaction_id.encode(), value=encode(s)) for s in scores]
-        futures += [send(self._topics.transactions_dlq, key=d.key, value=encode(d)) for d in dead]
-        self._producer.flush(timeout=60)
-        failed = next((f.exception for f in futures if f.failed()), None)
-        if failed is not None:
-            raise DeliveryError(f"writing a batch's outputs failed, offsets not committed: {failed}")
-
-        self.stats.last_flush_at = time.monotonic()
-        self.stats.batches += 1
-        self.stats.scored += len(scores)
-        self.stats.dead_letters += len(dead)
-        metrics.BATCH_SIZE.observe(len(records))
-        metrics.PROCESSING_LATENCY.observe(time.time() - min(received_at))
-        oldest_ms = min(r.timestamp for r in records)
-        metrics.END_TO_END_LATENCY.observe(max(0.0, time.time() - oldest_ms / 1000))
-        _count_scores(scores)
-        for d in dead:
-            metrics.DEAD_LETTERS.labels(d.source_topic, d.reason).inc()
-        return next_offsets(records)
+        return transactions, good, arrivals, dead
 
     def _take_unchecked(self) -> dict[TopicPartition, OffsetAndMetadata]:
         offsets, self._unchecked = self._unchecked, {}
         return offsets
 
     def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        """Checkpoint: the observers' state, then ``offsets`` plus any deferred earlier,
-        for the partitions still owned.
+        """Checkpoint: flush the outputs, then the observers' state, then ``offsets`` plus
+        any deferred earlier, for the partitions still owned.
 
         A commit that collides with a rebalance is deferred, not fatal: the outputs are
         already flushed, so the offsets are retried with the next commit (or on revocation);
         a partition that moved meanwhile is re-read by its new owner (at-least-once).
         """
+        self._flush_outputs()
         merged = self._with_deferred(offsets)
         self._last_checkpoint = time.monotonic()
         if not merged:
@@ -527,6 +566,7 @@ class ScoringService:
             extra={"partitions": sorted(tp.partition for tp in revoked)},
         )
         offsets = self._with_deferred(_highest(self._take_unchecked(), self._process_pending()), revoked)
+        self._flush_outputs()
         if offsets:
             self._checkpoint_observers(offsets)
             self._consumer.commit_async(offsets, callback=_log_async_commit)
@@ -571,15 +611,6 @@ class _FinishBatchOnRevoke(ConsumerRebalanceListener):
         self._service._unchecked = {}
         for observer in self._service.observers:
             observer.release(sorted(tp.partition for tp in lost))
-
-
-def next_offsets(records: Sequence[Any]) -> dict[TopicPartition, OffsetAndMetadata]:
-    highest: dict[TopicPartition, int] = {}
-    for record in records:
-        tp = TopicPartition(record.topic, record.partition)
-        if record.offset >= highest.get(tp, -1):
-            highest[tp] = record.offset
-    return {tp: OffsetAndMetadata(offset + 1, "", -1) for tp, offset in highest.items()}
 
 
 def _highest(
