@@ -299,7 +299,12 @@ def test_the_trigger_runs_a_served_deployment_once_per_drift_event(
             run = client.read_flow_run(run_id)
             assert run.name == f"retrain-fraud-{event.event_id}"
             assert f"drift-event:{event.event_id}" in run.tags and "signal:feature" in run.tags
-            assert run.state is not None and run.state.is_completed()
+            # The challenger is the flow's last output; the run reports Completed just after.
+            deadline = time.monotonic() + 60
+            while not (run.state is not None and run.state.is_final()) and time.monotonic() < deadline:
+                time.sleep(0.5)
+                run = client.read_flow_run(run_id)
+            assert run.state is not None and run.state.is_completed(), run.state
             # The same drift event again (a replay): the idempotency key returns the same run.
             assert DeploymentLauncher("retrain/driftloop").launch(event)["flow_run_id"] == run_id
         assert any(u.status == "challenger" and u.drift_event_id == event.event_id for u in published)
