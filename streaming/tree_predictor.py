@@ -85,7 +85,7 @@ class TreeEnsemblePredictor:
             if estimator.n_trees_per_iteration_ != 1 or len(estimator.classes_) != 2:
                 return None
             predictor = cls(estimator, _predict_from_raw_data)
-            probe = _probe_matrix(estimator)
+            probe = predictor._probe_matrix(estimator)
             expected = np.asarray(estimator.predict_proba(probe)[:, 1])
             if not np.array_equal(predictor.predict_proba(probe), expected):
                 log.warning("the one-thread tree walker disagrees with predict_proba; using predict_proba")
@@ -107,6 +107,26 @@ class TreeEnsemblePredictor:
             raw += out
         return np.asarray(expit(raw))
 
+    def _probe_matrix(self, estimator: Any) -> np.ndarray:
+        """Rows that reach many leaves: values around every bin threshold, categories known
+        and unknown, and missing values (in the estimator's input column order)."""
+        rng = np.random.default_rng(0)
+        thresholds = estimator._bin_mapper.bin_thresholds_  # in the preprocessor's column order
+        n_features = estimator.n_features_in_
+        positions = np.arange(n_features) if self._order is None else np.argsort(self._order)
+        columns = []
+        for position in positions.tolist():
+            if position < len(self._categories):  # categorical columns come first
+                known = self._categories[position][1]
+                pool = np.concatenate([known, [known.max(initial=0) + 1, -1.0, 0.5]])
+            else:
+                cuts = np.asarray(thresholds[position], dtype=np.float64)
+                pool = np.concatenate([cuts, np.nextafter(cuts, np.inf), [0.0, 1e9, -1e9]])
+            column = rng.choice(pool, size=_PROBE_ROWS)
+            column[rng.random(_PROBE_ROWS) < 0.05] = np.nan
+            columns.append(column)
+        return np.column_stack(columns)
+
     def _preprocess(self, matrix: np.ndarray) -> np.ndarray:
         if self._order is None:
             return matrix
@@ -119,29 +139,3 @@ class TreeEnsemblePredictor:
             found[inside] = known[where[inside]] == column[inside]
             rows[:, position] = np.where(found, where, np.nan)  # unknown or missing: NaN
         return rows
-
-
-def _probe_matrix(estimator: Any) -> np.ndarray:
-    """Rows that reach many leaves: values around every bin threshold, categories known and
-    unknown, and missing values (in the estimator's input column order)."""
-    rng = np.random.default_rng(0)
-    thresholds = estimator._bin_mapper.bin_thresholds_  # in the preprocessor's column order
-    categorical = getattr(estimator, "is_categorical_", None)
-    if estimator._preprocessor is None or categorical is None:
-        categorical = np.zeros(estimator.n_features_in_, dtype=bool)
-    categorical = np.asarray(categorical, dtype=bool)
-    order = list(np.concatenate([np.flatnonzero(categorical), np.flatnonzero(~categorical)]))
-    columns = []
-    for j in range(estimator.n_features_in_):
-        if categorical[j]:
-            encoder = estimator._preprocessor.named_transformers_["encoder"]
-            known = np.asarray(encoder.categories_[int(categorical[:j].sum())], dtype=np.float64)
-            known = known[~np.isnan(known)]
-            pool = np.concatenate([known, [known.max(initial=0) + 1, -1.0, 0.5]])
-        else:
-            cuts = np.asarray(thresholds[order.index(j)], dtype=np.float64)
-            pool = np.concatenate([cuts, np.nextafter(cuts, np.inf), [0.0, 1e9, -1e9]])
-        column = rng.choice(pool, size=_PROBE_ROWS)
-        column[rng.random(_PROBE_ROWS) < 0.05] = np.nan
-        columns.append(column)
-    return np.column_stack(columns)

@@ -301,11 +301,10 @@ class ScoringService:
                 timeout_ms=wait_ms, max_records=scoring.max_batch - len(self._pending)
             )
             if not polled:
-                if deadline is None and self._in_flight:
-                    self._flush_outputs()
-                    continue
                 if deadline is None:
-                    return  # idle: give model updates and stop requests a turn
+                    if not self._in_flight:
+                        return  # idle: give model updates and stop requests a turn
+                    self._flush_outputs()
                 continue
             received = time.time()
             if self.stats.first_record_at is None:
