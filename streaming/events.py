@@ -99,7 +99,9 @@ class Score(_Event, frozen=True, kw_only=True):
     latency_ms: Annotated[float, msgspec.Meta(ge=0.0)]
 
     def __post_init__(self) -> None:
-        _require_finite("Score", score=self.score, latency_ms=self.latency_ms)
+        # One Score per transaction: the common case is checked without building kwargs.
+        if not (math.isfinite(self.score) and math.isfinite(self.latency_ms)):
+            _require_finite("Score", score=self.score, latency_ms=self.latency_ms)
 
 
 class WindowStats(msgspec.Struct, frozen=True, kw_only=True, gc=False):

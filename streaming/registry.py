@@ -86,16 +86,23 @@ class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A verified model ready to score: estimator, encoder and manifest."""
+    """A verified model ready to score: estimator, encoder and manifest.
+
+    ``compiled`` (the default) walks a gradient-boosted estimator's trees with driftloop's
+    compiled walker (:mod:`streaming.tree_predictor`, same numbers as ``predict_proba``);
+    ``False`` always calls the estimator's own ``predict_proba``.
+    """
 
     manifest: ModelManifest
     estimator: Any
     encoder: FeatureEncoder
+    compiled: bool = True
     # Built once at load: the per-batch fast path (see streaming.tree_predictor).
     _fast: TreeEnsemblePredictor | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_fast", TreeEnsemblePredictor.for_estimator(self.estimator))
+        if self.compiled:
+            object.__setattr__(self, "_fast", TreeEnsemblePredictor.for_estimator(self.estimator))
 
     @property
     def version(self) -> str:

@@ -1,17 +1,18 @@
-"""Micro-batch prediction for a fitted ``HistGradientBoostingClassifier``, on one thread.
+"""Micro-batch prediction for a fitted ``HistGradientBoostingClassifier``, in one compiled call.
 
 ``predict_proba`` pays a fixed cost per call before it walks a single tree: input
 validation, and a ColumnTransformer whose OrdinalEncoder re-encodes the categorical
-columns (codes that :class:`~streaming.model.FeatureEncoder` already made). For a
-1,000-row micro-batch that is about 1.5 ms, as much as the 100 trees themselves; and the
-trees are walked by an OpenMP team that, on a small box shared with the broker and the
-Kafka client threads, waits for a free core on every one of the 100 calls.
+columns (codes that :class:`~streaming.model.FeatureEncoder` already made). It then walks
+the trees one call per tree, each by an OpenMP team that, on a small box shared with the
+broker and the Kafka client threads, waits for a free core on every one of the 100 calls.
 
-:class:`TreeEnsemblePredictor` does the fixed work once, when a model is loaded (the
-column order and category lookup of the fitted preprocessor), then per batch calls
-scikit-learn's own compiled tree walker on one thread and adds the trees in the same order
-as ``predict_proba``, so the probabilities are the same numbers. A scorer scales out by
-processes (one per core, sharing the partitions), not by threads inside one prediction.
+:class:`TreeEnsemblePredictor` does the fixed work once, when a model is loaded: the
+column order and category lookup of the fitted preprocessor, and the trees laid end to end
+in flat arrays. Per batch, :func:`streaming.tree_kernel.sum_of_trees` walks every tree for
+every row in one compiled call that releases the GIL (so the Kafka client's threads run
+meanwhile), and adds the trees in the same order as ``predict_proba``: the probabilities
+are the same numbers. A scorer scales out by processes (one per core, sharing the
+partitions), not by threads inside one prediction.
 
 It reads private attributes of scikit-learn; :meth:`TreeEnsemblePredictor.for_estimator`
 therefore checks itself against ``predict_proba`` on a probe matrix and returns ``None``
@@ -48,11 +49,10 @@ class TreeEnsemblePredictor:
     arguments.
     """
 
-    def __init__(self, estimator: Any, walk: Any) -> None:
-        self._walk = walk
+    def __init__(self, estimator: Any, kernel: Any) -> None:
+        self._kernel = kernel
         self._baseline = float(np.asarray(estimator._baseline_prediction).ravel()[0])
-        self._trees = [(p.nodes, p.raw_left_cat_bitsets) for (p,) in estimator._predictors]
-        self._known_bitsets, self._f_idx_map = estimator._bin_mapper.make_known_categories_bitsets()
+        self._forest = _flat_forest(estimator)
         categorical = getattr(estimator, "is_categorical_", None)
         if estimator._preprocessor is None or categorical is None:
             self._order: np.ndarray | None = None
@@ -78,33 +78,30 @@ class TreeEnsemblePredictor:
         """A verified predictor for ``estimator``, or ``None`` when it cannot serve it exactly."""
         try:
             from sklearn.ensemble import HistGradientBoostingClassifier
-            from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_raw_data
 
             if not isinstance(estimator, HistGradientBoostingClassifier):
                 return None
             if estimator.n_trees_per_iteration_ != 1 or len(estimator.classes_) != 2:
                 return None
-            predictor = cls(estimator, _predict_from_raw_data)
+            from streaming.tree_kernel import sum_of_trees
+
+            predictor = cls(estimator, sum_of_trees)
             probe = predictor._probe_matrix(estimator)
             expected = np.asarray(estimator.predict_proba(probe)[:, 1])
             if not np.array_equal(predictor.predict_proba(probe), expected):
-                log.warning("the one-thread tree walker disagrees with predict_proba; using predict_proba")
+                log.warning("the compiled tree walker disagrees with predict_proba; using predict_proba")
                 return None
             return predictor
         except Exception as exc:  # private scikit-learn attributes moved: keep predict_proba
-            log.warning("no one-thread tree walker for this model (%s); using predict_proba", exc)
+            log.warning("no compiled tree walker for this model (%s); using predict_proba", exc)
             return None
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         """The probability of class 1 for each row of ``matrix`` (float64, spec column order)."""
-        rows = self._preprocess(np.asarray(matrix, dtype=np.float64))
-        n = rows.shape[0]
-        raw = np.full(n, self._baseline)
-        out = np.empty(n)
-        walk, known, f_idx = self._walk, self._known_bitsets, self._f_idx_map
-        for nodes, left_bitsets in self._trees:
-            walk(nodes, rows, left_bitsets, known, f_idx, 1, out)
-            raw += out
+        # C order always: each memory layout would be compiled separately, on first use.
+        rows = np.ascontiguousarray(self._preprocess(np.asarray(matrix, dtype=np.float64)))
+        raw = np.empty(rows.shape[0])
+        self._kernel(rows, *self._forest, self._baseline, raw)
         return np.asarray(expit(raw))
 
     def _probe_matrix(self, estimator: Any) -> np.ndarray:
@@ -139,3 +136,56 @@ class TreeEnsemblePredictor:
             found[inside] = known[where[inside]] == column[inside]
             rows[:, position] = np.where(found, where, np.nan)  # unknown or missing: NaN
         return rows
+
+
+def _flat_forest(estimator: Any) -> tuple[np.ndarray, ...]:
+    """The estimator's trees end to end, in :func:`~streaming.tree_kernel.sum_of_trees`'s
+    argument order (roots, node columns, left bitsets, known-category bitsets)."""
+    known_bitsets, f_idx_map = estimator._bin_mapper.make_known_categories_bitsets()
+    trees = [(p.nodes, p.raw_left_cat_bitsets) for (p,) in estimator._predictors]
+    roots, columns, bitsets = [], [], []
+    first_node = first_bitset = 0
+    for nodes, left_bitsets in trees:
+        features = nodes["feature_idx"].astype(np.int64)
+        roots.append(first_node)
+        columns.append(
+            (
+                features,
+                nodes["num_threshold"].astype(np.float64),
+                nodes["left"].astype(np.int64) + first_node,
+                nodes["right"].astype(np.int64) + first_node,
+                nodes["missing_go_to_left"].astype(np.bool_),
+                nodes["is_leaf"].astype(np.bool_),
+                nodes["is_categorical"].astype(np.bool_),
+                nodes["value"].astype(np.float64),
+                nodes["bitset_idx"].astype(np.int64) + first_bitset,
+                # the known-category bitset row of the node's feature (used at categorical nodes only)
+                np.asarray(f_idx_map, dtype=np.int64)[features]
+                if len(f_idx_map)
+                else np.zeros_like(features),
+            )
+        )
+        bitsets.append(np.asarray(left_bitsets, dtype=np.uint32).reshape(-1, 8))
+        first_node += len(nodes)
+        first_bitset += len(left_bitsets)
+    node_columns = [np.ascontiguousarray(np.concatenate(column)) for column in zip(*columns, strict=True)]
+    left = np.concatenate(bitsets) if first_bitset else np.zeros((1, 8), dtype=np.uint32)
+    known = np.asarray(known_bitsets, dtype=np.uint32).reshape(-1, 8)
+    if not len(known):
+        known = np.zeros((1, 8), dtype=np.uint32)
+    (feature, threshold, lefts, rights, missing, leaf, categorical, value, left_row, known_row) = node_columns
+    return (
+        np.asarray(roots, dtype=np.int64),
+        feature,
+        threshold,
+        lefts,
+        rights,
+        missing,
+        leaf,
+        categorical,
+        value,
+        left_row,
+        left,
+        known_row,
+        known,
+    )

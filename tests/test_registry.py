@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
@@ -39,8 +41,13 @@ def test_versions_count_up_and_load_back_identical(
     rows = history.head(50)
     expected = model.predict_proba(model.encoder.frame_matrix(rows))
     values = rows[list(model.encoder.spec.names)].itertuples(index=False, name=None)
-    got = loaded.predict_proba(loaded.encoder.matrix(list(values)))
+    matrix = loaded.encoder.matrix(list(values))
+    got = loaded.predict_proba(matrix)
     assert got.tolist() == pytest.approx(expected.tolist())
+    # Compiled tree walker (the default) or the estimator's own predict_proba: same numbers.
+    plain = replace(loaded, compiled=False)
+    assert loaded._fast is not None and plain._fast is None
+    np.testing.assert_array_equal(plain.predict_proba(matrix), got)
 
 
 def test_a_tampered_artifact_is_refused(registry: ModelRegistry, model: TrainedModel) -> None:

@@ -1,4 +1,4 @@
-"""The one-thread tree walker gives exactly predict_proba's numbers, or steps aside."""
+"""The compiled tree walker gives exactly predict_proba's numbers, or steps aside."""
 
 from __future__ import annotations
 
