@@ -47,7 +47,7 @@ import numpy as np
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from streaming.config import Settings, TopicNames
+from streaming.config import KafkaSettings, Settings, TopicNames
 from streaming.events import EventCodec, Label, Score, Transaction, encode_event, transaction_type
 from streaming.kafka.clients import (
     BATCH_FETCH_OPTIONS,
@@ -232,6 +232,13 @@ def measure_scorer(
     return Measurement(stats.scored, seconds)
 
 
+@dataclass(frozen=True)
+class LatencyRun:
+    latencies_ms: list[float]
+    achieved_rate: float  # what the load generator offered, per second
+    load_generator: str  # the Kafka client that offered the load
+
+
 def measure_latency(
     settings: Settings,
     rate: float,
@@ -240,9 +247,8 @@ def measure_latency(
     warmup_s: float = 3.0,
     monitors: bool = True,
     label_delay: int = 500,
-) -> tuple[list[float], float]:
-    """End-to-end latencies (ms) of transactions offered at ``rate``/s to a scorer process,
-    and the rate the load generator actually achieved.
+) -> LatencyRun:
+    """End-to-end latencies (ms) of transactions offered at ``rate``/s to a scorer process.
 
     Load is offered for ``warmup_s + seconds``; only transactions sent after the warm-up
     (group join, first fetches) are measured, so the figures describe the steady state.
@@ -286,7 +292,7 @@ def measure_latency(
         load = [(t.transaction_id, t.account_id.encode(), encode_event(t)) for t in to_transactions(frame)]
         # Each label follows its transaction `label_delay` transactions later, as in `simulate`.
         labels = [encode_event(label) for label in to_labels(frame)]
-        producer = make_producer(live.kafka, linger_ms=5)
+        producer = LoadProducer(live.kafka)
         send = producer.send
         sent_at: dict[str, int] = {}
         measured_from = int(rate * warmup_s)
@@ -302,13 +308,81 @@ def measure_latency(
             if i >= label_delay:
                 send(topics.labels, key=load[i - label_delay][1], value=labels[i - label_delay])
         offered = len(load) / (time.monotonic() - started)
-        producer.flush(timeout=60)
         producer.close()
         latencies = _score_latencies(live, sent_at)
     finally:
         scorer.send_signal(signal.SIGTERM)
         scorer.wait(timeout=60)
-    return latencies, offered
+    return LatencyRun(latencies, offered, producer.client)
+
+
+class LoadProducer:
+    """The latency run's load generator: Java-compatible keyed partitioning, ``send`` and
+    ``close`` (which flushes).
+
+    On a small box the generator shares the cores with the scorer it measures. With
+    confluent-kafka installed (the ``bench`` extra; librdkafka, in C) a send costs a few
+    microseconds, against ~45 with kafka-python, whose generator took most of a core at
+    10,000 transactions/s plus their labels. Without it, or on a secured cluster, it falls
+    back to kafka-python; ``client`` says which one offered the load.
+    """
+
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self._native: Any = None
+        self._fallback: Any = None
+        native: Any = None
+        try:
+            import confluent_kafka
+
+            native = confluent_kafka
+        except ImportError:
+            pass
+        if native is not None and kafka.security_protocol == "PLAINTEXT":
+            self._native = native.Producer(
+                {
+                    "bootstrap.servers": kafka.bootstrap_servers,
+                    "client.id": kafka.client_id,
+                    "linger.ms": 5,
+                    "partitioner": "murmur2_random",  # the Java (and kafka-python) default for keys
+                    "on_delivery": self._delivered,
+                }
+            )
+            self.client = "confluent-kafka"
+        else:
+            self._fallback = make_producer(kafka, linger_ms=5)
+            self.client = "kafka-python"
+        self._sent = 0
+        self.failed = 0
+
+    def _delivered(self, error: Any, message: Any) -> None:
+        if error is not None:
+            self.failed += 1
+
+    def send(self, topic: str, key: bytes, value: bytes, timestamp_ms: int | None = None) -> None:
+        if self._native is None:
+            self._fallback.send(topic, key=key, value=value, timestamp_ms=timestamp_ms)
+            return
+        while True:
+            try:
+                self._native.produce(topic, value, key, timestamp=timestamp_ms or 0)
+                break
+            except BufferError:  # the local queue is full: let librdkafka ship some
+                self._native.poll(0.05)
+        self._sent += 1
+        if self._sent % 1000 == 0:
+            self._native.poll(0)  # serve delivery reports
+
+    def close(self) -> None:
+        if self._native is None:
+            self._fallback.flush(timeout=60)
+            self._fallback.close()
+            return
+        remaining = self._native.flush(60)
+        if remaining or self.failed:
+            raise RuntimeError(
+                f"the load generator lost {remaining + self.failed} messages ({self.failed} refused, "
+                f"{remaining} undelivered after 60s)"
+            )
 
 
 def _score_latencies(settings: Settings, sent_at: dict[str, int], timeout_s: float = 120) -> list[float]:
@@ -412,9 +486,10 @@ def run_throughput_benchmark(
         f"latency: offering {rate:,.0f} transactions/s (half the {latency_pipeline} maximum) "
         f"to a `driftloop score` process for {latency_seconds:.0f}s..."
     )
-    latencies, offered = measure_latency(
+    latency_run = measure_latency(
         settings, rate, latency_seconds, home / "bench-latency-scorer.log", monitors=monitored
     )
+    latencies, offered = latency_run.latencies_ms, latency_run.achieved_rate
 
     summary: dict[str, Any] = {
         "events": count,
@@ -434,6 +509,7 @@ def run_throughput_benchmark(
         "latency_pipeline": latency_pipeline,
         "offered_rate_eps": round(rate, 1),
         "achieved_rate_eps": round(offered, 1),
+        "load_generator": latency_run.load_generator,
         "latency_samples": len(latencies),
         "p50_latency_ms": round(_percentile(latencies, 50), 1),
         "p99_latency_ms": round(_percentile(latencies, 99), 1),
@@ -453,7 +529,8 @@ def run_throughput_benchmark(
         "(the compiled tree walker per message)"
     )
     echo(
-        f"end-to-end latency ({latency_pipeline}) at {rate:,.0f}/s offered ({offered:,.0f}/s achieved): "
+        f"end-to-end latency ({latency_pipeline}) at {rate:,.0f}/s offered ({offered:,.0f}/s achieved "
+        f"by {latency_run.load_generator}): "
         f"p50 {summary['p50_latency_ms']} ms, p99 {summary['p99_latency_ms']} ms, "
         f"max {summary['max_latency_ms']} ms ({len(latencies)} samples)"
     )
