@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 from kafka import TopicPartition
+from kafka.errors import CommitFailedError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 
 from streaming.config import KafkaSettings, Settings, TopicNames
@@ -155,8 +156,12 @@ def _consume_loop(
             if time.monotonic() - last_checkpoint >= scoring.checkpoint_interval_s or seen >= count:
                 producer.flush(timeout=60)
                 done = time.monotonic()
-                consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in unchecked.items()})
-                unchecked, last_checkpoint = {}, time.monotonic()
+                try:
+                    consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in unchecked.items()})
+                    unchecked = {}
+                except (RebalanceInProgressError, CommitFailedError):
+                    pass  # as the scorer does: the offsets are retried with the next commit
+                last_checkpoint = time.monotonic()
         if seen < count:
             raise RuntimeError(f"{group}: consumed {seen} of {count} records before the deadline")
         return Measurement(seen, done - (first or done))
