@@ -13,7 +13,7 @@ from kafka import TopicPartition
 
 from streaming.config import Settings
 from streaming.events import DeadLetter, Score, encode_event
-from streaming.kafka.clients import make_consumer
+from streaming.kafka.clients import make_consumer, make_producer
 from streaming.kafka.publishing import publish_model_update
 from streaming.model import TrainingParams
 from streaming.registry import ARTIFACT_FILE, ModelManifest
@@ -199,3 +199,35 @@ def test_two_scorer_processes_split_four_partitions_and_lose_nothing(
     committed = {tp: consumer.committed(tp) for tp in partitions}
     consumer.close(autocommit=False)
     assert committed == end
+
+
+def test_a_batch_waits_for_more_records_only_until_its_first_is_max_wait_ms_old(
+    driftloop_settings: Settings, history: pd.DataFrame
+) -> None:
+    scoring = driftloop_settings.scoring.model_copy(update={"max_wait_ms": 2500})
+    settings = driftloop_settings.model_copy(update={"scoring": scoring})
+    publish_model_update(settings, champion_update(register(settings, history)))
+    warmup, fresh, backlog = transactions(1, seed=3), transactions(1, seed=4), transactions(30, seed=5)
+
+    def send(messages: list[tuple[bytes, bytes]], timestamp_ms: int) -> None:
+        producer = make_producer(settings.kafka)
+        try:
+            for key, value in messages:
+                producer.send(settings.topics.transactions, key=key, value=value, timestamp_ms=timestamp_ms)
+            producer.flush(timeout=30)
+        finally:
+            producer.close()
+
+    with scorer_thread(settings, open_registry(settings)):
+        produce(settings, settings.topics.transactions, warmup)
+        wait_for_scores(settings, ids_of(warmup))  # joined, idle
+        send(fresh, int(time.time() * 1000))
+        wait_for_scores(settings, ids_of(warmup) | ids_of(fresh))
+        send(backlog, int(time.time() * 1000) - 60_000)  # produced a minute ago: waited enough
+        scores = wait_for_scores(settings, ids_of(warmup) | ids_of(fresh) | ids_of(backlog))
+    latency = {s.transaction_id: s.latency_ms for s in scores}
+    # A lone fresh record is held for company until it is max_wait_ms old...
+    (fresh_id,) = ids_of(fresh)
+    assert 1500 <= latency[fresh_id] <= 6000
+    # ...records that are older than that already are scored at once.
+    assert max(latency[t] for t in ids_of(backlog)) < 1000

@@ -103,8 +103,8 @@ def _consume_loop(
 ) -> Measurement:
     """Consume ``count`` records with a fresh group in batches formed like the scorer's.
 
-    A batch is up to ``max_batch`` records or what arrived within ``max_wait_ms`` of its
-    first record; each is handed to ``handle``; as in the scorer, outputs are flushed and
+    A batch is up to ``max_batch`` records or what is waiting once its first record is
+    ``max_wait_ms`` old (the scorer's rule); each is handed to ``handle``; as in the scorer, outputs are flushed and
     offsets committed on the checkpoint cadence (``checkpoint_interval_s``), so both pay
     the same flushes and commits.
     """
@@ -131,19 +131,19 @@ def _consume_loop(
                 wait = (
                     scoring.max_wait_ms
                     if batch_deadline is None
-                    else (batch_deadline - time.monotonic()) * 1000
+                    else max(0, int((batch_deadline - time.monotonic()) * 1000))
                 )
-                if wait <= 0:
-                    break
-                polled = consumer.poll(timeout_ms=int(wait), max_records=scoring.max_batch - len(records))
+                polled = consumer.poll(timeout_ms=wait, max_records=scoring.max_batch - len(records))
                 if not polled:
-                    if batch_deadline is None:
+                    if batch_deadline is None or wait == 0:
                         break
                     continue
                 if first is None:
                     first = time.monotonic()
-                if batch_deadline is None:
-                    batch_deadline = time.monotonic() + scoring.max_wait_ms / 1000
+                if batch_deadline is None:  # the scorer's rule (ScoringService._collect)
+                    produced = min(batch[0].timestamp for batch in polled.values() if batch) / 1000
+                    waited = min(max(0.0, time.time() - produced), scoring.max_wait_ms / 1000)
+                    batch_deadline = time.monotonic() + scoring.max_wait_ms / 1000 - waited
                 for tp, batch in polled.items():
                     if batch:
                         records.extend(batch)

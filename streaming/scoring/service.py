@@ -4,8 +4,9 @@ One loop, one thread:
 
 1. apply pending model updates (only here, between batches, so a batch is scored by the
    models that were serving when it started);
-2. collect a micro-batch: up to ``max_batch`` records, or what arrived within
-   ``max_wait_ms`` of the first one;
+2. collect a micro-batch: up to ``max_batch`` records, or what is waiting once the first
+   record is ``max_wait_ms`` old (counted from its Kafka timestamp, so records that queued
+   while the previous batch was scored do not wait again);
 3. decode and validate; bad records become DeadLetters on ``transactions.dlq``;
 4. score (one matrix, one ``predict_proba`` per model) and hand the batch to the observers
    (the drift monitors);
@@ -282,11 +283,18 @@ class ScoringService:
     # -- the batch -------------------------------------------------------------------
 
     def _collect(self) -> None:
-        """Poll until ``max_batch`` records or ``max_wait_ms`` after the first arrived."""
+        """Poll until ``max_batch`` records, or until ``max_wait_ms`` after the first record
+        of the batch was produced and nothing more is waiting.
+
+        The wait is counted from the first record's Kafka timestamp, not from when this
+        loop got to it: records that queued up while the previous batch was scored have
+        waited already, so they are taken with whatever else is waiting, without a further
+        wait. (A producer clock far behind ours only makes batches smaller; one ahead of
+        ours is capped at ``max_wait_ms`` from now.)
+        """
         scoring = self.settings.scoring
         deadline: float | None = None
         while len(self._pending) < scoring.max_batch and not self._stop.is_set():
-            now = time.monotonic()
             if deadline is None:
                 # Idle: a longer poll costs no latency (it returns as soon as records come)
                 # and gives a group rejoin time to complete; short idle polls kept a busy
@@ -294,24 +302,27 @@ class ScoringService:
                 # still in flight are flushed first, if nothing is waiting right now.
                 wait_ms = 0 if self._in_flight else _IDLE_POLL_MS
             else:
-                wait_ms = int((deadline - now) * 1000)
-                if wait_ms <= 0:
-                    break
+                wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
             polled = self._consumer.poll(
                 timeout_ms=wait_ms, max_records=scoring.max_batch - len(self._pending)
             )
             if not polled:
-                if deadline is None:
-                    if not self._in_flight:
-                        return  # idle: give model updates and stop requests a turn
-                    self._flush_outputs()
+                if deadline is not None:
+                    if wait_ms == 0:
+                        return  # the batch is due and nothing more is waiting
+                    continue
+                if not self._in_flight:
+                    return  # idle: give model updates and stop requests a turn
+                self._flush_outputs()
                 continue
             received = time.time()
             if self.stats.first_record_at is None:
                 self.stats.first_record_at = time.monotonic()
             self._pending.add(polled, received)
             if deadline is None:
-                deadline = time.monotonic() + scoring.max_wait_ms / 1000
+                produced = min(records[0].timestamp for records in polled.values() if records) / 1000
+                waited = min(max(0.0, received - produced), scoring.max_wait_ms / 1000)
+                deadline = time.monotonic() + scoring.max_wait_ms / 1000 - waited
 
     def _process_pending(self) -> dict[TopicPartition, OffsetAndMetadata]:
         """Score the batch in hand and send its outputs; return the offsets to commit once
