@@ -290,7 +290,7 @@ def bench_throughput(
     ctx: typer.Context,
     events: Annotated[
         int, typer.Option(min=1000, help="Transactions preloaded and scored per run.")
-    ] = 50_000,
+    ] = 100_000,
     naive_events: Annotated[
         int,
         typer.Option(

@@ -433,7 +433,7 @@ def _percentile(values: list[float], q: float) -> float:
 def run_throughput_benchmark(
     base: Settings,
     home: Path,
-    count: int = 50_000,
+    count: int = 100_000,
     naive_count: int = 2_000,
     repeats: int = 3,
     latency_seconds: float = 20.0,
