@@ -3,7 +3,7 @@
 One loop, one thread:
 
 1. apply pending model updates (only here, between batches, so a batch is scored by the
-   models that were serving when it started);
+   models that were serving when it started; read at most every 50 ms);
 2. collect a micro-batch: up to ``max_batch`` records, or what is waiting once the first
    record is ``max_wait_ms`` old (counted from its Kafka timestamp, so records that queued
    while the previous batch was scored do not wait again);
@@ -59,6 +59,9 @@ from streaming.signals import stop_on_termination
 log = logging.getLogger("driftloop.score")
 
 _LAG_EVERY_S = 5.0
+#: Model updates are read between batches, at most this often: each read is a consumer
+#: poll, and a swap 50 ms later than possible costs nothing.
+_UPDATES_EVERY_S = 0.05
 _IDLE_POLL_MS = 500
 
 
@@ -257,8 +260,11 @@ class ScoringService:
                 },
             )
             interval = scoring.checkpoint_interval_s
+            updates_read = 0.0
             while not self._stop.is_set():
-                self._apply_updates(*follower.poll())
+                if time.monotonic() - updates_read >= _UPDATES_EVERY_S:
+                    self._apply_updates(*follower.poll())
+                    updates_read = time.monotonic()
                 for observer in self.observers:
                     observer.poll()
                 self._collect()
