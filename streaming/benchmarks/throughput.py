@@ -104,9 +104,9 @@ def _consume_loop(
     """Consume ``count`` records with a fresh group in batches formed like the scorer's.
 
     A batch is up to ``max_batch`` records or what is waiting once its first record is
-    ``max_wait_ms`` old (the scorer's rule); each is handed to ``handle``; as in the scorer, outputs are flushed and
-    offsets committed on the checkpoint cadence (``checkpoint_interval_s``), so both pay
-    the same flushes and commits.
+    ``max_wait_ms`` old (the scorer's rule); each is handed to ``handle``; as in the
+    scorer, outputs are flushed and offsets committed on the checkpoint cadence
+    (``checkpoint_interval_s``), so both pay the same flushes and commits.
     """
     scoring = settings.scoring
     gc.freeze()  # the same process hygiene as the scorer's (see ScoringService._apply_updates)
