@@ -239,7 +239,10 @@ def train(
 def score(
     ctx: typer.Context,
     max_batch: Annotated[Optional[int], typer.Option(min=1, help="Records per micro-batch.")] = None,  # noqa: UP045
-    max_wait_ms: Annotated[Optional[int], typer.Option(min=1, help="Longest wait to fill a batch.")] = None,  # noqa: UP045
+    max_wait_ms: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(min=1, help="Longest wait to fill a batch, from its first record's timestamp."),
+    ] = None,
     metrics_port: Annotated[Optional[int], typer.Option(min=0, help="Prometheus port (0: off).")] = None,  # noqa: UP045
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
 ) -> None:

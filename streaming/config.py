@@ -123,7 +123,11 @@ class ScoringSettings(BaseModel):
 
     group_id: str = "driftloop-scorer"
     max_batch: int = Field(default=1000, ge=1, description="Score at most this many records at once.")
-    max_wait_ms: int = Field(default=20, ge=1, description="Score what arrived after this long.")
+    max_wait_ms: int = Field(
+        default=20,
+        ge=1,
+        description="Wait for more records until a batch's first record is this old (by its Kafka timestamp).",
+    )
     threshold: float | None = Field(
         default=None,
         ge=0.0,

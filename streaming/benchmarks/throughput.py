@@ -61,7 +61,7 @@ from streaming.kafka.clients import (
 from streaming.kafka.publishing import publish_model_update
 from streaming.model import TrainingParams
 from streaming.scoring.scorer import BatchObserver, Scorer
-from streaming.scoring.service import ScoringService
+from streaming.scoring.service import PendingBatch, ScoringService, batch_deadline
 from streaming.scoring.serving import ModelHolder, ServingPlan
 from streaming.simulation import stream_transactions
 from streaming.simulator import BASELINE, TransactionSimulator, to_labels, to_transactions
@@ -119,45 +119,37 @@ def _consume_loop(
     seen = 0
     first: float | None = None
     done = time.monotonic()
-    unchecked: dict[TopicPartition, int] = {}  # partition -> next offset, flushed, not committed
+    pending = PendingBatch()
+    unchecked: dict[TopicPartition, OffsetAndMetadata] = {}  # handled, not yet committed
     last_checkpoint = 0.0
     deadline = time.monotonic() + 300
     try:
         while seen < count and time.monotonic() < deadline:
-            records: list[Any] = []
-            ends: dict[TopicPartition, int] = {}
-            batch_deadline: float | None = None
-            while len(records) < min(scoring.max_batch, count - seen):
-                wait = (
-                    scoring.max_wait_ms
-                    if batch_deadline is None
-                    else max(0, int((batch_deadline - time.monotonic()) * 1000))
-                )
-                polled = consumer.poll(timeout_ms=wait, max_records=scoring.max_batch - len(records))
+            due: float | None = None
+            while len(pending) < min(scoring.max_batch, count - seen):
+                wait = scoring.max_wait_ms if due is None else max(0, int((due - time.monotonic()) * 1000))
+                polled = consumer.poll(timeout_ms=wait, max_records=scoring.max_batch - len(pending))
                 if not polled:
-                    if batch_deadline is None or wait == 0:
+                    if due is None or wait == 0:
                         break
                     continue
                 if first is None:
                     first = time.monotonic()
-                if batch_deadline is None:  # the scorer's rule (ScoringService._collect)
-                    produced = min(batch[0].timestamp for batch in polled.values() if batch) / 1000
-                    waited = min(max(0.0, time.time() - produced), scoring.max_wait_ms / 1000)
-                    batch_deadline = time.monotonic() + scoring.max_wait_ms / 1000 - waited
-                for tp, batch in polled.items():
-                    if batch:
-                        records.extend(batch)
-                        ends[tp] = max(ends.get(tp, 0), batch[-1].offset + 1)
-            if not records:
+                received = time.time()
+                pending.add(polled, received)
+                if due is None:  # the scorer's rule
+                    due = batch_deadline(polled, received, scoring.max_wait_ms)
+            if not len(pending):
                 continue
+            records, _, ends = pending.take()
             handle(records, producer)
-            unchecked.update(ends)
+            unchecked.update(ends)  # a later batch's offsets are higher
             seen += len(records)
             if time.monotonic() - last_checkpoint >= scoring.checkpoint_interval_s or seen >= count:
                 producer.flush(timeout=60)
                 done = time.monotonic()
                 try:
-                    consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in unchecked.items()})
+                    consumer.commit(unchecked)
                     unchecked = {}
                 except (RebalanceInProgressError, CommitFailedError):
                     pass  # as the scorer does: the offsets are retried with the next commit
@@ -520,7 +512,7 @@ def run_throughput_benchmark(
         "p99_latency_ms": round(_percentile(latencies, 99), 1),
         "max_latency_ms": round(max(latencies), 1) if latencies else float("nan"),
     }
-    if "scorer+monitors" in eps:
+    if monitored:
         summary["monitored_eps"] = round(eps["scorer+monitors"], 1)
         summary["monitor_overhead"] = round(eps["scorer"] / eps["scorer+monitors"] - 1, 3)
     echo("")

@@ -148,7 +148,20 @@ def current_plan(settings: Settings) -> ServingPlan:
     return plan
 
 
-class _Pending:
+def batch_deadline(polled: dict[TopicPartition, list[Any]], received: float, max_wait_ms: int) -> float:
+    """When a micro-batch whose first poll is ``polled`` (received at wall time ``received``)
+    stops waiting for more records: ``max_wait_ms`` after its oldest record was produced,
+    by the records' Kafka timestamps, and never later than ``max_wait_ms`` from now.
+
+    Returned on the ``time.monotonic()`` clock. A producer clock behind ours only brings
+    the deadline closer (smaller batches); one ahead of ours is capped.
+    """
+    produced = min(records[0].timestamp for records in polled.values() if records) / 1000
+    waited = min(max(0.0, received - produced), max_wait_ms / 1000)
+    return time.monotonic() + max_wait_ms / 1000 - waited
+
+
+class PendingBatch:
     """The micro-batch in hand: records, when each arrived, and the offsets they complete."""
 
     def __init__(self) -> None:
@@ -205,7 +218,7 @@ class ScoringService:
         self._codec = EventCodec(transaction_type(self._spec))
         self._topics = settings.topics
         self._consumer_name = f"{settings.kafka.client_id}/{settings.scoring.group_id}"
-        self._pending = _Pending()
+        self._pending = PendingBatch()
         self._expected: dict[str, ModelUpdate] = {}
         self._producer: Any = None
         self._consumer: Any = None
@@ -295,8 +308,7 @@ class ScoringService:
         The wait is counted from the first record's Kafka timestamp, not from when this
         loop got to it: records that queued up while the previous batch was scored have
         waited already, so they are taken with whatever else is waiting, without a further
-        wait. (A producer clock far behind ours only makes batches smaller; one ahead of
-        ours is capped at ``max_wait_ms`` from now.)
+        wait (see :func:`batch_deadline`).
         """
         scoring = self.settings.scoring
         deadline: float | None = None
@@ -326,9 +338,7 @@ class ScoringService:
                 self.stats.first_record_at = time.monotonic()
             self._pending.add(polled, received)
             if deadline is None:
-                produced = min(records[0].timestamp for records in polled.values() if records) / 1000
-                waited = min(max(0.0, received - produced), scoring.max_wait_ms / 1000)
-                deadline = time.monotonic() + scoring.max_wait_ms / 1000 - waited
+                deadline = batch_deadline(polled, received, scoring.max_wait_ms)
 
     def _process_pending(self) -> dict[TopicPartition, OffsetAndMetadata]:
         """Score the batch in hand and send its outputs; return the offsets to commit once
