@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +19,7 @@ from streaming.kafka.clients import make_consumer, make_producer
 from streaming.kafka.publishing import publish_model_update
 from streaming.model import TrainingParams
 from streaming.registry import ARTIFACT_FILE, ModelManifest
+from streaming.scoring.service import DeliveryError, ScoringService
 from streaming.simulator import TransactionSimulator, to_transactions
 from streaming.training import champion_update, open_registry, train_and_register
 from tests.kafka_helpers import decode_all, produce, read_topic, scorer_thread, start_scorer_process
@@ -231,3 +234,45 @@ def test_a_batch_waits_for_more_records_only_until_its_first_is_max_wait_ms_old(
     assert 1500 <= latency[fresh_id] <= 6000
     # ...records that are older than that already are scored at once.
     assert max(latency[t] for t in ids_of(backlog)) < 1000
+
+
+@pytest.mark.parametrize("count", [1, 50])
+def test_outputs_the_broker_refuses_stop_the_scorer_without_committing_their_offsets(
+    driftloop_settings: Settings, history: pd.DataFrame, topic_factory: Callable[..., str], count: int
+) -> None:
+    # A scores topic whose records may not exceed 200 bytes: every Score (~310 B) is refused.
+    # One record: its send fails. Fifty: kafka-python splits the batches, gives up, and its
+    # flush itself raises.
+    small = topic_factory("scores-small", partitions=4, configs={"max.message.bytes": "200"})
+    settings = driftloop_settings.model_copy(
+        update={"topics": driftloop_settings.topics.model_copy(update={"scores": small})}
+    )
+    publish_model_update(settings, champion_update(register(settings, history)))
+    produce(settings, settings.topics.transactions, transactions(count))
+
+    service = ScoringService(settings, open_registry(settings))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            service.run(install_signal_handlers=False)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=120)
+    if thread.is_alive():
+        service.stop()
+        thread.join(timeout=60)
+        pytest.fail("the scorer kept running although its outputs were refused")
+    assert len(errors) == 1 and isinstance(errors[0], DeliveryError), errors
+    assert "offsets not committed" in str(errors[0])
+    if count == 1:
+        assert "MessageSizeTooLarge" in str(errors[0]), "the send's own error is reported"
+
+    consumer = make_consumer(settings.kafka, settings.scoring.group_id)
+    partitions = [TopicPartition(settings.topics.transactions, p) for p in range(4)]
+    committed = {tp: consumer.committed(tp) for tp in partitions}
+    consumer.close(autocommit=False)
+    assert committed == dict.fromkeys(partitions), "nothing committed: the transactions are read again"

@@ -14,8 +14,8 @@
        which shows what micro-batching alone buys once a row is cheap to predict.
    Rate = records / (last batch's outputs flushed - first record received). The scorer's
    ratio to the passthrough is the median of the rounds' ratios (each round runs the two
-   back to back; the machine's speed drifts between rounds); ``ratio_of_medians`` is
-   the ratio of the two medians.
+   back to back, in alternating order; the machine's speed drifts between rounds);
+   ``ratio_of_medians`` is the ratio of the two medians.
 3. Latency: a `driftloop score` process scores transactions offered at a fixed rate for a
    while: half the measured maximum of the same configuration (with the drift monitors
    unless ``--no-monitors``). End-to-end latency per transaction is the broker's append
@@ -453,8 +453,14 @@ def run_throughput_benchmark(
     if observers_factory is not None:
         runs["scorer+monitors"] = []
     for repeat in range(repeats):
-        runs["passthrough"].append(measure_passthrough(settings, count, label=f"passthrough-{repeat}"))
-        runs["scorer"].append(measure_scorer(settings, count, label=f"scorer-{repeat}"))
+        # The pair whose ratio is taken runs back to back, in alternating order, so a machine
+        # that speeds up or slows down within a round favours neither.
+        pair = ["passthrough", "scorer"] if repeat % 2 == 0 else ["scorer", "passthrough"]
+        for name in pair:
+            if name == "passthrough":
+                runs[name].append(measure_passthrough(settings, count, label=f"passthrough-{repeat}"))
+            else:
+                runs[name].append(measure_scorer(settings, count, label=f"scorer-{repeat}"))
         if observers_factory is not None:
             runs["scorer+monitors"].append(
                 measure_scorer(settings, count, observers_factory, label=f"monitored-{repeat}")
