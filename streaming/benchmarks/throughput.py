@@ -427,7 +427,7 @@ def run_throughput_benchmark(
     home: Path,
     count: int = 100_000,
     naive_count: int = 2_000,
-    repeats: int = 3,
+    repeats: int = 5,
     latency_seconds: float = 20.0,
     observers_factory: Callable[[Settings], Sequence[BatchObserver]] | None = None,
     echo: Callable[[str], None] = print,
