@@ -452,15 +452,16 @@ def run_throughput_benchmark(
     }
     if observers_factory is not None:
         runs["scorer+monitors"] = []
+    measure_pair: dict[str, Callable[..., Measurement]] = {
+        "passthrough": measure_passthrough,
+        "scorer": measure_scorer,
+    }
     for repeat in range(repeats):
         # The pair whose ratio is taken runs back to back, in alternating order, so a machine
         # that speeds up or slows down within a round favours neither.
         pair = ["passthrough", "scorer"] if repeat % 2 == 0 else ["scorer", "passthrough"]
         for name in pair:
-            if name == "passthrough":
-                runs[name].append(measure_passthrough(settings, count, label=f"passthrough-{repeat}"))
-            else:
-                runs[name].append(measure_scorer(settings, count, label=f"scorer-{repeat}"))
+            runs[name].append(measure_pair[name](settings, count, label=f"{name}-{repeat}"))
         if observers_factory is not None:
             runs["scorer+monitors"].append(
                 measure_scorer(settings, count, observers_factory, label=f"monitored-{repeat}")
