@@ -6,6 +6,7 @@ test suite) fails when the files on disk and the code disagree.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from pathlib import Path
@@ -41,7 +42,26 @@ def json_schema(event_type: type[msgspec.Struct]) -> dict[str, Any]:
     }
     if definitions:
         document["$defs"] = definitions
-    return _rewrite_refs(document, event_type.__name__)
+    return _clean_descriptions(_rewrite_refs(document, event_type.__name__))
+
+
+def _clean_descriptions(node: Any) -> Any:
+    """Every ``description`` as :func:`inspect.cleandoc` leaves a docstring.
+
+    msgspec takes descriptions from docstrings, and how it strips their indentation changed
+    between releases (0.23 dedents, earlier ones kept the indentation); cleaning them here
+    keeps the generated files the same whichever msgspec is installed.
+    """
+    if isinstance(node, dict):
+        return {
+            key: inspect.cleandoc(value)
+            if key == "description" and isinstance(value, str)
+            else _clean_descriptions(value)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_clean_descriptions(item) for item in node]
+    return node
 
 
 def _rewrite_refs(node: Any, root_name: str) -> Any:
