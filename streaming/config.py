@@ -15,13 +15,15 @@ is honoured as a fallback for the bootstrap servers, as most Kafka tooling does.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -49,8 +51,17 @@ DEFAULT_FEATURES: dict[str, FeatureKind] = {
 
 _config_file: ContextVar[Path | None] = ContextVar("driftloop_config_file", default=None)
 
+#: ``DRIFTLOOP_*`` variables that are read but are not settings fields.
+_NON_FIELD_VARIABLES = frozenset({"DRIFTLOOP_CONFIG"})
 
-class KafkaSettings(BaseModel):
+
+class _Section(BaseModel):
+    """A section of the settings: an unknown key is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Section):
     """How to reach the brokers; the security options are handed to kafka-python as is."""
 
     bootstrap_servers: str = "localhost:9092"
@@ -103,7 +114,7 @@ class KafkaSettings(BaseModel):
         return options
 
 
-class TopicNames(BaseModel):
+class TopicNames(_Section):
     """Topic names; see the topic table in the README and ``schemas/asyncapi.yaml``."""
 
     transactions: str = "transactions"
@@ -118,7 +129,7 @@ class TopicNames(BaseModel):
     model_updates_dlq: str = "model.updates.dlq"
 
 
-class ScoringSettings(BaseModel):
+class ScoringSettings(_Section):
     """`driftloop score`: micro-batching, decision threshold, metrics endpoint."""
 
     group_id: str = "driftloop-scorer"
@@ -135,6 +146,10 @@ class ScoringSettings(BaseModel):
         description="Decision threshold; default: the one in the model's manifest.",
     )
     metrics_port: int = Field(default=9108, ge=0, le=65535, description="Prometheus port; 0 turns it off.")
+    metrics_address: str = Field(
+        default="0.0.0.0",
+        description="Interface the metrics endpoint listens on (127.0.0.1: this host only).",
+    )
     model_wait_s: float = Field(
         default=0.5, gt=0, description="Re-check for a champion this often while none."
     )
@@ -160,7 +175,7 @@ def _default_detector_params() -> dict[str, dict[str, float | int]]:
     }
 
 
-class MonitoringSettings(BaseModel):
+class MonitoringSettings(_Section):
     """The drift monitors that ride along with the scorer (and the backtest)."""
 
     enabled: bool = Field(default=True, description="Run the drift monitors in `driftloop score`.")
@@ -211,12 +226,16 @@ class MonitoringSettings(BaseModel):
 
     @model_validator(mode="after")
     def _detectors_exist(self) -> MonitoringSettings:
-        from streaming.monitoring.detectors import check_detector
-
+        tuned = _default_detector_params()
         for signal in ("feature", "prediction", "label", "error"):
             name = getattr(self, f"{signal}_detector")
+            params = self.detector_params.get(signal, {})
+            if name == "adwin" and params == tuned[signal]:
+                continue  # the tuned defaults: known good, and River need not be imported
+            from streaming.monitoring.detectors import check_detector
+
             binary_input = signal == "label" or (signal == "error" and self.error_input == "error")
-            check_detector(name, self.detector_params.get(signal, {}), binary_input)
+            check_detector(name, params, binary_input)
         return self
 
 
@@ -224,7 +243,7 @@ DriftSignalName = Literal["feature", "prediction", "label", "error"]
 _SIGNALS: tuple[DriftSignalName, ...] = ("feature", "prediction", "label", "error")
 
 
-class RetrainingSettings(BaseModel):
+class RetrainingSettings(_Section):
     """The retraining flow: its training window and the bar a candidate must clear."""
 
     window_s: float = Field(
@@ -263,7 +282,7 @@ class RetrainingSettings(BaseModel):
     )
 
 
-class TriggerSettings(BaseModel):
+class TriggerSettings(_Section):
     """`driftloop trigger`: which drift events start a retraining run, and how."""
 
     group_id: str = "driftloop-trigger"
@@ -289,7 +308,7 @@ class TriggerSettings(BaseModel):
     )
 
 
-class CanarySettings(BaseModel):
+class CanarySettings(_Section):
     """`driftloop canary`: the traffic schedule and the evidence a challenger needs."""
 
     schedule: list[float] = Field(
@@ -315,7 +334,7 @@ class CanarySettings(BaseModel):
     )
 
 
-class RegistrySettings(BaseModel):
+class RegistrySettings(_Section):
     """Where signed model versions live, and the key that signs them."""
 
     path: Path | None = Field(default=None, description="Registry root; default <home>/registry.")
@@ -325,7 +344,7 @@ class RegistrySettings(BaseModel):
     )
 
 
-class LocalKafkaSettings(BaseModel):
+class LocalKafkaSettings(_Section):
     """The broker `driftloop kafka start` runs on loopback when no Docker is at hand."""
 
     version: str = KAFKA_VERSION
@@ -349,15 +368,15 @@ class Settings(BaseSettings):
         default=Path(".driftloop"),
         description="Working folder for the local broker, the model registry and run state.",
     )
-    kafka: KafkaSettings = KafkaSettings()
-    topics: TopicNames = TopicNames()
-    local_kafka: LocalKafkaSettings = LocalKafkaSettings()
-    scoring: ScoringSettings = ScoringSettings()
-    registry: RegistrySettings = RegistrySettings()
-    monitoring: MonitoringSettings = MonitoringSettings()
-    retraining: RetrainingSettings = RetrainingSettings()
-    trigger: TriggerSettings = TriggerSettings()
-    canary: CanarySettings = CanarySettings()
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicNames = Field(default_factory=TopicNames)
+    local_kafka: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    retraining: RetrainingSettings = Field(default_factory=RetrainingSettings)
+    trigger: TriggerSettings = Field(default_factory=TriggerSettings)
+    canary: CanarySettings = Field(default_factory=CanarySettings)
     features: dict[str, FeatureKind] = Field(default_factory=lambda: dict(DEFAULT_FEATURES))
     model_name: str = "fraud"
 
@@ -416,6 +435,9 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
             raise ConfigError(f"config file {file} does not exist")
         if file.suffix not in (".toml", ".yaml", ".yml"):
             raise ConfigError(f"config file {file} must end in .toml, .yaml or .yml")
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise ConfigError("invalid configuration: " + "; ".join(unknown))
     fallback = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if fallback and "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS" not in os.environ:
         kafka = dict(overrides.pop("kafka", {}) or {})
@@ -439,6 +461,66 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
 def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "settings"
-        problems.append(f"{where}: {error['msg']}")
+        loc = tuple(str(part) for part in error["loc"])
+        where = ".".join(loc) or "settings"
+        if error["type"] == "extra_forbidden":
+            known = [".".join((*loc[:-1], name)) for name in _fields_at(loc[:-1])]
+            problems.append(f"{where}: not a setting{_nearest(where, known)}")
+        else:
+            problems.append(f"{where}: {error['msg']}")
     return "invalid configuration: " + "; ".join(problems)
+
+
+def _fields_at(loc: tuple[str, ...]) -> list[str]:
+    """The field names of the settings section at ``loc`` (``()`` is the top level)."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        field = model.model_fields.get(part)
+        section = field.annotation if field is not None else None
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            return []
+        model = section
+    return list(model.model_fields)
+
+
+def _nearest(name: str, candidates: list[str]) -> str:
+    match = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {match[0]}?)" if match else ""
+
+
+def _variable_names() -> tuple[list[str], list[str]]:
+    """Every ``DRIFTLOOP_*`` variable a setting reads, and the prefixes of the map-valued
+    ones (``DRIFTLOOP_FEATURES__AMOUNT``: any key below a map is the map's own)."""
+    names, map_prefixes = sorted(_NON_FIELD_VARIABLES), []
+    for top, field in Settings.model_fields.items():
+        name = f"DRIFTLOOP_{top.upper()}"
+        names.append(name)
+        section = field.annotation
+        if isinstance(section, type) and issubclass(section, BaseModel):
+            for sub, subfield in section.model_fields.items():
+                names.append(f"{name}__{sub.upper()}")
+                if get_origin(subfield.annotation) is dict:
+                    map_prefixes.append(f"{name}__{sub.upper()}__")
+        elif get_origin(field.annotation) is dict:
+            map_prefixes.append(f"{name}__")
+    return names, map_prefixes
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line per ``DRIFTLOOP_*`` variable that no setting reads, naming the nearest valid one.
+
+    A typo (``DRIFTLOOP_KAFKA_BOOTSTRAP_SERVERS``, one underscore) would otherwise be
+    ignored without a word, and the default used.
+
+    >>> unknown_variables({"DRIFTLOOP_KAFKA_BOOTSTRAP_SERVERS": "b:9092", "DRIFTLOOP_HOME": "/x"})
+    ['DRIFTLOOP_KAFKA_BOOTSTRAP_SERVERS is not a setting (did you mean DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS?)']
+    """
+    names, map_prefixes = _variable_names()
+    known = set(names)
+    problems = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith("DRIFTLOOP_") or upper in known or upper.startswith(tuple(map_prefixes)):
+            continue
+        problems.append(f"{variable} is not a setting{_nearest(upper, names)}")
+    return problems

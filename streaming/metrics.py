@@ -5,7 +5,13 @@ Updated once per micro-batch, never per event, so they cost nothing on the hot p
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from streaming.errors import ConfigError
+
+log = logging.getLogger("driftloop.metrics")
 
 SCORED = Counter("driftloop_scored_total", "Transactions scored.", ["model_version", "role"])
 DEAD_LETTERS = Counter(
@@ -57,7 +63,17 @@ STATE_RESTORES = Counter(
 )
 
 
-def serve_metrics(port: int) -> None:
-    """Expose /metrics on ``port`` (0: do nothing)."""
-    if port:
-        start_http_server(port)
+def serve_metrics(port: int, address: str = "0.0.0.0") -> str | None:
+    """Expose /metrics on ``address:port`` (port 0: do nothing); return and log its URL."""
+    if not port:
+        return None
+    try:
+        start_http_server(port, addr=address)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve metrics on {address}:{port}: {exc.strerror or exc}; "
+            "choose another --metrics-port (scoring.metrics_port), or 0 to turn them off"
+        ) from exc
+    url = f"http://{address}:{port}/metrics"
+    log.info("Prometheus metrics on %s", url, extra={"metrics_url": url})
+    return url

@@ -42,25 +42,32 @@ def json_schema(event_type: type[msgspec.Struct]) -> dict[str, Any]:
     }
     if definitions:
         document["$defs"] = definitions
-    return _clean_descriptions(_rewrite_refs(document, event_type.__name__))
+    return _normalised(_rewrite_refs(document, event_type.__name__))
 
 
-def _clean_descriptions(node: Any) -> Any:
-    """Every ``description`` as :func:`inspect.cleandoc` leaves a docstring.
+_NULL = {"type": "null"}
 
-    msgspec takes descriptions from docstrings, and how it strips their indentation changed
-    between releases (0.23 dedents, earlier ones kept the indentation); cleaning them here
-    keeps the generated files the same whichever msgspec is installed.
+
+def _normalised(node: Any) -> Any:
+    """The schema in one canonical form, whichever msgspec release generated it.
+
+    Two things changed between releases: how docstring indentation is stripped from a
+    ``description`` (0.23 dedents, 0.18 kept it), and where ``null`` goes in the ``anyOf``
+    of an optional field (0.18 first, 0.23 last). Descriptions are cleaned as
+    :func:`inspect.cleandoc` cleans a docstring, and ``null`` goes last.
     """
     if isinstance(node, dict):
-        return {
-            key: inspect.cleandoc(value)
-            if key == "description" and isinstance(value, str)
-            else _clean_descriptions(value)
-            for key, value in node.items()
-        }
+        out = {}
+        for key, value in node.items():
+            if key == "description" and isinstance(value, str):
+                out[key] = inspect.cleandoc(value)
+            elif key == "anyOf" and isinstance(value, list):
+                out[key] = [_normalised(v) for v in sorted(value, key=lambda v: v == _NULL)]
+            else:
+                out[key] = _normalised(value)
+        return out
     if isinstance(node, list):
-        return [_clean_descriptions(item) for item in node]
+        return [_normalised(item) for item in node]
     return node
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
@@ -91,6 +93,51 @@ def ensure_topics(kafka: KafkaSettings, topics: list[TopicSpec], timeout_ms: int
     except KafkaError as exc:
         raise KafkaUnavailableError(f"creating topics on {kafka.bootstrap_servers} failed: {exc}") from exc
     finally:
+        admin.close()
+
+
+class _Recorder(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def _kafka_logs_held() -> Iterator[list[str]]:
+    """Hold back kafka-python's own log lines for the block and hand them to the caller."""
+    logger = logging.getLogger("kafka")
+    recorder = _Recorder()
+    handlers, propagate = logger.handlers[:], logger.propagate
+    logger.handlers[:], logger.propagate = [recorder], False
+    try:
+        yield recorder.messages
+    finally:
+        logger.handlers[:], logger.propagate = handlers, propagate
+
+
+def require_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
+    """Fail within ``timeout_s``, in one line, when no broker answers at the bootstrap servers.
+
+    Called by the commands before they build their clients: without it a missing broker
+    shows as a minute of kafka-python's reconnect warnings before any error.
+    """
+    timeout_ms = int(timeout_s * 1000)
+    with _kafka_logs_held() as seen:
+        try:
+            admin = KafkaAdminClient(
+                **{**kafka.client_options(), "request_timeout_ms": timeout_ms},
+                bootstrap_timeout_ms=timeout_ms,
+            )
+        except KafkaError as exc:
+            causes = [m.rsplit(">: ", 1)[-1] for m in seen if "Error" in m] or [repr(exc)]
+            raise KafkaUnavailableError(
+                f"no Kafka broker answered at {kafka.bootstrap_servers} within {timeout_s:g} s "
+                f"({causes[0]}); start the local one with `driftloop kafka start`, "
+                "or point KAFKA_BOOTSTRAP_SERVERS at yours"
+            ) from exc
         admin.close()
 
 

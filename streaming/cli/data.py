@@ -1,0 +1,88 @@
+"""``driftloop simulate`` and ``driftloop train``: data in, a first champion out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from streaming.cli._common import app, console, kafka_settings_of, settings_of
+
+
+@app.command("simulate")
+def simulate(
+    ctx: typer.Context,
+    count: Annotated[int, typer.Option(min=1, help="Transactions to generate.")] = 10_000,
+    scenario: Annotated[str, typer.Option(help="baseline | concept | covariate | prior")] = "baseline",
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same stream.")] = 0,
+    rate: Annotated[float, typer.Option(min=0, help="Transactions per second (0: as fast as possible).")] = 0,
+    label_delay: Annotated[
+        int, typer.Option(min=0, help="Publish each label this many transactions later.")
+    ] = 0,
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="Write a labeled CSV/Parquet file instead of producing to Kafka (training history)."
+        ),
+    ] = None,
+) -> None:
+    """Generate card transactions with fraud; produce them (and labels) to Kafka or a file."""
+    from rich.progress import Progress
+
+    from streaming.simulation import stream_transactions
+    from streaming.simulator import SCENARIOS, TransactionSimulator
+
+    if scenario not in SCENARIOS:
+        raise typer.BadParameter(f"choose one of {', '.join(SCENARIOS)}", param_hint="--scenario")
+    simulator = TransactionSimulator(seed=seed)
+    if output is not None:
+        frame = simulator.generate(count, SCENARIOS[scenario])
+        if output.suffix == ".parquet":
+            frame.to_parquet(output, index=False)
+        else:
+            frame.to_csv(output, index=False)
+        typer.echo(f"wrote {count} labeled transactions ({frame['label'].mean():.2%} fraud) to {output}")
+        return
+    settings = kafka_settings_of(ctx)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"{scenario} → {settings.topics.transactions}", total=count)
+        stats = stream_transactions(
+            settings,
+            simulator,
+            count,
+            SCENARIOS[scenario],
+            rate or None,
+            label_delay,
+            progress=lambda n: bar.advance(task, n),
+        )
+    typer.echo(
+        f"produced {stats.transactions} transactions and {stats.labels} labels "
+        f"in {stats.seconds:.1f}s ({stats.transactions / max(stats.seconds, 1e-9):,.0f}/s)"
+    )
+
+
+@app.command("train")
+def train(
+    ctx: typer.Context,
+    input: Annotated[Path, typer.Option("--input", "-i", help="Labeled history: CSV or Parquet.")],
+    label_column: Annotated[str, typer.Option(help="The 0/1 label column.")] = "label",
+    threshold: Annotated[
+        float, typer.Option(min=0, max=1, help="Decision threshold recorded in the manifest.")
+    ] = 0.5,
+    publish: Annotated[bool, typer.Option(help="Publish the version as champion on model.updates.")] = True,
+) -> None:
+    """Train a first champion on a file, register it (signed) and publish it."""
+    from streaming.kafka.publishing import publish_model_update
+    from streaming.training import champion_update, read_table, train_and_register
+
+    settings = kafka_settings_of(ctx) if publish else settings_of(ctx)
+    frame = read_table(input)
+    manifest = train_and_register(
+        settings, frame, label_column=label_column, threshold=threshold, source=str(input)
+    )
+    shown = ", ".join(f"{k}={v:.4g}" for k, v in manifest.metrics.items())
+    typer.echo(f"registered {manifest.name} {manifest.version} in {settings.registry_path} ({shown})")
+    if publish:
+        publish_model_update(settings, champion_update(manifest))
+        typer.echo(f"published {manifest.version} as champion on {settings.topics.model_updates}")

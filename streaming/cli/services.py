@@ -1,0 +1,196 @@
+"""The long-running commands (``score``, ``trigger``, ``canary``, ``worker``) and ``retrain``.
+
+Each runs until SIGTERM or SIGINT, logs JSON lines on stderr at ``--log-level`` (INFO by
+default), and ends with exit code 0 after a clean stop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from streaming.cli._common import (
+    LogLevelOption,
+    app,
+    kafka_settings_of,
+    require_prefect_server,
+    setting_default,
+)
+from streaming.errors import DriftloopError
+
+
+@app.command("score")
+def score(
+    ctx: typer.Context,
+    max_batch: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            min=1, help="Records per micro-batch.", show_default=setting_default("scoring", "max_batch")
+        ),
+    ] = None,
+    max_wait_ms: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            min=1,
+            help="Longest wait to fill a batch, from its first record's timestamp.",
+            show_default=setting_default("scoring", "max_wait_ms"),
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            min=0,
+            help="Prometheus port (0: off); listens on scoring.metrics_address.",
+            show_default=setting_default("scoring", "metrics_port"),
+        ),
+    ] = None,
+    log_level: LogLevelOption = "INFO",
+) -> None:
+    """Score `transactions` with the champion into `scores` until SIGTERM/SIGINT.
+
+    The drift monitors ride along (monitoring.enabled): they join delayed `labels` back to
+    the predictions and publish drift events on `drift.events`. Waits for a champion on
+    model.updates if none was published yet. Logs are JSON lines on stderr; Prometheus
+    metrics on --metrics-port (the address is logged at start).
+    """
+    from streaming.logs import configure_logging
+    from streaming.metrics import serve_metrics
+    from streaming.scoring.service import ScoringService
+    from streaming.training import open_registry
+
+    configure_logging(log_level)
+    settings = kafka_settings_of(ctx)
+    overrides = {
+        k: v
+        for k, v in {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "metrics_port": metrics_port}.items()
+        if v is not None
+    }
+    if overrides:
+        settings = settings.model_copy(update={"scoring": settings.scoring.model_copy(update=overrides)})
+    serve_metrics(settings.scoring.metrics_port, settings.scoring.metrics_address)
+    registry = open_registry(settings)
+    observers = []
+    if settings.monitoring.enabled:
+        from streaming.monitoring.service import DriftMonitor
+
+        observers.append(DriftMonitor(settings, registry))
+    stats = ScoringService(settings, registry, observers).run()
+    typer.echo(
+        f"scored {stats.scored} transactions in {stats.batches} batches; {stats.dead_letters} dead letters"
+    )
+
+
+@app.command("trigger")
+def trigger(
+    ctx: typer.Context,
+    deployment: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="Prefect deployment to run, e.g. retrain/driftloop.",
+            show_default="trigger.deployment; unset: the flow runs in this process",
+        ),
+    ] = None,
+    log_level: LogLevelOption = "INFO",
+) -> None:
+    """Turn drift events into retraining runs until SIGTERM/SIGINT.
+
+    Policy: trigger.signals, trigger.min_severity, trigger.cooldown_s (one run per model per
+    cooldown window of drift events), at most one run in flight. With a deployment, runs are
+    created on the Prefect server (PREFECT_API_URL) with the drift event id as idempotency
+    key and served by `driftloop worker`; without one, the flow runs in this process.
+    """
+    from streaming.logs import configure_logging
+    from streaming.retraining.trigger import RetrainTrigger
+
+    configure_logging(log_level)
+    settings = kafka_settings_of(ctx)
+    if deployment:
+        settings = settings.model_copy(
+            update={"trigger": settings.trigger.model_copy(update={"deployment": deployment})}
+        )
+    if settings.trigger.deployment:
+        require_prefect_server()
+    RetrainTrigger(settings).run()
+
+
+@app.command("canary")
+def canary(ctx: typer.Context, log_level: LogLevelOption = "INFO") -> None:
+    """Step a challenger through canary.schedule, then promote or roll it back (run one per model).
+
+    Compares the challenger with the champion on labelled outcomes of the current step
+    (scores joined with labels): rolls back when it is worse by more than canary.margin
+    (Brier loss or error rate, at canary.confidence), slower than canary.latency_factor x,
+    or undecided after canary.step_timeout_s; steps up when it is not worse; holds otherwise.
+    Every decision is a ModelUpdate on model.updates with its evidence.
+    """
+    from streaming.canary.service import CanaryService
+    from streaming.logs import configure_logging
+
+    configure_logging(log_level)
+    CanaryService(kafka_settings_of(ctx)).run()
+
+
+@app.command("worker")
+def worker(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Option(help="Deployment name: runs are started as retrain/NAME.")
+    ] = "driftloop",
+    log_level: LogLevelOption = "INFO",
+) -> None:
+    """Serve the retrain flow as the Prefect deployment retrain/NAME and execute its runs.
+
+    Needs a Prefect server: set PREFECT_API_URL (e.g. `prefect server start`, then
+    http://127.0.0.1:4200/api). The flow reads its driftloop settings from this process's
+    environment and --config.
+    """
+    import os
+
+    from streaming.logs import configure_logging
+
+    configure_logging(log_level)
+    kafka_settings_of(ctx)  # fail early on a bad configuration or a missing broker
+    require_prefect_server()
+    from flows.retrain import retrain as retrain_flow
+
+    config = ctx.find_root().obj
+    if config:  # the flow runs load their settings themselves
+        os.environ["DRIFTLOOP_CONFIG"] = str(Path(config).resolve())
+    retrain_flow.serve(name=name, tags=["driftloop"], limit=1)
+
+
+@app.command("retrain")
+def retrain(
+    ctx: typer.Context,
+    drift_event_id: Annotated[str, typer.Option(help="Recorded in the lineage and the run name.")] = "manual",
+    log_level: LogLevelOption = "INFO",
+) -> None:
+    """Run the retraining flow once, in this process.
+
+    Fetches the training window from Kafka (retraining.window_s, retraining.max_rows),
+    snapshots it, trains, validates against retraining.* thresholds and the champion,
+    registers and publishes the challenger, or publishes `rejected` with the reasons. Uses
+    the Prefect server at PREFECT_API_URL when set (the run shows in its UI), otherwise a
+    temporary local one. Exits 1 when the run fails.
+    """
+    from flows.retrain import run_retrain, started_update
+    from streaming.kafka.publishing import publish_model_update
+    from streaming.logs import configure_logging
+    from streaming.scoring.service import current_plan
+
+    configure_logging(log_level)
+    settings = kafka_settings_of(ctx)
+    plan = current_plan(settings)
+    publish_model_update(settings, started_update(settings, drift_event_id, {"mode": "cli"}, plan.champion))
+    try:
+        outcome = run_retrain(settings, drift_event_id, ("driftloop", "manual"))
+    except Exception as exc:
+        raise DriftloopError(f"retraining failed: {exc}") from exc
+    if outcome["status"] == "challenger":
+        typer.echo(
+            f"published {outcome['version']} as the challenger (dataset {outcome['dataset_sha256'][:12]})"
+        )
+    else:
+        typer.echo(f"candidate rejected: {'; '.join(outcome['reasons'])}")
