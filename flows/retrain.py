@@ -17,7 +17,6 @@ Run it in-process with :func:`run_retrain`, or serve it as a deployment with
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from streaming.config import Settings, load_settings
 from streaming.errors import DriftloopError
 from streaming.events import ModelUpdate
 from streaming.kafka.publishing import publish_model_update
+from streaming.logs import get_logger
 from streaming.model import TrainedModel, TrainingParams, train_classifier
 from streaming.registry import LoadedModel, ModelManifest
 from streaming.retraining.datasets import DatasetSnapshot, snapshot_dataset
@@ -44,7 +44,7 @@ from streaming.retraining.window import TrainingWindow, fetch_training_window
 from streaming.scoring.serving import ServingPlan
 from streaming.training import open_registry
 
-log = logging.getLogger("driftloop.retrain")
+log = get_logger("driftloop.retrain")
 
 # Settings for runs started in-process, by thread. (Not a ContextVar: a served flow is
 # cloudpickled, and ContextVars do not pickle; in a worker this stays empty and the runs

@@ -1,14 +1,21 @@
 """Structured logs: one JSON object per line on stderr.
 
-Pass Kafka coordinates and other context through ``extra``; they become fields::
+Get loggers with :func:`get_logger` and pass Kafka coordinates and other context through
+``extra``; they become fields::
 
+    log = get_logger("driftloop.score")
     log.warning("dead letter", extra={"topic": "transactions", "partition": 3, "offset": 17})
+
+A field named like a ``LogRecord`` attribute (``thread``, ``name``, ``module``...) would make
+the standard library raise ``KeyError`` at the call, crashing the caller over a log line;
+:func:`get_logger`'s loggers append ``_`` to such a name instead (``thread_``).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +23,29 @@ import msgspec
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _encoder = msgspec.json.Encoder()
+
+
+class _FieldsAdapter(logging.LoggerAdapter[logging.Logger]):
+    """Passes ``extra`` through, renaming the keys the standard library reserves."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        extra = kwargs.get("extra")
+        if extra and not _STANDARD.isdisjoint(extra):
+            kwargs["extra"] = {f"{k}_" if k in _STANDARD else k: v for k, v in extra.items()}
+        return msg, kwargs
+
+
+def get_logger(name: str) -> logging.LoggerAdapter[logging.Logger]:
+    """A logger whose ``extra`` fields can never collide with a ``LogRecord`` attribute.
+
+    >>> import io
+    >>> stream = io.StringIO(); handler = logging.StreamHandler(stream)
+    >>> handler.setFormatter(JsonFormatter()); logging.getLogger("doc").addHandler(handler)
+    >>> get_logger("doc").warning("run started", extra={"thread": "retrain-1", "mode": "in-process"})
+    >>> '"thread_":"retrain-1"' in stream.getvalue()
+    True
+    """
+    return _FieldsAdapter(logging.getLogger(name), {})
 
 
 class JsonFormatter(logging.Formatter):
@@ -43,10 +73,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Send driftloop's logs to stderr as JSON lines; quieten kafka-python's chatter."""
+    """Send driftloop's logs to stderr as JSON lines; quieten kafka-python's and httpx's chatter
+    (httpx logs every request Prefect's client makes at INFO)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    for chatty in ("kafka", "httpx"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

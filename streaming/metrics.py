@@ -5,13 +5,12 @@ Updated once per micro-batch, never per event, so they cost nothing on the hot p
 
 from __future__ import annotations
 
-import logging
-
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from streaming.errors import ConfigError
+from streaming.logs import get_logger
 
-log = logging.getLogger("driftloop.metrics")
+log = get_logger("driftloop.metrics")
 
 SCORED = Counter("driftloop_scored_total", "Transactions scored.", ["model_version", "role"])
 DEAD_LETTERS = Counter(

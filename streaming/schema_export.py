@@ -57,7 +57,7 @@ def _normalised(node: Any) -> Any:
     :func:`inspect.cleandoc` cleans a docstring, and ``null`` goes last.
     """
     if isinstance(node, dict):
-        out = {}
+        out: dict[str, Any] = {}
         for key, value in node.items():
             if key == "description" and isinstance(value, str):
                 out[key] = inspect.cleandoc(value)

@@ -31,13 +31,14 @@ True
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
 from scipy.special import expit
 
-log = logging.getLogger(__name__)
+from streaming.logs import get_logger
+
+log = get_logger(__name__)
 
 _PROBE_ROWS = 256
 

@@ -133,6 +133,21 @@ def driftloop_settings(
     return settings
 
 
+@pytest.fixture
+def one_partition_settings(
+    kafka_settings: KafkaSettings, unique_name: Callable[[str], str], tmp_path: Path
+) -> Settings:
+    """Single-partition topics, so offsets count rows of the stream."""
+    names = TopicNames(**{field: unique_name(field.replace("_", "-")) for field in TopicNames.model_fields})
+    ensure_topics(kafka_settings, topic_catalogue(names, partitions=1))
+    return Settings(
+        home=tmp_path / "home",
+        kafka=kafka_settings,
+        topics=names,
+        scoring=ScoringSettings(group_id=unique_name("scorer"), metrics_port=0, max_wait_ms=20),
+    )
+
+
 @pytest.fixture(scope="session")
 def history() -> pd.DataFrame:
     """Labeled simulated history to train models on."""

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from streaming.config import ScoringSettings, Settings, TopicNames
+from streaming.config import Settings, TopicNames
 from streaming.events import DriftEvent, encode_event
 from streaming.kafka.clients import ensure_topics
 from streaming.kafka.publishing import publish_model_update
@@ -23,19 +23,6 @@ from streaming.training import champion_update, open_registry, train_and_registe
 from tests.kafka_helpers import decode_all, produce, read_topic, scorer_thread, start_scorer_process
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def one_partition_settings(kafka_settings, unique_name: Callable[[str], str], tmp_path: Path) -> Settings:  # type: ignore[no-untyped-def]
-    """Single-partition topics, so offsets count rows of the stream."""
-    names = TopicNames(**{field: unique_name(field.replace("_", "-")) for field in TopicNames.model_fields})
-    ensure_topics(kafka_settings, topic_catalogue(names, partitions=1))
-    return Settings(
-        home=tmp_path / "home",
-        kafka=kafka_settings,
-        topics=names,
-        scoring=ScoringSettings(group_id=unique_name("scorer"), metrics_port=0, max_wait_ms=20),
-    )
 
 
 def publish_champion(settings: Settings, history: pd.DataFrame) -> None:

@@ -9,11 +9,11 @@ Restarted, it rebuilds the same step from the same topics: nothing of its own is
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from kafka import TopicPartition
@@ -22,11 +22,12 @@ from streaming.canary.controller import CanaryController
 from streaming.config import Settings
 from streaming.errors import DecodeError
 from streaming.events import EventCodec, Label, Score
-from streaming.kafka.clients import make_consumer, wait_for_topic
+from streaming.kafka.clients import close_all, make_consumer, wait_for_topic
 from streaming.kafka.publishing import publish_model_update
+from streaming.logs import get_logger
 from streaming.signals import stop_on_termination
 
-log = logging.getLogger("driftloop.canary")
+log = get_logger("driftloop.canary")
 
 
 class CanaryService:
@@ -69,9 +70,11 @@ class CanaryService:
                     last = time.monotonic()
                     self._decide()
         finally:
-            follower.close()
-            scores.close(autocommit=False)
-            labels.close(autocommit=False)
+            close_all(
+                follower.close,
+                partial(scores.close, autocommit=False),
+                partial(labels.close, autocommit=False),
+            )
 
     def _decide(self) -> None:
         decision = self.controller.decide(datetime.now(UTC))

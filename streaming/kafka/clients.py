@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,14 +19,31 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streaming.config import KafkaSettings
 from streaming.errors import KafkaUnavailableError
+from streaming.logs import get_logger
 from streaming.topics import TopicSpec
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: Consumer options for micro-batching: fetch large chunks per round trip.
 BATCH_FETCH_OPTIONS: dict[str, Any] = {"fetch_max_bytes": 52_428_800, "max_partition_fetch_bytes": 10_485_760}
 #: Producer options for micro-batching: a short linger, large record batches.
 BATCH_PRODUCE_OPTIONS: dict[str, Any] = {"linger_ms": 5, "batch_size": 262_144}
+
+
+def close_all(*closers: Callable[[], object]) -> None:
+    """Call every closer, even when one raises; a failure to close is logged, not raised.
+
+    For ``finally`` blocks: an error raised while closing would replace the one that ended
+    the loop (kafka-python's ``producer.close()`` flushes first, and after a refused send
+    or a broker outage that flush raises again), and one client that fails to close must
+    not keep the others open. Outputs a failed close did not deliver were not committed
+    either, so they are produced again after a restart.
+    """
+    for close in closers:
+        try:
+            close()
+        except Exception as exc:
+            log.warning("closing a Kafka client failed: %r", exc)
 
 
 def make_producer(kafka: KafkaSettings, **overrides: Any) -> KafkaProducer:

@@ -20,10 +20,10 @@ One :class:`DriftMonitor` per scorer process, one suite per owned partition:
 
 from __future__ import annotations
 
-import logging
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -33,15 +33,16 @@ from streaming import metrics
 from streaming.config import Settings
 from streaming.errors import ConfigError, DecodeError, DriftloopError, KafkaUnavailableError
 from streaming.events import EventCodec, Label, encode_event
-from streaming.kafka.clients import make_consumer, make_producer, wait_for_topic
+from streaming.kafka.clients import close_all, make_consumer, make_producer, wait_for_topic
 from streaming.kafka.dead_letters import dead_letter
+from streaming.logs import get_logger
 from streaming.monitoring.reference import ReferenceProfile
 from streaming.monitoring.state import StateRejectedError, read_envelope, seal, state_key, unseal
 from streaming.monitoring.suite import MonitorSuite
 from streaming.registry import ModelRegistry, ModelRejectedError
 from streaming.scoring.scorer import BatchObserver, ScoredBatch
 
-log = logging.getLogger("driftloop.monitor")
+log = get_logger("driftloop.monitor")
 
 
 class DeliveryError(DriftloopError):
@@ -258,10 +259,11 @@ class DriftMonitor(BatchObserver):
         if self._closed:
             return
         self._closed = True
-        self._producer.flush(timeout=30)
-        self._producer.close(timeout=10)
-        self._labels.close(autocommit=False)
-        self._states.close(autocommit=False)
+        close_all(
+            partial(self._producer.close, timeout=30),  # flushes first
+            partial(self._labels.close, autocommit=False),
+            partial(self._states.close, autocommit=False),
+        )
 
     # -- internals -----------------------------------------------------------------------
 

@@ -17,10 +17,10 @@ on ``drift.events.dlq``.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from kafka import TopicPartition
@@ -29,14 +29,15 @@ from kafka.structs import OffsetAndMetadata
 from streaming.config import Settings
 from streaming.errors import DecodeError
 from streaming.events import DriftEvent, EventCodec, ModelUpdate, encode_event
-from streaming.kafka.clients import make_consumer, make_producer, wait_for_topic
+from streaming.kafka.clients import close_all, make_consumer, make_producer, wait_for_topic
 from streaming.kafka.dead_letters import dead_letter
 from streaming.kafka.publishing import publish_model_update
+from streaming.logs import get_logger
 from streaming.retraining.policy import RetrainPolicy
 from streaming.scoring.serving import ServingPlan
 from streaming.signals import stop_on_termination
 
-log = logging.getLogger("driftloop.trigger")
+log = get_logger("driftloop.trigger")
 
 _OUTCOMES = ("challenger", "rejected", "failed")
 
@@ -165,10 +166,12 @@ class RetrainTrigger:
                         where = TopicPartition(record.topic, record.partition)
                         consumer.commit({where: OffsetAndMetadata(record.offset + 1, "", -1)})
         finally:
-            consumer.close(autocommit=False)
-            follower.close()
-            producer.close(timeout=10)
-            self.launcher.close()
+            close_all(
+                partial(consumer.close, autocommit=False),
+                follower.close,
+                partial(producer.close, timeout=10),
+                self.launcher.close,
+            )
 
     def _handle(self, record: Any, producer: Any) -> None:
         try:
@@ -205,7 +208,9 @@ class RetrainTrigger:
             self.settings, started_update(self.settings, event.event_id, run, self.plan.champion)
         )
         self.started.append(event.event_id)
-        log.info("retraining run started", extra={**context, **run})
+        # The launcher's own fields go under "run": a key of its own (the in-process launcher's
+        # "thread") must not collide with a LogRecord attribute.
+        log.info("retraining run started", extra={**context, "run": run})
 
     def _learn(self, updates: list[ModelUpdate]) -> None:
         """Fold model.updates into the serving plan and the policy's memory."""

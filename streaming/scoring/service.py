@@ -26,12 +26,12 @@ partitions are revoked in a rebalance, the batch in hand is finished and committ
 from __future__ import annotations
 
 import gc
-import logging
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -46,17 +46,19 @@ from streaming.events import DeadLetter, EventCodec, ModelUpdate, Transaction, e
 from streaming.kafka.clients import (
     BATCH_FETCH_OPTIONS,
     BATCH_PRODUCE_OPTIONS,
+    close_all,
     make_consumer,
     make_producer,
     wait_for_topic,
 )
 from streaming.kafka.dead_letters import dead_letter
+from streaming.logs import get_logger
 from streaming.registry import LoadedModel, ModelRegistry, ModelRejectedError
 from streaming.scoring.scorer import BatchObserver, ScoredBatch, Scorer
 from streaming.scoring.serving import ModelHolder, ServingPlan
 from streaming.signals import stop_on_termination
 
-log = logging.getLogger("driftloop.score")
+log = get_logger("driftloop.score")
 
 _LAG_EVERY_S = 5.0
 #: Model updates are read between batches, at most this often: each read is a consumer
@@ -289,12 +291,14 @@ class ScoringService:
                 self._report_lag()
             self._commit(_highest(self._take_unchecked(), self._process_pending()))
         finally:
-            follower.close()
-            if self._consumer is not None:
-                self._consumer.close(autocommit=False)  # may still call the revocation listener
-            for observer in self.observers:
-                observer.close()
-            self._producer.close(timeout=10)
+            consumer = self._consumer
+            close_all(
+                follower.close,
+                # The consumer's close may still call the revocation listener.
+                *([partial(consumer.close, autocommit=False)] if consumer is not None else []),
+                *(observer.close for observer in self.observers),
+                partial(self._producer.close, timeout=10),
+            )
         log.info(
             "scorer stopped", extra={"scored": self.stats.scored, "dead_letters": self.stats.dead_letters}
         )

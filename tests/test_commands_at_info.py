@@ -1,0 +1,200 @@
+"""The long-running commands as a user runs them: a real process, the default log level (INFO).
+
+Tests that run the services in a thread see only what their log level lets through; a bug in
+an INFO log call (a field that collides with a LogRecord attribute crashed `driftloop
+trigger` on its first drift event) hides there. Each command here handles the event it
+exists for, logs about it at INFO, then stops cleanly on SIGTERM with exit code 0.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from streaming.benchmarks.throughput import child_env
+from streaming.config import CanarySettings, RetrainingSettings, Settings
+from streaming.events import DriftEvent, ModelUpdate, encode_event
+from streaming.kafka.publishing import publish_model_update
+from streaming.model import TrainingParams
+from streaming.simulation import stream_transactions
+from streaming.simulator import SCENARIOS, TransactionSimulator, to_labels, to_transactions
+from streaming.training import champion_update, train_and_register
+from tests.kafka_helpers import decode_all, produce, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+class Command:
+    """`python -m streaming.cli ARGS` with the settings' environment, stderr to a file."""
+
+    def __init__(self, settings: Settings, log: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.log = log
+        self._out = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "streaming.cli", *args],
+            env={**child_env(settings), **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=self._out,
+        )
+
+    def wait_for(self, condition: Callable[[], bool], what: str, timeout_s: float = 120) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            assert self.process.poll() is None, f"exited {self.process.returncode}:\n{self.tail()}"
+            assert time.monotonic() < deadline, f"{what} not seen within {timeout_s:.0f} s:\n{self.tail()}"
+            time.sleep(0.3)
+
+    def stop(self) -> tuple[int, str]:
+        """SIGTERM; the exit code and stdout."""
+        self.process.send_signal(signal.SIGTERM)
+        stdout, _ = self.process.communicate(timeout=90)
+        self._out.close()
+        return self.process.returncode, stdout.decode()
+
+    def logged(self) -> list[dict[str, Any]]:
+        """driftloop's log lines (JSON objects) so far."""
+        entries = []
+        for line in self.log.read_text().splitlines():
+            if line.startswith("{"):
+                entries.append(json.loads(line))
+        return entries
+
+    def tail(self) -> str:
+        return self.log.read_text()[-4000:]
+
+
+def messages(command: Command, level: str = "info") -> list[str]:
+    return [e["message"] for e in command.logged() if e["level"] == level]
+
+
+def assert_clean_exit(command: Command) -> str:
+    code, stdout = command.stop()
+    text = command.log.read_text()
+    assert code == 0, text[-4000:]
+    assert "Traceback" not in text, text[-4000:]
+    return stdout
+
+
+def test_score_at_info_scores_swaps_models_dead_letters_and_raises_a_drift_event(
+    one_partition_settings: Settings, history: pd.DataFrame, tmp_path: Path
+) -> None:
+    settings = one_partition_settings
+    v1 = train_and_register(settings, history, params=TrainingParams(max_iter=20))
+    publish_model_update(settings, champion_update(v1))
+    simulator = TransactionSimulator(seed=5)
+    baseline, shifted = simulator.generate(15_000), simulator.generate(8000, SCENARIOS["covariate"])
+    frame = pd.concat([baseline, shifted], ignore_index=True)
+    transactions = [(t.account_id.encode(), encode_event(t)) for t in to_transactions(frame)]
+    labels = [(k, encode_event(label)) for (k, _), label in zip(transactions, to_labels(frame), strict=True)]
+
+    scorer = Command(settings, tmp_path / "score.log", "score")
+    try:
+        produce(settings, settings.topics.transactions, [*transactions[:2000], (b"acct", b"not json")])
+        scorer.wait_for(lambda: any(m.startswith("scoring ") for m in messages(scorer)), "scoring")
+        v2 = train_and_register(settings, history, params=TrainingParams(max_iter=10))
+        publish_model_update(settings, champion_update(v2))
+        produce(settings, settings.topics.transactions, transactions[2000:])
+        produce(settings, settings.topics.labels, labels)
+        events = decode_all(
+            read_topic(settings, settings.topics.drift_events, lambda rs: len(rs) >= 1, timeout_s=120),
+            DriftEvent,
+        )
+        assert events, scorer.tail()
+        read_topic(settings, settings.topics.scores, lambda rs: len(rs) >= len(transactions), timeout_s=120)
+    finally:
+        stdout = assert_clean_exit(scorer)
+    info = messages(scorer)
+    assert "serving models changed" in info, info
+    assert any(m.startswith("dead letter") for m in messages(scorer, "warning"))
+    assert f"scored {len(transactions)} transactions" in stdout
+
+
+def test_trigger_at_info_turns_a_drift_event_into_a_flow_run(
+    driftloop_settings: Settings, history: pd.DataFrame, tmp_path: Path
+) -> None:
+    settings = driftloop_settings.model_copy(
+        update={"retraining": RetrainingSettings(min_rows=500, max_iter=30, retries=1, retry_delays_s=[0.2])}
+    )
+    publish_model_update(
+        settings, champion_update(train_and_register(settings, history, params=TrainingParams(max_iter=20)))
+    )
+    simulator = TransactionSimulator(seed=21)
+    stream_transactions(settings, simulator, 3000, SCENARIOS["baseline"])
+    stream_transactions(settings, simulator, 3000, SCENARIOS["concept"])
+
+    trigger = Command(settings, tmp_path / "trigger.log", "trigger")
+    try:
+        trigger.wait_for(lambda: any(m.startswith("turning ") for m in messages(trigger)), "ready")
+        event = DriftEvent(
+            event_id="0b9c1f3e-0000-5000-8000-0000000000a1",
+            model_name=settings.model_name,
+            model_version="v1",
+            signal="error",
+            detector="adwin",
+            severity="high",
+            detected_at=datetime.now(UTC),
+        )
+        produce(settings, settings.topics.drift_events, [(b"fraud", encode_event(event))])
+        outcomes = decode_all(
+            read_topic(
+                settings,
+                settings.topics.model_updates,
+                lambda rs: any(u.status in ("challenger", "rejected") for u in decode_all(rs, ModelUpdate)),
+                timeout_s=240,
+            ),
+            ModelUpdate,
+        )
+    finally:
+        assert_clean_exit(trigger)
+    assert [u.status for u in outcomes][1:3] == ["started", "challenger"], outcomes
+    started = next(e for e in trigger.logged() if e["message"] == "retraining run started")
+    assert started["drift_event_id"] == event.event_id
+    assert started["run"]["mode"] == "in-process" and started["run"]["thread"].startswith("retrain-")
+
+
+def test_canary_at_info_decides_on_a_challenger(driftloop_settings: Settings, tmp_path: Path) -> None:
+    settings = driftloop_settings.model_copy(
+        update={"canary": CanarySettings(step_timeout_s=3, evaluate_every_s=0.5, min_labels=10)}
+    )
+    now = datetime.now(UTC)
+    for update in (
+        ModelUpdate(model_name="fraud", version="v1", status="champion", created_at=now),
+        ModelUpdate(
+            model_name="fraud",
+            version="v2",
+            status="challenger",
+            traffic_percent=0.0,
+            champion_version="v1",
+            created_at=now,
+        ),
+    ):
+        publish_model_update(settings, update)
+
+    canary = Command(settings, tmp_path / "canary.log", "canary")
+    try:
+        # No labelled outcomes arrive: the step times out and the challenger is rolled back.
+        decided = decode_all(
+            read_topic(
+                settings,
+                settings.topics.model_updates,
+                lambda rs: any(u.status == "rolled_back" for u in decode_all(rs, ModelUpdate)),
+                timeout_s=90,
+            ),
+            ModelUpdate,
+        )
+    finally:
+        assert_clean_exit(canary)
+    assert [u.status for u in decided] == ["champion", "challenger", "canary_step", "rolled_back"], decided
+    info = messages(canary)
+    assert "canary controller ready" in info
+    assert {"canary decision: canary_step v2 at 5.0%", "canary decision: rolled_back v2 at 0.0%"} <= set(info)
