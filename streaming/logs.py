@@ -14,10 +14,13 @@ the standard library raise ``KeyError`` at the call, crashing the caller over a 
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 import msgspec
 
@@ -82,3 +85,28 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for chatty in ("kafka", "httpx"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+@contextmanager
+def stderr_into(path: Path) -> Iterator[TextIO]:
+    """Send everything written to stderr, by this process and the ones it starts, to ``path``
+    for the block; yield a stream on the terminal stderr was.
+
+    For a live view: kafka-python's warnings, Prefect's logs, a library's traceback and a
+    child process's output then land in the log file instead of breaking up the view.
+    Works on file descriptor 2 itself, so output that bypasses ``sys.stderr`` (the
+    temporary Prefect server's subprocess) is captured too.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 2)
+    terminal = os.fdopen(os.dup(saved), "w", buffering=1, encoding="utf-8", errors="replace")
+    try:
+        yield terminal
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        terminal.close()

@@ -7,17 +7,81 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+
 from streaming.config import Settings
-from streaming.events import Label, encode_event
-from streaming.kafka.clients import make_producer
+from streaming.events import encode_event
+from streaming.kafka.clients import close_all, make_producer
 from streaming.simulator import Regime, TransactionSimulator, to_labels, to_transactions
 
 
 @dataclass
 class SimulationStats:
+    """Counts so far; ``transactions`` counts a transaction as it is handed to the producer."""
+
     transactions: int = 0
     labels: int = 0
     seconds: float = 0.0
+
+
+class TransactionStreamer:
+    """Produces frames of simulated transactions at a steady rate, labels ``label_delay``
+    transactions behind, on one producer.
+
+    The rate holds across frames (it is counted from the first transaction), so a stream
+    can be fed frame by frame, with regime changes in between. Each label is keyed like its
+    transaction: the labels topic is co-partitioned with the transactions. :attr:`stats`
+    is updated as records are handed to the producer (another thread may read it).
+    """
+
+    def __init__(self, settings: Settings, rate: float | None = None, label_delay: int = 0) -> None:
+        self._topics = settings.topics
+        self._producer = make_producer(settings.kafka, linger_ms=20, batch_size=262_144)
+        self._rate = rate or None
+        self._label_delay = label_delay
+        self._pending: deque[tuple[bytes, bytes]] = deque()
+        self._started: float | None = None
+        self.stats = SimulationStats()
+
+    def send(self, frame: pd.DataFrame, stop: Callable[[], bool] = lambda: False) -> np.ndarray:
+        """Produce the frame's transactions (and the labels now due); return when each was
+        sent (``time.time()``), NaN for the rows not sent because ``stop()`` became true."""
+        if self._started is None:
+            self._started = time.monotonic()
+        sent_at = np.full(len(frame), np.nan)
+        send, topics, stats = self._producer.send, self._topics, self.stats
+        for i, (transaction, label) in enumerate(zip(to_transactions(frame), to_labels(frame), strict=True)):
+            if stop():
+                break
+            key = transaction.account_id.encode()
+            stats.transactions += 1
+            send(topics.transactions, key=key, value=encode_event(transaction))
+            sent_at[i] = time.time()
+            self._pending.append((key, encode_event(label)))
+            while len(self._pending) > self._label_delay:
+                self._send_label(*self._pending.popleft())
+            if self._rate:
+                ahead = stats.transactions / self._rate - (time.monotonic() - self._started)
+                if ahead > 0:
+                    time.sleep(ahead)
+        return sent_at
+
+    def _send_label(self, key: bytes, value: bytes) -> None:
+        self._producer.send(self._topics.labels, key=key, value=value)
+        self.stats.labels += 1
+
+    def close(self, flush_labels: bool = True) -> SimulationStats:
+        """Send the labels still held back (unless told not to), flush, close."""
+        try:
+            while flush_labels and self._pending:
+                self._send_label(*self._pending.popleft())
+            self._producer.flush(timeout=60)
+        finally:
+            close_all(lambda: self._producer.close(timeout=10))
+        if self._started is not None:
+            self.stats.seconds = time.monotonic() - self._started
+        return self.stats
 
 
 def stream_transactions(
@@ -35,37 +99,13 @@ def stream_transactions(
     Each label is published ``label_delay`` transactions after its transaction (0: at once);
     the labels still pending at the end are flushed last.
     """
-    producer = make_producer(settings.kafka, linger_ms=20, batch_size=262_144)
-    topics = settings.topics
-    pending: deque[tuple[bytes, Label]] = deque()
-    stats = SimulationStats()
-    started = time.monotonic()
-
-    def send_label(key: bytes, label: Label) -> None:
-        # Keyed like its transaction: the labels topic is co-partitioned with the transactions.
-        producer.send(topics.labels, key=key, value=encode_event(label))
-        stats.labels += 1
-
+    streamer = TransactionStreamer(settings, rate, label_delay)
     try:
-        while stats.transactions < count:
-            frame = simulator.generate(min(chunk, count - stats.transactions), regime)
-            for transaction, label in zip(to_transactions(frame), to_labels(frame), strict=True):
-                key = transaction.account_id.encode()
-                producer.send(topics.transactions, key=key, value=encode_event(transaction))
-                stats.transactions += 1
-                pending.append((key, label))
-                while len(pending) > label_delay:
-                    send_label(*pending.popleft())
-                if rate:
-                    ahead = stats.transactions / rate - (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(ahead)
+        while streamer.stats.transactions < count:
+            frame = simulator.generate(min(chunk, count - streamer.stats.transactions), regime)
+            streamer.send(frame)
             if progress is not None:
                 progress(len(frame))
-        while pending:
-            send_label(*pending.popleft())
-        producer.flush(timeout=60)
     finally:
-        producer.close(timeout=10)
-    stats.seconds = time.monotonic() - started
+        stats = streamer.close()
     return stats

@@ -2,8 +2,12 @@
 
 Accounts have a home, a typical spend, active hours and a preferred channel; merchants
 belong to categories. Legitimate spending follows each account's habits; fraud follows a
-*pattern* (what fraudsters do at the time). A :class:`Regime` describes the world at one
-moment, so drift is a change of regime:
+*pattern* (what fraudsters do at the time), but only partly, as in real card data: each
+sign of the pattern shows on a fraud with its own probability, and one fraud in ten (an
+account takeover that spends like the owner) shows none. A model trained on the baseline
+reaches a holdout ROC AUC of about 0.92-0.93 and catches about 60% of fraud at a 0.5
+threshold, not all of it. A :class:`Regime` describes the world at one moment, so drift is a
+change of regime:
 
 - ``concept``: a new fraud pattern the model never saw (small online gift-card purchases
   near home, in the daytime) replaces the old one;
@@ -51,6 +55,17 @@ _LEGIT_CATEGORY_WEIGHTS = np.array([0.28, 0.18, 0.12, 0.07, 0.1, 0.05, 0.04, 0.1
 _HOLIDAY_CATEGORY_WEIGHTS = np.array([0.2, 0.15, 0.07, 0.04, 0.16, 0.11, 0.06, 0.17, 0.02, 0.02])
 _CATEGORY_PRICE = np.array([1.0, 0.8, 1.1, 0.6, 1.6, 4.0, 6.0, 1.4, 5.0, 1.0])
 CHANNELS = np.array(["pos", "online", "atm"])
+
+#: Share of frauds that spend like the card's owner (no sign of the pattern at all).
+_MIMIC_SHARE = 0.1
+#: How often each sign of the pattern shows on one fraud: category, amount, hour, distance,
+#: velocity, channel.
+_PATTERN_SIGN_RATE = np.array([0.65, 0.7, 0.55, 0.6, 0.65, 0.8])[:, None]
+
+
+def _set(column: np.ndarray, rows: np.ndarray, where: np.ndarray, values: np.ndarray) -> None:
+    """``column[rows[i]] = values[i]`` where ``where[i]``."""
+    column[rows[where]] = values[where]
 
 
 @dataclass(frozen=True)
@@ -128,20 +143,32 @@ class TransactionSimulator:
 
         k = int(fraud.sum())
         if k:
+            # A fraud follows the pattern of its time only partly: each of the pattern's
+            # signs shows with its own probability, and a share of frauds (account takeovers
+            # that spend like the owner) show none at all. So fraud overlaps legitimate
+            # spending, as it does in real card data: a model separates most of it, never all.
+            shows = rng.random((6, k)) < _PATTERN_SIGN_RATE
+            shows &= rng.random(k) >= _MIMIC_SHARE
+            rows = np.flatnonzero(fraud)
             if regime.fraud_pattern == "far_high_value":
-                category[fraud] = rng.choice([5, 6, 8], size=k)  # electronics, travel, jewelry
-                amount[fraud] = avg[fraud] * rng.uniform(4, 15, size=k) * regime.spend_multiplier
-                hour[fraud] = rng.uniform(0, 5, size=k)
-                distance[fraud] = rng.uniform(300, 5000, size=k)
-                velocity[fraud] = rng.poisson(3, size=k) + 2
-                channel[fraud] = rng.choice([0, 1], size=k, p=[0.4, 0.6])
-            else:  # gift_card_testing: small online purchases near home, in the daytime
-                category[fraud] = 9
-                amount[fraud] = rng.uniform(5, 25, size=k)
-                hour[fraud] = rng.uniform(9, 18, size=k)
-                distance[fraud] = rng.exponential(4.0, size=k)
-                velocity[fraud] = rng.poisson(6, size=k) + 3
-                channel[fraud] = 1
+                _set(category, rows, shows[0], rng.choice([5, 6, 8], size=k))  # electronics, travel, jewelry
+                _set(
+                    amount,
+                    rows,
+                    shows[1],
+                    avg[fraud] * rng.lognormal(np.log(4), 0.5, size=k) * regime.spend_multiplier,
+                )
+                _set(hour, rows, shows[2], rng.uniform(0, 6, size=k))
+                _set(distance, rows, shows[3], rng.lognormal(np.log(400), 1.0, size=k))
+                _set(velocity, rows, shows[4], rng.poisson(2, size=k) + 2)
+                _set(channel, rows, shows[5], rng.choice([0, 1], size=k, p=[0.4, 0.6]))
+            else:  # gift_card_testing: small online purchases, several in a row
+                _set(category, rows, shows[0], np.full(k, 9))
+                _set(amount, rows, shows[1], rng.uniform(5, 40, size=k))
+                _set(hour, rows, shows[2], rng.uniform(9, 18, size=k))
+                _set(distance, rows, shows[3], rng.exponential(4.0, size=k))
+                _set(velocity, rows, shows[4], rng.poisson(3, size=k) + 3)
+                _set(channel, rows, shows[5], np.ones(k, dtype=int))
 
         gaps = rng.exponential(self.mean_gap_s, size=n).cumsum()
         times = (pd.to_datetime(self._clock) + pd.to_timedelta(gaps, unit="s")).floor("us")

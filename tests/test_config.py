@@ -159,3 +159,53 @@ def test_monitoring_params_add_to_the_tuned_defaults_and_bad_detectors_are_refus
     config.write_text("[monitoring.detector_params.label]\nbogus = 1\n")
     with pytest.raises(ConfigError, match="bogus"):
         load_settings(config)
+
+
+@pytest.mark.parametrize(
+    ("variable", "nearest"),
+    [
+        ("DRIFTLOOP_KAFKA_BOOTSTRAP_SERVERS", "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS"),
+        ("DRIFTLOOP_KAFKA__BOOTSTRAP_SERVER", "DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS"),
+        ("DRIFTLOOP_SCORING__MAXBATCH", "DRIFTLOOP_SCORING__MAX_BATCH"),
+        ("DRIFTLOOP_MODELNAME", "DRIFTLOOP_MODEL_NAME"),
+    ],
+)
+def test_an_unknown_variable_is_an_error_naming_the_nearest_setting(
+    monkeypatch: pytest.MonkeyPatch, variable: str, nearest: str
+) -> None:
+    monkeypatch.setenv(variable, "x")
+    with pytest.raises(ConfigError, match=rf"{variable} is not a setting \(did you mean {nearest}\?\)"):
+        load_settings()
+
+
+def test_variables_below_a_map_setting_are_its_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIFTLOOP_FEATURES__AMOUNT", "numeric")
+    monkeypatch.setenv("DRIFTLOOP_MONITORING__DETECTOR_PARAMS__ERROR", '{"delta": 0.01}')
+    settings = load_settings()
+    assert settings.features == {"amount": "numeric"}
+    assert settings.monitoring.detector_params["error"]["delta"] == 0.01
+
+
+def test_an_unknown_key_in_a_file_section_is_an_error_naming_the_nearest_key(tmp_path: Path) -> None:
+    config = tmp_path / "driftloop.toml"
+    config.write_text('[kafka]\nbootstrap_server = "b:9092"\n[scorin]\nmax_batch = 3\n')
+    with pytest.raises(ConfigError) as raised:
+        load_settings(config)
+    assert "kafka.bootstrap_server: not a setting (did you mean kafka.bootstrap_servers?)" in str(
+        raised.value
+    )
+    assert "scorin: not a setting (did you mean scoring?)" in str(raised.value)
+
+
+def test_light_commands_do_not_import_the_heavy_libraries() -> None:
+    # `driftloop --help`, `config show`, `topics list` start in well under a second only
+    # while loading the settings imports none of River, scikit-learn, pandas or Prefect.
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys; from streaming.cli import app; from streaming.config import load_settings; load_settings(); "
+        "print(sorted(m for m in ('river', 'sklearn', 'pandas', 'prefect', 'numba', 'kafka') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

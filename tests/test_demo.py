@@ -1,28 +1,64 @@
-"""`driftloop demo --short` end to end: the loop closes and pays for itself."""
+"""`driftloop demo --short` end to end: the loop closes and pays for itself; Ctrl-C is clean."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from streaming.config import KafkaSettings
+from streaming.kafka.clients import make_admin
+
 pytestmark = pytest.mark.integration
+
+
+def demo_env(kafka_bootstrap: str, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
+    env.update(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, DRIFTLOOP_HOME=str(home))
+    return env
+
+
+def demo_topics(kafka_bootstrap: str, run_home: Path) -> list[str]:
+    admin = make_admin(KafkaSettings(bootstrap_servers=kafka_bootstrap))
+    try:
+        return [t for t in admin.list_topics() if t.startswith(f"demo-{run_home.name}-")]
+    finally:
+        admin.close()
+
+
+def scores_written(kafka_bootstrap: str, home: Path) -> int:
+    """Scores on the running demo's scores topic so far (0 before it exists)."""
+    from kafka import TopicPartition
+
+    from streaming.kafka.clients import make_consumer
+
+    runs = list(home.glob("demo/*"))
+    if not runs:
+        return 0
+    topic = f"demo-{runs[0].name}-scores"
+    consumer = make_consumer(KafkaSettings(bootstrap_servers=kafka_bootstrap), None)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return sum(ends.values())
+    finally:
+        consumer.close(autocommit=False)
 
 
 def test_the_demo_detects_retrains_promotes_and_beats_the_static_model(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     report = tmp_path / "report.html"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-    env.update(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, DRIFTLOOP_HOME=str(tmp_path / "home"))
     done = subprocess.run(
         [sys.executable, "-m", "streaming.cli", "demo", "--short", "--report", str(report)],
-        env=env,
+        env=demo_env(kafka_bootstrap, tmp_path / "home"),
         capture_output=True,
         text=True,
         timeout=600,
@@ -30,6 +66,7 @@ def test_the_demo_detects_retrains_promotes_and_beats_the_static_model(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["interrupted"] is False
     assert summary["drift_events_after_onset"] >= 1, summary
     assert summary["challengers"] >= 1 and summary["promotions"] >= 1, summary
     assert summary["loop_fraud_caught"] > summary["static_fraud_caught"], summary
@@ -41,3 +78,49 @@ def test_the_demo_detects_retrains_promotes_and_beats_the_static_model(
     for heading in ("Drift signals over time", "Feature distributions", "Model performance", "Timeline"):
         assert heading in page
     assert f"{summary['loop_fraud_caught']}" in page
+    assert "Interrupted run" not in page
+
+    # The live view kept the terminal; every log line went to the run's log file.
+    (run_home,) = (tmp_path / "home" / "demo").iterdir()
+    log = (run_home / "demo.log").read_text()
+    assert f"logs: {run_home / 'demo.log'}" in done.stdout
+    assert '"message":"scoring ' in log and "Traceback" not in done.stderr
+    assert demo_topics(kafka_bootstrap, run_home) == [], "the demo deletes its topics"
+
+
+def test_ctrl_c_stops_the_demo_within_seconds_and_keeps_the_previous_report(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.html"
+    report.write_text("the last complete report")
+    home = tmp_path / "home"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "streaming.cli", "demo", "--short", "--report", str(report)],
+        env=demo_env(kafka_bootstrap, home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # Interrupt once a few thousand transactions are scored: there is something to report.
+        deadline = time.monotonic() + 180
+        while scores_written(kafka_bootstrap, home) < 3000:
+            assert demo.poll() is None, demo.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the demo never scored 3,000 transactions"
+            time.sleep(0.5)
+        demo.send_signal(signal.SIGINT)
+        interrupted_at = time.monotonic()
+        stdout, stderr = demo.communicate(timeout=60)
+        took = time.monotonic() - interrupted_at
+    finally:
+        demo.kill()
+    assert demo.returncode == 130, stderr[-3000:]
+    assert took < 10, f"the demo took {took:.1f} s to stop"
+    assert "stopping" in stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["interrupted"] is True and summary["transactions"] > 0, summary
+    assert report.read_text() == "the last complete report", "a partial run never overwrites a report"
+    partial = (tmp_path / "report.interrupted.html").read_text()
+    assert "Interrupted run" in partial
+    (run_home,) = (home / "demo").iterdir()
+    assert demo_topics(kafka_bootstrap, run_home) == [], "an interrupted demo deletes its topics too"

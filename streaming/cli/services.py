@@ -56,12 +56,13 @@ def score(
     metrics on --metrics-port (the address is logged at start).
     """
     from streaming.logs import configure_logging
+
+    configure_logging(log_level)
+    settings = kafka_settings_of(ctx)  # before the heavy imports: a missing broker fails fast
     from streaming.metrics import serve_metrics
     from streaming.scoring.service import ScoringService
     from streaming.training import open_registry
 
-    configure_logging(log_level)
-    settings = kafka_settings_of(ctx)
     overrides = {
         k: v
         for k, v in {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "metrics_port": metrics_port}.items()
@@ -102,10 +103,11 @@ def trigger(
     key and served by `driftloop worker`; without one, the flow runs in this process.
     """
     from streaming.logs import configure_logging
-    from streaming.retraining.trigger import RetrainTrigger
 
     configure_logging(log_level)
     settings = kafka_settings_of(ctx)
+    from streaming.retraining.trigger import RetrainTrigger
+
     if deployment:
         settings = settings.model_copy(
             update={"trigger": settings.trigger.model_copy(update={"deployment": deployment})}
@@ -125,11 +127,13 @@ def canary(ctx: typer.Context, log_level: LogLevelOption = "INFO") -> None:
     or undecided after canary.step_timeout_s; steps up when it is not worse; holds otherwise.
     Every decision is a ModelUpdate on model.updates with its evidence.
     """
-    from streaming.canary.service import CanaryService
     from streaming.logs import configure_logging
 
     configure_logging(log_level)
-    CanaryService(kafka_settings_of(ctx)).run()
+    settings = kafka_settings_of(ctx)
+    from streaming.canary.service import CanaryService
+
+    CanaryService(settings).run()
 
 
 @app.command("worker")

@@ -113,6 +113,21 @@ def ensure_topics(kafka: KafkaSettings, topics: list[TopicSpec], timeout_ms: int
         admin.close()
 
 
+def delete_topics(kafka: KafkaSettings, names: list[str], timeout_ms: int = 30_000) -> list[str]:
+    """Delete those of ``names`` that exist; return the names deleted."""
+    admin = make_admin(kafka)
+    try:
+        present = set(admin.list_topics())
+        existing = [name for name in names if name in present]
+        if existing:
+            admin.delete_topics(existing, timeout_ms=timeout_ms)
+        return existing
+    except KafkaError as exc:
+        raise KafkaUnavailableError(f"deleting topics on {kafka.bootstrap_servers} failed: {exc}") from exc
+    finally:
+        admin.close()
+
+
 class _Recorder(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)

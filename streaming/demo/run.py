@@ -1,0 +1,410 @@
+"""`driftloop demo`: the whole loop in one process, on a scheduled drift.
+
+Creates fresh demo topics on the broker, trains the first champion on simulated history,
+then runs together: the simulator (baseline traffic, then a new fraud pattern), the scorer
+with its drift monitors, the retrain trigger with the Prefect flow (in-process), and the
+canary controller (the default ``canary.schedule``). It stops once the challenger is
+promoted or rolled back and the stream has ended (or at ``max_seconds``, or when
+interrupted), replays the stream through the first champion alone ("static"), writes the
+summary and the report, and deletes the demo topics (unless asked to keep them).
+
+An interrupted run still ends with a summary and a report, both marked interrupted; the
+report then goes to ``<name>.interrupted.html`` so a complete report is never overwritten
+by a partial one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from streaming.config import RetrainingSettings, ScoringSettings, Settings, TopicNames, TriggerSettings
+from streaming.demo.outcomes import ObservedRun, outcome_frame, read_events, summarize
+from streaming.errors import DriftloopError
+from streaming.events import DriftEvent, ModelUpdate, Score
+from streaming.kafka.clients import close_all, delete_topics, ensure_topics
+from streaming.kafka.publishing import publish_model_update
+from streaming.model import TrainingParams
+from streaming.simulation import SimulationStats, TransactionStreamer
+from streaming.simulator import SCENARIOS, TransactionSimulator
+from streaming.topics import topic_catalogue
+from streaming.training import champion_update, open_registry, train_and_register
+
+
+class NothingToReportError(DriftloopError):
+    """The demo was interrupted before there was anything to report."""
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """How much traffic, how fast, and when the fraud pattern changes."""
+
+    scenario: str = "concept"
+    history: int = 20_000
+    before: int = 20_000  # transactions before the drift
+    after: int = 100_000  # after it: time to detect, retrain, canary, promote, and pay off
+    rate: float = 1000.0
+    label_delay: int = 300
+    max_seconds: float = 270.0
+    seed: int = 7
+
+    @property
+    def total(self) -> int:
+        return self.before + self.after
+
+
+SHORT = DemoPlan(before=6000, after=70_000, rate=1000.0, max_seconds=200.0)
+
+#: How long reading the run back may take, complete and interrupted.
+_READ_BACK_S = {False: 90.0, True: 5.0}
+#: How long each service may take to stop once asked.
+_STOP_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class DemoStatus:
+    """What the live view shows, once per refresh."""
+
+    phase: str
+    next_step: str
+    elapsed_s: float
+    produced: int
+    total: int
+    scored: int
+    rate: float
+    drift_events: int
+    seconds_to_detection: float | None
+    flow_runs: int
+    champion: str | None
+    challenger: str | None
+    canary_percent: float
+    schedule: tuple[float, ...]
+    last_update: str
+    stopping: bool = False
+
+    @property
+    def seconds_left_in_stream(self) -> float:
+        return max(0.0, (self.total - self.produced) / self.rate)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    summary: dict[str, Any]
+    report: Path
+
+
+@dataclass
+class _Run:
+    settings: Settings
+    plan: DemoPlan
+    started: float = field(default_factory=time.monotonic)
+    onset_at: datetime | None = None
+    stream: SimulationStats = field(default_factory=SimulationStats)
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    done_producing: bool = False
+    errors: list[str] = field(default_factory=list)
+
+
+def demo_settings(base: Settings, run_id: str) -> Settings:
+    """The base settings on the run's own topics, home and consumer groups, with settings
+    that suit a two-minute stream (smaller retraining window, 1 s canary evaluations)."""
+    names = TopicNames(**{f: f"demo-{run_id}-{f.replace('_', '-')}" for f in TopicNames.model_fields})
+    home = base.home / "demo" / run_id
+    return base.model_copy(
+        update={
+            "topics": names,
+            "home": home,
+            "registry": base.registry.model_copy(update={"path": home / "registry"}),
+            "scoring": ScoringSettings(group_id=f"demo-{run_id}-scorer", metrics_port=0, max_wait_ms=50),
+            "retraining": RetrainingSettings(max_iter=60, min_rows=2000, retry_delays_s=[1.0, 2.0, 5.0]),
+            "trigger": TriggerSettings(group_id=f"demo-{run_id}-trigger", cooldown_s=3600),
+            "canary": base.canary.model_copy(update={"min_labels": 300, "evaluate_every_s": 1.0}),
+        }
+    )
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def interrupted_report_path(report: Path) -> Path:
+    """``report.html`` -> ``report.interrupted.html``."""
+    return report.with_name(f"{report.stem}.interrupted{report.suffix}")
+
+
+def run_demo(
+    base: Settings,
+    plan: DemoPlan,
+    report: Path,
+    interrupt: threading.Event,
+    view: Callable[[DemoStatus], None] = lambda status: None,
+    keep_topics: bool = False,
+    run_id: str | None = None,
+    prefect_ready: Callable[[], None] = lambda: None,
+) -> DemoResult:
+    """Run the demo; ``interrupt`` (set from a signal handler) ends it early.
+
+    The run's topics are ``demo-<run_id>-*`` and its files live in ``<home>/demo/<run_id>/``.
+    ``prefect_ready`` blocks until the Prefect API answers; it is called before the first
+    flow run starts, so a server started with the demo comes up while the stream flows.
+    """
+    run_id = run_id or new_run_id()
+    settings = demo_settings(base, run_id)
+    ensure_topics(settings.kafka, topic_catalogue(settings.topics, partitions=2))
+    try:
+        return _run(settings, plan, report, interrupt, view, prefect_ready)
+    finally:
+        if not keep_topics:
+            delete_topics(settings.kafka, [t.name for t in topic_catalogue(settings.topics)])
+
+
+def _run(
+    settings: Settings,
+    plan: DemoPlan,
+    report: Path,
+    interrupt: threading.Event,
+    view: Callable[[DemoStatus], None],
+    prefect_ready: Callable[[], None],
+) -> DemoResult:
+    from streaming.canary.service import CanaryService
+    from streaming.monitoring.service import DriftMonitor
+    from streaming.retraining.trigger import InProcessLauncher, RetrainTrigger
+    from streaming.scoring.service import ModelUpdateFollower, ScoringService
+
+    run = _Run(settings, plan)
+    view(_status(run, None, None, None, [], "training the first champion", _TRAINING))
+    simulator = TransactionSimulator(seed=plan.seed)
+    champion = train_and_register(
+        settings, simulator.generate(plan.history), params=TrainingParams(), source="demo history"
+    )
+    publish_model_update(settings, champion_update(champion))
+    if interrupt.is_set():
+        raise NothingToReportError("interrupted before the stream began: nothing to report")
+    registry = open_registry(settings)
+    monitor = DriftMonitor(settings, registry)
+    scorer = ScoringService(settings, registry, [monitor])
+    trigger = RetrainTrigger(settings, _ReadyFirst(InProcessLauncher(settings), prefect_ready))
+    canary = CanaryService(settings)
+    halt = threading.Event()
+    producer = threading.Thread(target=_produce, args=(run, simulator, halt), name="simulator", daemon=True)
+    services = [
+        threading.Thread(target=_guard(run, s.run), name=type(s).__name__, daemon=True)
+        for s in (scorer, trigger, canary)
+    ]
+    for thread in (producer, *services):
+        thread.start()
+    follower = ModelUpdateFollower(settings)
+    alerts = _DriftFollower(settings)
+    updates: list[ModelUpdate] = []
+    try:
+        while not interrupt.is_set() and not run.errors:
+            updates += follower.poll(timeout_ms=250)[0]
+            alerts.poll()
+            elapsed = time.monotonic() - run.started
+            view(_status(run, scorer, alerts, trigger, updates))
+            finished = any(u.status in ("promoted", "rolled_back") for u in updates)
+            if (run.done_producing and (finished or elapsed > plan.max_seconds * 0.8)) or (
+                elapsed > plan.max_seconds
+            ):
+                break
+    finally:
+        halt.set()
+        stopping = _status(run, scorer, alerts, trigger, updates)
+        view(replace(stopping, phase="stopping the services", next_step=_READING, stopping=True))
+        for service in (scorer, trigger, canary):
+            service.stop()
+        deadline = time.monotonic() + _STOP_WAIT_S
+        for thread in (producer, *services):
+            thread.join(max(0.1, deadline - time.monotonic()))
+        close_all(follower.close, alerts.close)
+    if run.errors:
+        raise DriftloopError("the demo stopped: " + "; ".join(run.errors))
+    interrupted = interrupt.is_set()
+    view(replace(_status(run, scorer, alerts, trigger, updates), phase=_READING, next_step="", stopping=True))
+    observed = observe_run(run, champion.version, deadline=time.monotonic() + _READ_BACK_S[interrupted])
+    summary = summarize(observed, plan.scenario, time.monotonic() - run.started, interrupted)
+    from streaming.demo.report import write_report
+
+    path = interrupted_report_path(report) if interrupted else report
+    write_report(path, observed, summary)
+    return DemoResult(summary, path)
+
+
+def _guard(run: _Run, target: Callable[..., Any]) -> Callable[[], None]:
+    def guarded() -> None:
+        try:
+            target(install_signal_handlers=False)
+        except Exception as exc:  # surfaced by run_demo
+            run.errors.append(f"{type(exc).__name__}: {exc}")
+
+    return guarded
+
+
+def _produce(run: _Run, simulator: TransactionSimulator, halt: threading.Event) -> None:
+    plan = run.plan
+    streamer = TransactionStreamer(run.settings, plan.rate, plan.label_delay)
+    run.stream = streamer.stats
+    try:
+        for regime, count in ((SCENARIOS["baseline"], plan.before), (SCENARIOS[plan.scenario], plan.after)):
+            left = count
+            while left > 0 and not halt.is_set():
+                frame = simulator.generate(min(500, left), regime)
+                if regime.name != "baseline" and run.onset_at is None:
+                    run.onset_at = datetime.now(UTC)
+                run.frames.append(frame.assign(sent_at=streamer.send(frame, stop=halt.is_set)))
+                left -= len(frame)
+    except Exception as exc:
+        run.errors.append(f"simulator: {exc}")
+    finally:
+        close_all(lambda: streamer.close(flush_labels=not halt.is_set()))
+        run.done_producing = True
+
+
+class _ReadyFirst:
+    """A launcher that waits for the Prefect API before its first run."""
+
+    def __init__(self, launcher: Any, ready: Callable[[], None]) -> None:
+        self._launcher = launcher
+        self._ready = ready
+
+    def launch(self, event: DriftEvent) -> dict[str, Any]:
+        self._ready()
+        return dict(self._launcher.launch(event))
+
+    def close(self) -> None:
+        self._launcher.close()
+
+
+class _DriftFollower:
+    """The run's drift events, as an alert consumer sees them."""
+
+    def __init__(self, settings: Settings) -> None:
+        from streaming.events import EventCodec
+        from streaming.kafka.reading import TopicReader
+
+        self._reader = TopicReader(settings.kafka, settings.topics.drift_events)
+        self._codec = EventCodec(DriftEvent)
+        self.detected_at: list[datetime] = []
+
+    def poll(self) -> None:
+        for record in self._reader.poll(timeout_ms=0):
+            self.detected_at.append(self._codec.decode(record.value).detected_at)
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+_TRAINING = "then baseline traffic streams at the plan's rate"
+_READING = "reading the run back for the summary and the report"
+
+
+def _status(
+    run: _Run,
+    scorer: Any,
+    alerts: _DriftFollower | None,
+    trigger: Any,
+    updates: list[ModelUpdate],
+    phase: str = "",
+    next_step: str = "",
+) -> DemoStatus:
+    plan, settings = run.plan, run.settings
+    state = _serving(updates)
+    detected = alerts.detected_at if alerts is not None else []
+    onset = run.onset_at
+    after_onset = [t for t in detected if onset is not None and t >= onset]
+    detection = (min(after_onset) - onset).total_seconds() if after_onset and onset is not None else None
+    if not phase:
+        phase, next_step = _phase(run, state, detection, updates)
+    return DemoStatus(
+        phase=phase,
+        next_step=next_step,
+        elapsed_s=time.monotonic() - run.started,
+        produced=run.stream.transactions,
+        total=plan.total,
+        scored=scorer.stats.scored if scorer is not None else 0,
+        rate=plan.rate,
+        drift_events=len(detected),
+        seconds_to_detection=detection,
+        flow_runs=len(trigger.started) if trigger is not None else 0,
+        champion=state["champion"],
+        challenger=state["challenger"],
+        canary_percent=state["percent"],
+        schedule=tuple(settings.canary.schedule),
+        last_update=f"{updates[-1].status} {updates[-1].version}" if updates else "",
+    )
+
+
+def _serving(updates: list[ModelUpdate]) -> dict[str, Any]:
+    from streaming.scoring.serving import ServingPlan
+
+    plan = ServingPlan()
+    for update in updates:
+        plan = plan.apply(update)
+    return {"champion": plan.champion, "challenger": plan.challenger, "percent": plan.challenger_percent}
+
+
+def _phase(
+    run: _Run, state: dict[str, Any], detection: float | None, updates: list[ModelUpdate]
+) -> tuple[str, str]:
+    """What is happening now, and what happens next."""
+    plan = run.plan
+    ended = [u for u in updates if u.status in ("promoted", "rolled_back")]
+    if run.onset_at is None:
+        return (
+            "baseline traffic: the champion scores it; the monitors learn what normal looks like",
+            f"after {plan.before:,} transactions the fraud pattern changes ({plan.scenario} drift)",
+        )
+    if ended:
+        last = ended[-1]
+        verb = "promoted: it now serves all traffic" if last.status == "promoted" else "rolled back"
+        return f"{last.version} {verb}", "the stream runs to its end; then the summary and the report"
+    if state["challenger"] is not None:
+        later = [p for p in run.settings.canary.schedule if p > state["percent"]]
+        step = f"{later[0]:g}%" if later else "promotion"
+        return (
+            f"canary: {state['challenger']} serves {state['percent']:g}% of accounts",
+            f"{step} once it is not worse than {state['champion']} on "
+            f"{run.settings.canary.min_labels} labelled outcomes each",
+        )
+    if any(u.status == "rejected" for u in updates):
+        return "the candidate was rejected by validation", "the next drift episode may start another run"
+    if any(u.status == "started" for u in updates):
+        return (
+            "drift detected: the Prefect flow retrains",
+            "fetch the window from Kafka, snapshot it, train, validate against the champion, sign, register",
+        )
+    if detection is not None:
+        return "drift detected", "a drift event of enough severity starts a retraining flow run"
+    return (
+        f"{plan.scenario} drift: a new fraud pattern since the onset",
+        "the monitors watch errors, scores and features for it",
+    )
+
+
+def observe_run(run: _Run, first_version: str, deadline: float) -> ObservedRun:
+    """The run's outcomes: produced rows joined with their scores, drift events, updates."""
+    settings = run.settings
+    topics = settings.topics
+    scores, scores_whole = read_events(settings, topics.scores, Score, deadline)
+    drift, drift_whole = read_events(settings, topics.drift_events, DriftEvent, deadline)
+    updates, updates_whole = read_events(settings, topics.model_updates, ModelUpdate, deadline)
+    if not run.frames or not scores:
+        raise NothingToReportError("stopped before any transaction was scored: nothing to report")
+    produced = pd.concat(run.frames, ignore_index=True)
+    produced = produced[produced["sent_at"].notna()]
+    static = open_registry(settings).load(settings.model_name, first_version)
+    return ObservedRun(
+        outcomes=outcome_frame(produced, scores, static),
+        drift_events=drift,
+        updates=updates,
+        onset_at=run.onset_at,
+        complete=scores_whole and drift_whole and updates_whole,
+    )
