@@ -130,6 +130,15 @@ class TrainedModel:
         return self.estimator.predict_proba(matrix)[:, 1]
 
 
+def shown(value: Any) -> str:
+    """A cell as an error message shows it: the plain Python value (``2``, not ``np.int64(2)``).
+
+    >>> shown(np.int64(2)), shown(np.float64("nan")), shown("x")
+    ('2', 'nan', "'x'")
+    """
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def numeric_column(frame: pd.DataFrame, name: str) -> tuple[pd.Series, np.ndarray]:
     """Column ``name`` as numbers, and the row positions that are missing, non-numeric or not finite."""
     column = pd.to_numeric(frame[name], errors="coerce")
@@ -158,7 +167,7 @@ def check_training_frame(frame: pd.DataFrame, spec: FeatureSpec, label_column: s
             row = int(bad[0])
             raise TrainingError(
                 f"numeric column {name!r} has {len(bad)} missing or non-numeric value(s), "
-                f"first at row {row}: {frame[name].iloc[row]!r}"
+                f"first at row {row}: {shown(frame[name].iloc[row])}"
             )
 
 

@@ -90,6 +90,7 @@ def test_a_bad_file_is_one_clear_error_naming_the_column_or_row(
     assert done.returncode == 1
     assert message in " ".join(done.stderr.split()), done.stderr
     assert "Traceback" not in done.stderr
+    assert "np." not in done.stderr, "values are shown as plain Python, not numpy reprs"
 
 
 def test_bench_detection_prints_its_table_and_a_json_line() -> None:

@@ -78,6 +78,8 @@ def summarize(observed: ObservedRun, scenario: str, seconds: float, interrupted:
         return round((min(later) - onset).total_seconds(), 1) if later and onset is not None else None
 
     fraud = frame["label"] == 1
+    promoted = [u.created_at for u in updates if u.status == "promoted"]
+    after = frame["time"] >= pd.Timestamp(min(promoted)) if promoted else pd.Series(False, index=frame.index)
     return {
         "scenario": scenario,
         "interrupted": interrupted,
@@ -95,6 +97,9 @@ def summarize(observed: ObservedRun, scenario: str, seconds: float, interrupted:
         "loop_false_alerts": int((frame["loop"] & ~fraud).sum()),
         "static_fraud_caught": int((frame["static"] & fraud).sum()),
         "static_false_alerts": int((frame["static"] & ~fraud).sum()),
+        "frauds_after_promotion": int((fraud & after).sum()),
+        "loop_caught_after_promotion": int((frame["loop"] & fraud & after).sum()),
+        "static_caught_after_promotion": int((frame["static"] & fraud & after).sum()),
         "seconds_onset_to_detection": seconds_after_onset([e.detected_at for e in drift]),
         "seconds_onset_to_challenger": seconds_after_onset(
             [u.created_at for u in updates if u.status == "challenger"]

@@ -53,6 +53,8 @@ class PrefectServer:
         env = {
             **os.environ,
             "PREFECT_HOME": str(self.home),
+            # The UI asks its API at this address (by default the standard port, 4200).
+            "PREFECT_UI_API_URL": self.api_url,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "DO_NOT_TRACK": "1",
         }

@@ -24,7 +24,14 @@ from streaming.config import MonitoringSettings
 from streaming.errors import DriftloopError
 from streaming.events import DriftEvent
 from streaming.features import FeatureSpec
-from streaming.model import TrainedModel, TrainingError, TrainingParams, numeric_column, train_classifier
+from streaming.model import (
+    TrainedModel,
+    TrainingError,
+    TrainingParams,
+    numeric_column,
+    shown,
+    train_classifier,
+)
 from streaming.monitoring.suite import MonitorSuite
 
 
@@ -91,7 +98,7 @@ def prepare(frame: pd.DataFrame, label_column: str, spec: FeatureSpec) -> pd.Dat
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise BacktestError(
-            f"label column {label_column!r} must hold 0/1; row {row} has {frame[label_column].iloc[row]!r}"
+            f"label column {label_column!r} must hold 0/1; row {row} has {shown(frame[label_column].iloc[row])}"
         )
     frame[label_column] = numeric_labels.astype(int)
     for name in spec.numeric:
@@ -99,7 +106,7 @@ def prepare(frame: pd.DataFrame, label_column: str, spec: FeatureSpec) -> pd.Dat
         if len(invalid):
             row = int(invalid[0])
             raise BacktestError(
-                f"numeric column {name!r}: row {row} has {frame[name].iloc[row]!r}, not a finite number"
+                f"numeric column {name!r}: row {row} has {shown(frame[name].iloc[row])}, not a finite number"
             )
         frame[name] = column.astype(np.float64)
     for name in spec.categorical:
