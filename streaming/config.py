@@ -471,16 +471,18 @@ def _describe(exc: ValidationError) -> str:
     return "invalid configuration: " + "; ".join(problems)
 
 
+def _section(annotation: Any) -> type[BaseModel] | None:
+    """The model of a settings field that is a section (``kafka``, ``scoring``...), else None."""
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
 def _fields_at(loc: tuple[str, ...]) -> list[str]:
     """The field names of the settings section at ``loc`` (``()`` is the top level)."""
-    model: type[BaseModel] = Settings
+    model: type[BaseModel] | None = Settings
     for part in loc:
-        field = model.model_fields.get(part)
-        section = field.annotation if field is not None else None
-        if not (isinstance(section, type) and issubclass(section, BaseModel)):
-            return []
-        model = section
-    return list(model.model_fields)
+        field = model.model_fields.get(part) if model is not None else None
+        model = _section(field.annotation) if field is not None else None
+    return list(model.model_fields) if model is not None else []
 
 
 def _nearest(name: str, candidates: list[str]) -> str:
@@ -495,8 +497,8 @@ def _variable_names() -> tuple[list[str], list[str]]:
     for top, field in Settings.model_fields.items():
         name = f"DRIFTLOOP_{top.upper()}"
         names.append(name)
-        section = field.annotation
-        if isinstance(section, type) and issubclass(section, BaseModel):
+        section = _section(field.annotation)
+        if section is not None:
             for sub, subfield in section.model_fields.items():
                 names.append(f"{name}__{sub.upper()}")
                 if get_origin(subfield.annotation) is dict:

@@ -295,8 +295,13 @@ class _DriftFollower:
         self.detected_at: list[datetime] = []
 
     def poll(self) -> None:
+        from streaming.errors import DecodeError
+
         for record in self._reader.poll(timeout_ms=0):
-            self.detected_at.append(self._codec.decode(record.value).detected_at)
+            try:
+                self.detected_at.append(self._codec.decode(record.value).detected_at)
+            except DecodeError:
+                continue  # the trigger dead-letters it; it is no drift to show
 
     def close(self) -> None:
         self._reader.close()
@@ -361,6 +366,11 @@ def _phase(
         return (
             "baseline traffic: the champion scores it; the monitors learn what normal looks like",
             f"after {plan.before:,} transactions the fraud pattern changes ({plan.scenario} drift)",
+        )
+    if run.done_producing and not ended:
+        return (
+            "the stream has ended",
+            f"waiting for the loop to finish (at most {plan.max_seconds:.0f} s in all); then the summary",
         )
     if ended:
         last = ended[-1]

@@ -43,7 +43,7 @@ def close_all(*closers: Callable[[], object]) -> None:
         try:
             close()
         except Exception as exc:
-            log.warning("closing a Kafka client failed: %r", exc)
+            log.warning("closing at shutdown failed (%r): %r", close, exc)
 
 
 def make_producer(kafka: KafkaSettings, **overrides: Any) -> KafkaProducer:

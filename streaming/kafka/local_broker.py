@@ -55,6 +55,21 @@ class BrokerStatus:
         return f"Kafka is not running (log: {self.log_file})"
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64, as Kafka's ``Uuid.randomUuid``.
+
+    Like Kafka's, it never starts with ``-``: one in 64 would, and the storage tool would
+    read it as an option ("argument --cluster-id/-t: expected one argument").
+
+    >>> all(not new_cluster_id().startswith("-") for _ in range(1000))
+    True
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class LocalBroker:
     """One combined KRaft broker+controller node on 127.0.0.1.
 
@@ -198,7 +213,7 @@ class LocalBroker:
     def _format_storage(self, java: str) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = new_cluster_id()
         command = [
             java,
             "-cp",
