@@ -33,6 +33,7 @@ from pydantic_settings import (
 )
 
 from streaming.errors import ConfigError
+from streaming.events import DEFAULT_MAX_MESSAGE_BYTES, MessageLimits
 from streaming.features import FeatureKind, FeatureSpec
 
 #: The Apache Kafka release `driftloop kafka start` fetches from Maven Central.
@@ -129,6 +130,43 @@ class TopicNames(_Section):
     model_updates_dlq: str = "model.updates.dlq"
 
 
+class MessageSettings(_Section):
+    """What driftloop accepts from the topics it reads, and keeps of what it refuses.
+
+    A message over a limit is a dead letter with a reason (``too_large``, ``id_too_long``,
+    ``value_too_long``, ``too_deep``), never a crash. The limits are part of the published
+    Transaction schema (``driftloop schemas generate``).
+    """
+
+    max_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES, ge=1024, description="Largest message value decoded, in bytes."
+    )
+    max_id_length: int = Field(
+        default=256, ge=1, le=65_536, description="Longest transaction_id and account_id, in characters."
+    )
+    max_category_length: int = Field(
+        default=256, ge=1, le=65_536, description="Longest value of a categorical feature, in characters."
+    )
+    extra_features: Literal["ignore", "forbid"] = Field(
+        default="ignore",
+        description="Features the spec does not name: ignored, or the transaction is a dead letter.",
+    )
+    dead_letter_value_bytes: int = Field(
+        default=65_536,
+        ge=0,
+        le=262_144,
+        description="A dead letter keeps at most this much of the original value (its size and sha256 always).",
+    )
+
+    def limits(self) -> MessageLimits:
+        return MessageLimits(
+            max_bytes=self.max_bytes,
+            max_id_length=self.max_id_length,
+            max_category_length=self.max_category_length,
+            extra_features=self.extra_features,
+        )
+
+
 class ScoringSettings(_Section):
     """`driftloop score`: micro-batching, decision threshold, metrics endpoint."""
 
@@ -162,6 +200,12 @@ class ScoringSettings(_Section):
         default=30_000,
         ge=6000,
         description="A scorer that stops heartbeating loses its partitions after this.",
+    )
+    group_instance_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A stable id per scorer process (static membership, KIP-345): restarted, it takes "
+        "its partitions back at once instead of after session_timeout_ms. Unique per process.",
     )
 
 
@@ -370,6 +414,7 @@ class Settings(BaseSettings):
     )
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     topics: TopicNames = Field(default_factory=TopicNames)
+    messages: MessageSettings = Field(default_factory=MessageSettings)
     local_kafka: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)

@@ -160,7 +160,12 @@ class ModelUpdate(_Event, frozen=True, kw_only=True):
 
 
 class DeadLetter(_Event, frozen=True, kw_only=True):
-    """A message a consumer could not process, kept with its original bytes."""
+    """A message a consumer could not process, kept with its original bytes.
+
+    ``key`` and ``value`` are the original bytes, or their first bytes when the original was
+    too large to keep (``truncated``); ``value_size`` and ``value_sha256`` always describe the
+    whole original value, and ``source_topic``/``partition``/``offset`` say where it still is.
+    """
 
     reason: str
     error: str
@@ -169,32 +174,84 @@ class DeadLetter(_Event, frozen=True, kw_only=True):
     offset: int
     key: bytes | None = None
     value: bytes | None = None
+    value_size: NonNegative | None = None
+    value_sha256: str | None = None
+    truncated: bool = False
     consumer: str
     failed_at: AwareDatetime
 
 
-def transaction_type(spec: FeatureSpec) -> type[Transaction]:
-    """A Transaction whose ``features`` are typed by ``spec``: the scorer's decoder.
+#: Kafka's own default for a record (``message.max.bytes``, ``max_request_size``).
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+
+
+class MessageLimits(msgspec.Struct, frozen=True):
+    """What driftloop accepts from the topics it reads (the ``messages`` settings).
+
+    Every limit is checked while decoding, in C where msgspec can: no message can make a
+    consumer hold, log or re-publish more than these bounds allow.
+    """
+
+    max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # a message's value, before decoding
+    max_id_length: int = 256  # transaction_id and account_id
+    max_category_length: int = 256  # a categorical feature's value
+    extra_features: Literal["ignore", "forbid"] = "ignore"  # features the spec does not name
+
+    def id_type(self) -> Any:
+        return Annotated[str, msgspec.Meta(min_length=1, max_length=self.max_id_length)]
+
+
+def transaction_type(spec: FeatureSpec, limits: MessageLimits = MessageLimits()) -> type[Transaction]:
+    """A Transaction whose ``features`` are typed by ``spec``: the scorer's decoder, and the
+    source of the published Transaction schema.
 
     Same wire format as :class:`Transaction`; decoding validates every feature in C, so
     a missing feature, a string where a number belongs, or a number where a category
-    belongs fails with a :class:`DecodeError` naming it.
+    belongs fails with a :class:`DecodeError` naming it, as do ids and categories longer
+    than ``limits`` allow.
     """
-    return _transaction_type(spec)
+    return _transaction_type(spec, limits)
 
 
 @functools.lru_cache(maxsize=32)
-def _transaction_type(spec: FeatureSpec) -> type[Transaction]:
-    # A subclass that narrows `features` from a map to the spec's typed struct.
+def _transaction_type(spec: FeatureSpec, limits: MessageLimits) -> type[Transaction]:
+    # A subclass that bounds the ids and narrows `features` to the spec's typed struct.
+    ids = limits.id_type()
+    features = spec.struct_type(limits.max_category_length, forbid_extra=limits.extra_features == "forbid")
     typed = msgspec.defstruct(
         "Transaction",
-        [("features", spec.struct_type())],
+        [
+            ("transaction_id", ids),
+            ("account_id", ids),
+            ("event_time", AwareDatetime),
+            ("features", features),
+        ],
         bases=(Transaction,),
         kw_only=True,
         frozen=True,
         gc=False,
     )
+    typed.__doc__ = Transaction.__doc__
     return cast(type[Transaction], typed)
+
+
+def label_type(limits: MessageLimits = MessageLimits()) -> type[Label]:
+    """A Label whose transaction_id is bounded by ``limits``: the labels' decoder."""
+    return _label_type(limits)
+
+
+@functools.lru_cache(maxsize=8)
+def _label_type(limits: MessageLimits) -> type[Label]:
+    typed = msgspec.defstruct(
+        "Label",
+        [("transaction_id", limits.id_type())],
+        bases=(Label,),
+        kw_only=True,
+        frozen=True,
+        gc=False,
+    )
+    typed.__doc__ = Label.__doc__
+    return cast(type[Label], typed)
 
 
 #: Every event type, in the order the schema files and the AsyncAPI document list them.
@@ -216,10 +273,16 @@ encode_event = _encoder.encode
 
 
 class EventCodec(Generic[E]):
-    """Typed JSON encoder/decoder for one event type; decoding errors become DecodeError."""
+    """Typed JSON encoder/decoder for one event type; decoding errors become DecodeError.
 
-    def __init__(self, event_type: type[E]) -> None:
+    Every failure is a DecodeError with a reason, a message over ``max_bytes`` and one
+    nested deeper than the decoder's recursion guard (``too_large``, ``too_deep``) included:
+    nothing a producer writes makes :meth:`decode` raise anything else.
+    """
+
+    def __init__(self, event_type: type[E], max_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.event_type = event_type
+        self.max_bytes = max_bytes
         self._decoder = msgspec.json.Decoder(event_type)
 
     def encode(self, event: E) -> bytes:
@@ -228,8 +291,18 @@ class EventCodec(Generic[E]):
     def decode(self, raw: bytes | bytearray | memoryview | None) -> E:
         if not raw:
             raise DecodeError("empty", f"{self.event_type.__name__}: the message has no value")
+        if len(raw) > self.max_bytes:
+            raise DecodeError(
+                "too_large",
+                f"{self.event_type.__name__}: {len(raw):,} bytes, over the limit of {self.max_bytes:,} "
+                "(messages.max_bytes)",
+            )
         try:
             return self._decoder.decode(raw)
+        except RecursionError as exc:
+            raise DecodeError(
+                "too_deep", f"{self.event_type.__name__}: nested deeper than the decoder allows"
+            ) from exc
         except msgspec.ValidationError as exc:
             message = str(exc)
             if message.endswith("`$.schema_version`"):
@@ -247,6 +320,10 @@ class EventCodec(Generic[E]):
 def _validation_reason(message: str) -> str:
     if "must be finite" in message or "out of range" in message.lower():
         return "non_finite"
+    if "of length <=" in message:
+        return (
+            "id_too_long" if message.endswith(("`$.transaction_id`", "`$.account_id`")) else "value_too_long"
+        )
     if "`$.features" in message:
         return "feature_spec"
     return "validation"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -65,14 +65,17 @@ class FeatureSpec(msgspec.Struct, frozen=True):
     def categorical(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features if f.kind == "categorical")
 
-    def struct_type(self) -> type[msgspec.Struct]:
+    def struct_type(
+        self, max_category_length: int | None = None, forbid_extra: bool = False
+    ) -> type[msgspec.Struct]:
         """A msgspec Struct with one typed field per feature, for decoding in C.
 
-        Numeric features are floats (JSON integers are accepted), categorical ones strings;
-        a missing or mistyped feature fails the decode and names the field. Keys the spec
-        does not name are ignored.
+        Numeric features are floats (JSON integers are accepted), categorical ones strings
+        of at most ``max_category_length`` characters; a missing or mistyped feature fails
+        the decode and names the field. Keys the spec does not name are ignored, or with
+        ``forbid_extra`` refused.
         """
-        return _features_struct(self)
+        return _features_struct(self, max_category_length, forbid_extra)
 
     def values(self, features: Mapping[str, Any] | msgspec.Struct) -> tuple[Any, ...]:
         """The feature values in spec order, from a mapping or a :meth:`struct_type` instance."""
@@ -82,8 +85,20 @@ class FeatureSpec(msgspec.Struct, frozen=True):
 
 
 @functools.lru_cache(maxsize=32)
-def _features_struct(spec: FeatureSpec) -> type[msgspec.Struct]:
+def _features_struct(
+    spec: FeatureSpec, max_category_length: int | None, forbid_extra: bool
+) -> type[msgspec.Struct]:
     # Field names are positional (f0, f1, ...) so any feature name works as a JSON key.
-    fields = [(f"f{i}", float if f.kind == "numeric" else str) for i, f in enumerate(spec.features)]
+    category: Any = (
+        str if max_category_length is None else Annotated[str, msgspec.Meta(max_length=max_category_length)]
+    )
+    fields = [(f"f{i}", float if f.kind == "numeric" else category) for i, f in enumerate(spec.features)]
     rename = {f"f{i}": f.name for i, f in enumerate(spec.features)}
-    return msgspec.defstruct("Features", fields, rename=rename, frozen=True, gc=False)
+    struct = msgspec.defstruct(
+        "Features", fields, rename=rename, frozen=True, gc=False, forbid_unknown_fields=forbid_extra
+    )
+    struct.__doc__ = (
+        "The features the configured spec names, every one required: numeric ones are numbers, "
+        "categorical ones strings."
+    )
+    return struct

@@ -39,6 +39,11 @@ MODEL_INFO = Gauge(
     "1 for each model version serving, by role.",
     ["model_name", "model_version", "role"],
 )
+NAMED_CHAMPION_REFUSED = Gauge(
+    "driftloop_named_champion_refused",
+    "1 while the champion model.updates names cannot be served (refused) and another serves instead.",
+    ["model_name"],
+)
 MODEL_UPDATES_REJECTED = Counter(
     "driftloop_model_updates_rejected_total", "Model updates refused by a scorer.", ["reason"]
 )

@@ -17,9 +17,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import hmac
+import io
+import json
 import os
 import re
 import secrets
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,12 +44,55 @@ from streaming.tree_predictor import TreeEnsemblePredictor
 ARTIFACT_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
 
-#: The only non-default types a driftloop artifact may contain. Anything else is refused.
+#: Every type a driftloop artifact may contain, skops' own defaults included: an artifact
+#: holding any other type (a plain LogisticRegression too) is refused before it is loaded.
+#: These are the types of the HistGradientBoostingClassifier that `driftloop train` and the
+#: retraining flow write (scikit-learn 1.5-1.9).
 TRUSTED_TYPES: tuple[str, ...] = (
+    "builtins.dict",
+    "builtins.list",
+    "builtins.slice",
+    "builtins.str",
+    "builtins.tuple",
     "functools.partial",
+    "numpy.float64",
+    "numpy.ndarray",
+    "numpy.random._generator.Generator",
+    "numpy.uint64",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn._loss.link.Interval",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.preprocessing._encoders.OrdinalEncoder",
+    "sklearn.preprocessing._function_transformer.FunctionTransformer",
+    "sklearn.preprocessing._label.LabelEncoder",
     "sklearn.utils.validation.check_array",
 )
+
+
+def artifact_types(artifact: bytes) -> set[str]:
+    """Every ``module.Class`` a skops artifact's schema names, however deeply nested.
+
+    skops only reports the types outside its own default trusted set; driftloop checks
+    every type against :data:`TRUSTED_TYPES` instead, so the list is the whole truth.
+    """
+    with zipfile.ZipFile(io.BytesIO(artifact)) as archive:
+        schema = json.loads(archive.read("schema.json"))
+    found: set[str] = set()
+    stack: list[Any] = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("__class__"), str) and isinstance(node.get("__module__"), str):
+                found.add(f"{node['__module__']}.{node['__class__']}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 _VERSION = re.compile(r"^v(\d+)$")
 _canonical = msgspec.json.Encoder(order="sorted")
@@ -234,8 +280,8 @@ class ModelRegistry:
                 f"{path} has sha256 {digest[:12]}…, the manifest says {manifest.sha256[:12]}…",
             )
         try:
-            untrusted = set(sio.get_untrusted_types(data=artifact)) - set(TRUSTED_TYPES)
-        except Exception as exc:  # a corrupt zip or schema: skops raises many kinds
+            untrusted = artifact_types(artifact) - set(TRUSTED_TYPES)
+        except Exception as exc:  # a corrupt zip or schema
             raise ModelRejectedError("load_error", f"{path} is not a readable skops artifact: {exc}") from exc
         if untrusted:
             raise ModelRejectedError(

@@ -91,27 +91,48 @@ def test_missing_versions_and_files_are_refused(registry: ModelRegistry, model: 
         registry.load("fraud", manifest.version)
 
 
-def test_an_artifact_with_untrusted_types_is_refused_even_when_signed(
-    registry: ModelRegistry, model: TrainedModel
-) -> None:
-    """A correctly signed and hashed artifact still may not smuggle in other types."""
+def _replace_artifact(registry: ModelRegistry, model: TrainedModel, estimator: object) -> str:
+    """Register ``model``, then put ``estimator`` in its place, correctly hashed and signed."""
     import hashlib
 
     from msgspec import json as mjson
     from msgspec import structs
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer
 
     manifest = registry.register("fraud", model)
     folder = registry.root / "fraud" / manifest.version
-    sneaky = sio.dumps(Pipeline([("f", FunctionTransformer(func=print)), ("m", model.estimator)]))
-    (folder / ARTIFACT_FILE).write_bytes(sneaky)
-    resigned = registry.sign(structs.replace(manifest, sha256=hashlib.sha256(sneaky).hexdigest()))
+    artifact = sio.dumps(estimator)
+    (folder / ARTIFACT_FILE).write_bytes(artifact)
+    resigned = registry.sign(structs.replace(manifest, sha256=hashlib.sha256(artifact).hexdigest()))
     (folder / MANIFEST_FILE).write_bytes(mjson.encode(resigned))
+    return manifest.version
+
+
+def test_an_artifact_with_untrusted_types_is_refused_even_when_signed(
+    registry: ModelRegistry, model: TrainedModel
+) -> None:
+    """A correctly signed and hashed artifact still may not smuggle in other types."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    sneaky = Pipeline([("f", FunctionTransformer(func=print)), ("m", model.estimator)])
+    version = _replace_artifact(registry, model, sneaky)
     with pytest.raises(ModelRejectedError) as caught:
-        registry.load("fraud", manifest.version)
+        registry.load("fraud", version)
     assert caught.value.reason == "untrusted_types"
     assert "builtins.print" in str(caught.value)
+
+
+def test_types_skops_trusts_by_default_are_refused_unless_driftloop_lists_them(
+    registry: ModelRegistry, model: TrainedModel, history: pd.DataFrame
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    assert sio.get_untrusted_types(data=sio.dumps(LogisticRegression())) == [], "skops trusts it"
+    version = _replace_artifact(registry, model, LogisticRegression())
+    with pytest.raises(ModelRejectedError) as caught:
+        registry.load("fraud", version)
+    assert caught.value.reason == "untrusted_types"
+    assert "sklearn.linear_model._logistic.LogisticRegression" in str(caught.value)
 
 
 def test_the_default_key_is_created_once_and_private(tmp_path: Path) -> None:

@@ -166,7 +166,7 @@ def test_a_tampered_update_is_refused_and_a_good_one_is_hot_swapped(
         after = wait_for_scores(settings, ids_of(first) | ids_of(second))
     assert Counter(s.transaction_id for s in after).most_common(1)[0][1] == 1, "nothing scored twice"
     assert {s.model_version for s in after if s.transaction_id in ids_of(second)} == {v3.version}
-    assert service.stats.updates_rejected == 1
+    assert service.models.updates_rejected == 1
 
 
 def test_two_scorer_processes_split_four_partitions_and_lose_nothing(
@@ -276,3 +276,48 @@ def test_outputs_the_broker_refuses_stop_the_scorer_without_committing_their_off
     committed = {tp: consumer.committed(tp) for tp in partitions}
     consumer.close(autocommit=False)
     assert committed == dict.fromkeys(partitions), "nothing committed: the transactions are read again"
+
+
+def test_after_ten_refused_champion_updates_a_restarted_scorer_serves_the_last_good_champion(
+    driftloop_settings: Settings, history: pd.DataFrame
+) -> None:
+    import msgspec
+    from prometheus_client import REGISTRY
+
+    settings = driftloop_settings
+    good = register(settings, history)
+    publish_model_update(settings, champion_update(good))
+    for number in range(90, 94):  # versions the registry does not have
+        publish_model_update(settings, msgspec.structs.replace(champion_update(good), version=f"v{number}"))
+    for _ in range(3):  # artifacts changed after they were signed
+        tampered = register(settings, history, iterations=5)
+        artifact = settings.registry_path / settings.model_name / tampered.version / ARTIFACT_FILE
+        artifact.write_bytes(artifact.read_bytes()[:-10] + b"0123456789")
+        publish_model_update(settings, champion_update(tampered))
+    for _ in range(3):  # updates naming another artifact than the registry's
+        other = register(settings, history, iterations=5)
+        publish_model_update(settings, msgspec.structs.replace(champion_update(other), sha256="f" * 64))
+
+    for restart, seed in enumerate((11, 12)):
+        batch = transactions(100, seed=seed)
+        started = time.monotonic()
+        with scorer_thread(settings, open_registry(settings)) as service:
+            produce(settings, settings.topics.transactions, batch)
+            scores = wait_for_scores(
+                settings, ids_of(batch) | (ids_of(transactions(100, seed=11)) if restart else set())
+            )
+            served_after = time.monotonic() - started
+            assert service.holder.champion is not None and service.holder.champion.version == good.version
+            assert service.models.named.champion == "v7", "the named champion is the last, refused one"
+            refused_now = REGISTRY.get_sample_value(
+                "driftloop_named_champion_refused", {"model_name": settings.model_name}
+            )
+        assert {s.model_version for s in scores} == {good.version}
+        assert served_after < 20, f"restart {restart}: scored only after {served_after:.1f} s"
+        assert refused_now == 1
+    letters = decode_all(
+        read_topic(settings, settings.topics.model_updates_dlq, lambda rs: False, timeout_s=3), DeadLetter
+    )
+    assert len(letters) == 10, "each refusal dead-lettered once, not again by the restarted scorer"
+    assert len({(d.partition, d.offset) for d in letters}) == 10
+    assert Counter(d.reason for d in letters) == {"missing": 4, "hash_mismatch": 6}

@@ -21,7 +21,7 @@ from kafka import TopicPartition
 from streaming.canary.controller import CanaryController
 from streaming.config import Settings
 from streaming.errors import DecodeError
-from streaming.events import EventCodec, Label, Score
+from streaming.events import EventCodec, Score, label_type
 from streaming.kafka.clients import close_all, make_consumer, wait_for_topic
 from streaming.kafka.publishing import publish_model_update
 from streaming.logs import get_logger
@@ -38,8 +38,8 @@ class CanaryService:
         self._stop = threading.Event()
         self._scores: dict[str, Score] = {}
         self._labels: dict[str, int] = {}
-        self._score_codec = EventCodec(Score)
-        self._label_codec = EventCodec(Label)
+        self._score_codec = EventCodec(Score, settings.messages.max_bytes)
+        self._label_codec = EventCodec(label_type(settings.messages.limits()), settings.messages.max_bytes)
         self._window_start: datetime | None = None
 
     def stop(self) -> None:

@@ -20,14 +20,20 @@ app.add_typer(config_app, name="config")
 
 @schemas_app.command("generate")
 def schemas_generate(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("schemas"),
     check: Annotated[bool, typer.Option("--check", help="Only compare; exit 1 on any difference.")] = False,
 ) -> None:
-    """Write (or with --check, verify) the JSON Schema files and asyncapi.yaml."""
+    """Write (or with --check, verify) the JSON Schema files and asyncapi.yaml.
+
+    The Transaction and Label schemas follow the configured feature spec and messages.*
+    limits (--config): the contract a producer can validate against before it sends.
+    """
     from streaming.schema_export import schema_differences, write_schemas
 
+    settings = settings_of(ctx)
     if check:
-        problems = schema_differences(out)
+        problems = schema_differences(out, settings)
         for problem in problems:
             typer.echo(problem, err=True)
         if problems:
@@ -35,7 +41,7 @@ def schemas_generate(
             raise typer.Exit(1)
         typer.echo(f"{out}/ matches the event definitions")
         return
-    for path in write_schemas(out):
+    for path in write_schemas(out, settings):
         typer.echo(f"wrote {path}")
 
 

@@ -32,7 +32,7 @@ from kafka import TopicPartition
 from streaming import metrics
 from streaming.config import Settings
 from streaming.errors import ConfigError, DecodeError, DriftloopError, KafkaUnavailableError
-from streaming.events import EventCodec, Label, encode_event
+from streaming.events import EventCodec, encode_event, label_type
 from streaming.kafka.clients import close_all, make_consumer, make_producer, wait_for_topic
 from streaming.kafka.dead_letters import dead_letter
 from streaming.logs import get_logger
@@ -84,7 +84,7 @@ class DriftMonitor(BatchObserver):
         self._states.assign(state_partitions)
         self._states.seek_to_beginning(*state_partitions)
         self._state_partitions = state_partitions
-        self._label_codec = EventCodec(Label)
+        self._label_codec = EventCodec(label_type(settings.messages.limits()), settings.messages.max_bytes)
         self._suites: dict[int, MonitorSuite] = {}
         self._versions: dict[int, str] = {}
         self._fetched: dict[int, int] = {}  # next labels offset to fetch, per partition
@@ -169,7 +169,9 @@ class DriftMonitor(BatchObserver):
             try:
                 label = self._label_codec.decode(record.value)
             except DecodeError as exc:
-                letter = dead_letter(record, exc, self._consumer_name)
+                letter = dead_letter(
+                    record, exc, self._consumer_name, self.settings.messages.dead_letter_value_bytes
+                )
                 self._event_futures.append(
                     self._producer.send(self._topics.labels_dlq, key=record.key, value=encode_event(letter))
                 )

@@ -129,7 +129,7 @@ class RetrainTrigger:
         self.plan = ServingPlan()
         self.started: list[str] = []  # drift event ids that started a run, in order
         self._stop = threading.Event()
-        self._codec = EventCodec(DriftEvent)
+        self._codec = EventCodec(DriftEvent, settings.messages.max_bytes)
         self._consumer_name = f"{settings.kafka.client_id}/{settings.trigger.group_id}"
 
     def stop(self) -> None:
@@ -177,7 +177,9 @@ class RetrainTrigger:
         try:
             event = self._codec.decode(record.value)
         except DecodeError as exc:
-            letter = dead_letter(record, exc, self._consumer_name)
+            letter = dead_letter(
+                record, exc, self._consumer_name, self.settings.messages.dead_letter_value_bytes
+            )
             producer.send(
                 self.settings.topics.drift_events_dlq, key=record.key, value=encode_event(letter)
             ).get(30)

@@ -21,7 +21,7 @@ from kafka.errors import KafkaError
 
 from streaming.config import Settings
 from streaming.errors import DecodeError, KafkaUnavailableError
-from streaming.events import EventCodec, Label, transaction_type
+from streaming.events import EventCodec, label_type, transaction_type
 from streaming.kafka.clients import make_consumer, wait_for_topic
 
 
@@ -42,10 +42,18 @@ def fetch_training_window(
     spec = settings.feature_spec()
     topics = settings.topics
     transactions, tx_ranges, tx_bad = _read_range(
-        settings, topics.transactions, start_ms, EventCodec(transaction_type(spec)), timeout_s
+        settings,
+        topics.transactions,
+        start_ms,
+        EventCodec(transaction_type(spec, settings.messages.limits()), settings.messages.max_bytes),
+        timeout_s,
     )
     labels, label_ranges, label_bad = _read_range(
-        settings, topics.labels, start_ms, EventCodec(Label), timeout_s
+        settings,
+        topics.labels,
+        start_ms,
+        EventCodec(label_type(settings.messages.limits()), settings.messages.max_bytes),
+        timeout_s,
     )
     rows = []
     values = spec.values

@@ -29,8 +29,7 @@ import gc
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -53,8 +52,9 @@ from streaming.kafka.clients import (
 )
 from streaming.kafka.dead_letters import dead_letter
 from streaming.logs import get_logger
-from streaming.registry import LoadedModel, ModelRegistry, ModelRejectedError
+from streaming.registry import ModelRegistry
 from streaming.scoring.scorer import BatchObserver, ScoredBatch, Scorer
+from streaming.scoring.served_models import Located, ServedModels
 from streaming.scoring.serving import ModelHolder, ServingPlan
 from streaming.signals import stop_on_termination
 
@@ -78,8 +78,6 @@ class ScoringStats:
     batches: int = 0
     scored: int = 0
     dead_letters: int = 0
-    models_loaded: list[str] = field(default_factory=list)
-    updates_rejected: int = 0
     first_record_at: float | None = None  # time.monotonic() when the first record arrived
     last_commit_at: float | None = None  # time.monotonic() after the latest commit
     last_flush_at: float | None = None  # time.monotonic() after the latest flush of outputs
@@ -95,7 +93,8 @@ class ModelUpdateFollower:
     def __init__(self, settings: Settings) -> None:
         self._topic = settings.topics.model_updates
         self._model_name = settings.model_name
-        self._codec = EventCodec(ModelUpdate)
+        self._codec = EventCodec(ModelUpdate, settings.messages.max_bytes)
+        self._keep_bytes = settings.messages.dead_letter_value_bytes
         self._consumer = make_consumer(settings.kafka, None, enable_auto_commit=False)
         partitions = wait_for_topic(self._consumer, self._topic)
         self._partitions = [TopicPartition(self._topic, p) for p in sorted(partitions)]
@@ -104,23 +103,33 @@ class ModelUpdateFollower:
 
     def poll(self, timeout_ms: int = 0) -> tuple[list[ModelUpdate], list[DeadLetter]]:
         """New updates for this model, and dead letters."""
-        updates: list[ModelUpdate] = []
+        located, dead = self.poll_located(timeout_ms)
+        return [update for update, _, _ in located], dead
+
+    def poll_located(self, timeout_ms: int = 0) -> tuple[list[Located], list[DeadLetter]]:
+        """New updates for this model with the partition and offset each was read at."""
+        updates: list[Located] = []
         dead: list[DeadLetter] = []
         for records in self._consumer.poll(timeout_ms=timeout_ms).values():
             for record in records:
                 try:
                     update = self._codec.decode(record.value)
                 except DecodeError as exc:
-                    dead.append(dead_letter(record, exc, "driftloop-score/model-updates"))
+                    dead.append(dead_letter(record, exc, "driftloop-score/model-updates", self._keep_bytes))
                     continue
                 if update.model_name == self._model_name:
-                    updates.append(update)
+                    updates.append((update, record.partition, record.offset))
         return updates, dead
 
     def catch_up(self, timeout_s: float = 30.0) -> tuple[list[ModelUpdate], list[DeadLetter]]:
         """Read up to the current end of the topic."""
+        located, dead = self.catch_up_located(timeout_s)
+        return [update for update, _, _ in located], dead
+
+    def catch_up_located(self, timeout_s: float = 30.0) -> tuple[list[Located], list[DeadLetter]]:
+        """:meth:`catch_up`, with the partition and offset of each update."""
         end = self._consumer.end_offsets(self._partitions)
-        updates: list[ModelUpdate] = []
+        updates: list[Located] = []
         dead: list[DeadLetter] = []
         deadline = time.monotonic() + timeout_s
         while any(self._consumer.position(tp) < end[tp] for tp in self._partitions):
@@ -128,7 +137,7 @@ class ModelUpdateFollower:
                 raise KafkaUnavailableError(
                     f"could not read {self._topic} to its end within {timeout_s:.0f}s"
                 )
-            more, bad = self.poll(timeout_ms=200)
+            more, bad = self.poll_located(timeout_ms=200)
             updates += more
             dead += bad
         return updates, dead
@@ -213,15 +222,16 @@ class ScoringService:
         self.registry = registry
         self.observers = list(observers)
         self.holder = ModelHolder()
+        self.models = ServedModels(settings, registry, self.holder, self._send_refusal)
         self._spec = settings.feature_spec()
         self.scorer = Scorer(self.holder, settings.model_name, self._spec, settings.scoring.threshold)
         self.stats = ScoringStats()
         self._stop = threading.Event()
-        self._codec = EventCodec(transaction_type(self._spec))
+        messages = settings.messages
+        self._codec = EventCodec(transaction_type(self._spec, messages.limits()), messages.max_bytes)
         self._topics = settings.topics
         self._consumer_name = f"{settings.kafka.client_id}/{settings.scoring.group_id}"
         self._pending = PendingBatch()
-        self._expected: dict[str, ModelUpdate] = {}
         self._producer: Any = None
         self._consumer: Any = None
         self._last_lag = 0.0
@@ -244,14 +254,15 @@ class ScoringService:
         self._producer = make_producer(self.settings.kafka, **BATCH_PRODUCE_OPTIONS)
         follower = ModelUpdateFollower(self.settings)
         try:
-            self._apply_updates(*follower.catch_up())
+            self.models.dead_lettered |= self._refusals_on_record()
+            self.models.apply(*follower.catch_up_located())
             while not self.holder.ready and not self._stop.is_set():
                 log.info(
                     "waiting for a champion of model %r on %s",
                     self.settings.model_name,
                     self._topics.model_updates,
                 )
-                self._apply_updates(*follower.poll(timeout_ms=int(scoring.model_wait_s * 1000)))
+                self.models.apply(*follower.poll_located(timeout_ms=int(scoring.model_wait_s * 1000)))
             if self._stop.is_set():
                 return self.stats
             self._consumer = make_consumer(
@@ -260,10 +271,11 @@ class ScoringService:
                 max_poll_records=scoring.max_batch,
                 session_timeout_ms=scoring.session_timeout_ms,
                 heartbeat_interval_ms=3000,
+                group_instance_id=scoring.group_instance_id,
                 **BATCH_FETCH_OPTIONS,
             )
             wait_for_topic(self._consumer, self._topics.transactions)
-            gc.freeze()  # the clients are long-lived too (see _apply_updates)
+            gc.freeze()  # the clients are long-lived too (see ServedModels.apply)
             self._consumer.subscribe([self._topics.transactions], listener=_FinishBatchOnRevoke(self))
             log.info(
                 "scoring %s into %s",
@@ -279,7 +291,7 @@ class ScoringService:
             updates_read = 0.0
             while not self._stop.is_set():
                 if time.monotonic() - updates_read >= _UPDATES_EVERY_S:
-                    self._apply_updates(*follower.poll())
+                    self.models.apply(*follower.poll_located())
                     updates_read = time.monotonic()
                 for observer in self.observers:
                     observer.poll()
@@ -421,7 +433,11 @@ class ScoringService:
             try:
                 transactions.append(decode(record.value))
             except DecodeError as exc:
-                dead.append(dead_letter(record, exc, self._consumer_name))
+                dead.append(
+                    dead_letter(
+                        record, exc, self._consumer_name, self.settings.messages.dead_letter_value_bytes
+                    )
+                )
                 log.warning(
                     "dead letter: %s",
                     exc,
@@ -481,107 +497,25 @@ class ScoringService:
 
     # -- models ----------------------------------------------------------------------
 
-    def _apply_updates(self, updates: list[ModelUpdate], dead: list[DeadLetter]) -> None:
-        for letter in dead:
-            self._reject_update(None, letter)
-        if not updates:
-            return
-        for update in updates:
-            self._expected[update.version] = update
-        before = (_version(self.holder.champion), _version(self.holder.challenger))
-        plan = self._plan_after(updates)
-        for version, error in self.holder.reconcile(plan, self._load):
-            self._reject_update(self._expected.get(version), None, version, error)
-        after = (_version(self.holder.champion), _version(self.holder.challenger))
-        if after != before:
-            self._publish_model_info(before, after)
-            # The loaded models, the clients and the libraries live as long as the process:
-            # move them out of the collector's reach, so a full collection does not walk them
-            # between two batches (it cost 100+ ms pauses, the scorer's p99 latency).
-            gc.freeze()
+    def _refusals_on_record(self) -> set[tuple[int, int]]:
+        """``(partition, offset)`` of the model updates already refused on the DLQ."""
+        from streaming.kafka.reading import TopicReader
 
-    def _plan_after(self, updates: list[ModelUpdate]) -> ServingPlan:
-        """The plan these updates lead to from what is loaded now (refused versions forgotten)."""
-        plan = ServingPlan(
-            _version(self.holder.champion), _version(self.holder.challenger), self.holder.challenger_percent
-        )
-        for update in updates:
-            plan = plan.apply(update)
-        return plan
+        topic, codec = self._topics.model_updates, EventCodec(DeadLetter)
+        seen: set[tuple[int, int]] = set()
+        with TopicReader(self.settings.kafka, self._topics.model_updates_dlq) as reader:
+            for record in reader.records(follow=False, stop_after_s=30):
+                try:
+                    letter = codec.decode(record.value)
+                except DecodeError:
+                    continue
+                if letter.source_topic == topic:
+                    seen.add((letter.partition, letter.offset))
+        return seen
 
-    def _load(self, version: str) -> LoadedModel:
-        update = self._expected.get(version)
-        expected_sha = update.sha256 if update is not None and update.version == version else None
-        model = self.registry.load(self.settings.model_name, version, expected_sha256=expected_sha)
-        if update is not None and update.signature and update.signature != model.manifest.signature:
-            raise ModelRejectedError(
-                "signature_mismatch",
-                f"{version}: the update's signature differs from the registry manifest's",
-            )
-        missing = set(model.encoder.spec.names) - set(self._spec.names)
-        if missing:
-            raise ModelRejectedError(
-                "spec_mismatch",
-                f"{version} needs feature(s) the stream does not carry: {', '.join(sorted(missing))}",
-            )
-        self.stats.models_loaded.append(version)
-        return model
-
-    def _reject_update(
-        self,
-        update: ModelUpdate | None,
-        letter: DeadLetter | None,
-        version: str | None = None,
-        error: ModelRejectedError | None = None,
-    ) -> None:
-        self.stats.updates_rejected += 1
-        if letter is None:
-            assert error is not None
-            reason = error.reason
-            log.error(
-                "model update refused; the current models keep serving: %s",
-                error,
-                extra={"model_version": version, "reason": reason},
-            )
-            raw = encode_event(update) if update is not None else b""
-            letter = DeadLetter(
-                reason=reason,
-                error=str(error),
-                source_topic=self._topics.model_updates,
-                partition=-1,
-                offset=-1,
-                key=self.settings.model_name.encode(),
-                value=raw,
-                consumer=self._consumer_name,
-                failed_at=datetime.now(UTC),
-            )
-        else:
-            log.error(
-                "undecodable model update: %s",
-                letter.error,
-                extra={"topic": letter.source_topic, "partition": letter.partition, "offset": letter.offset},
-            )
-        metrics.MODEL_UPDATES_REJECTED.labels(letter.reason).inc()
+    def _send_refusal(self, letter: DeadLetter) -> None:
         self._producer.send(self._topics.model_updates_dlq, key=letter.key, value=encode_event(letter))
         self._producer.flush(timeout=30)
-
-    def _publish_model_info(
-        self, before: tuple[str | None, str | None], after: tuple[str | None, str | None]
-    ) -> None:
-        name = self.settings.model_name
-        for role, old, new in (("champion", before[0], after[0]), ("challenger", before[1], after[1])):
-            if old is not None:
-                metrics.MODEL_INFO.remove(name, old, role)
-            if new is not None:
-                metrics.MODEL_INFO.labels(name, new, role).set(1)
-        log.info(
-            "serving models changed",
-            extra={
-                "champion": after[0],
-                "challenger": after[1],
-                "challenger_percent": self.holder.challenger_percent,
-            },
-        )
 
     def _report_lag(self) -> None:
         now = time.monotonic()
@@ -675,6 +609,3 @@ def _count_scores(scores: Sequence[Any]) -> None:
     for (version, role), n in counts.items():
         metrics.SCORED.labels(version, role).inc(n)
 
-
-def _version(model: LoadedModel | None) -> str | None:
-    return model.version if model is not None else None
