@@ -94,6 +94,7 @@ def artifact_types(artifact: bytes) -> set[str]:
             stack.extend(node)
     return found
 
+
 _VERSION = re.compile(r"^v(\d+)$")
 _canonical = msgspec.json.Encoder(order="sorted")
 

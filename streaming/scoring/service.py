@@ -608,4 +608,3 @@ def _count_scores(scores: Sequence[Any]) -> None:
         counts[key] = counts.get(key, 0) + 1
     for (version, role), n in counts.items():
         metrics.SCORED.labels(version, role).inc(n)
-
