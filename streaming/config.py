@@ -201,6 +201,12 @@ class ScoringSettings(_Section):
         ge=6000,
         description="A scorer that stops heartbeating loses its partitions after this.",
     )
+    delivery_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A checkpoint waits this long for Kafka to acknowledge the outputs, then the scorer "
+        "stops with a DeliveryError and nothing committed (a broker outage longer than this ends it).",
+    )
     group_instance_id: str | None = Field(
         default=None,
         min_length=1,

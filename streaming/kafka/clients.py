@@ -154,7 +154,9 @@ def require_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
     """Fail within ``timeout_s``, in one line, when no broker answers at the bootstrap servers.
 
     Called by the commands before they build their clients: without it a missing broker
-    shows as a minute of kafka-python's reconnect warnings before any error.
+    shows as a minute of kafka-python's reconnect warnings before any error. The line says
+    why where kafka-python's log does: refused credentials, a TLS handshake that failed, a
+    connection refused or reset.
     """
     timeout_ms = int(timeout_s * 1000)
     with _kafka_logs_held() as seen:
@@ -164,22 +166,47 @@ def require_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
                 bootstrap_timeout_ms=timeout_ms,
             )
         except KafkaError as exc:
-            causes = [m.rsplit(">: ", 1)[-1] for m in seen if "Error" in m] or [repr(exc)]
-            raise KafkaUnavailableError(
-                f"no Kafka broker answered at {kafka.bootstrap_servers} within {timeout_s:g} s "
-                f"({causes[0]}); start the local one with `driftloop kafka start`, "
-                "or point KAFKA_BOOTSTRAP_SERVERS at yours"
-            ) from exc
+            raise KafkaUnavailableError(_unreachable(kafka, seen, exc, timeout_s)) from exc
         admin.close()
 
 
-def broker_answers(bootstrap_servers: str, timeout_s: float = 5.0) -> bool:
-    """True when a broker at ``bootstrap_servers`` answers a metadata request."""
+def _unreachable(kafka: KafkaSettings, seen: list[str], exc: Exception, timeout_s: float) -> str:
+    """The one line that says why no broker at ``kafka.bootstrap_servers`` could be used."""
+    where = kafka.bootstrap_servers
+    causes = [m.rsplit(">: ", 1)[-1] for m in seen if "Error" in m] or [repr(exc)]
+    auth = next((c for c in causes if "Authentication" in c or "SaslAuthentication" in c), None)
+    if auth is not None:
+        return (
+            f"authentication failed for user {kafka.sasl_plain_username!r} ({kafka.sasl_mechanism}) at "
+            f"{where}: the broker refused the credentials; check kafka.sasl_plain_username and "
+            f"kafka.sasl_plain_password ({auth})"
+        )
+    tls = next((c for c in causes if "SSL" in c or "CERTIFICATE" in c.upper()), None)
+    if tls is not None:
+        hint = (
+            " (unknown CA: set kafka.ssl_cafile to the CA that signed the broker)"
+            if "VERIFY" in tls.upper()
+            else ""
+        )
+        return f"TLS: the handshake with {where} failed{hint}: {tls}"
+    hint = "start the local one with `driftloop kafka start`, or point KAFKA_BOOTSTRAP_SERVERS at yours"
+    if any("socket disconnected" in c for c in causes):
+        hint = (
+            f"the broker closed the connection: does its listener expect another security_protocol "
+            f"than {kafka.security_protocol}? Or {hint}"
+        )
+    return f"no Kafka broker answered at {where} within {timeout_s:g} s ({causes[0]}); {hint}"
+
+
+def broker_answers(bootstrap_servers: str, timeout_s: float = 5.0, **security: Any) -> bool:
+    """True when a broker at ``bootstrap_servers`` answers a metadata request (``security``:
+    kafka-python's security options, for a secured listener)."""
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap_servers.split(","),
             request_timeout_ms=int(timeout_s * 1000),
             bootstrap_timeout_ms=int(timeout_s * 1000),
+            **security,
         )
     except Exception:  # any failure to connect means "not (yet) answering"
         return False

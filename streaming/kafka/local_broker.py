@@ -17,23 +17,28 @@ import base64
 import errno
 import fcntl
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from streaming.errors import BrokerError
 
 _POM_TEMPLATE = "pom.xml"
 _LOG4J_CONFIG = "log4j2.properties"
 _READY_MARKER = ".complete"
+_SCRAM = "SCRAM-SHA-512"
+#: The user the broker connects to itself as, when it takes SCRAM users.
+_BROKER_USER = "broker"
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,10 @@ class LocalBroker:
         Loopback ports of the client listener and the controller listener.
     heap
         JVM heap size (``-Xmx``/``-Xms``).
+    scram_users
+        ``{name: password}``: the client listener then takes SASL_PLAINTEXT with
+        SCRAM-SHA-512 only, and these users (created when the storage is formatted, KIP-900)
+        are the ones that may connect. The broker talks to itself as a user of its own.
     """
 
     def __init__(
@@ -92,8 +101,10 @@ class LocalBroker:
         port: int = 9092,
         controller_port: int = 9093,
         heap: str = "512m",
+        scram_users: Mapping[str, str] | None = None,
     ) -> None:
         self.home = Path(home).absolute()
+        self.scram_users = dict(scram_users or {})
         self.version = version
         self.port = port
         self.controller_port = controller_port
@@ -109,6 +120,26 @@ class LocalBroker:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def client_options(self, user: str | None = None) -> dict[str, Any]:
+        """kafka-python options to connect as ``user`` (the broker's own user by default)."""
+        if not self.scram_users:
+            return {"bootstrap_servers": [self.bootstrap_servers]}
+        name = user or _BROKER_USER
+        return {
+            "bootstrap_servers": [self.bootstrap_servers],
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": _SCRAM,
+            "sasl_plain_username": name,
+            "sasl_plain_password": self.scram_users[name] if user else self._broker_password(),
+        }
+
+    def _broker_password(self) -> str:
+        path = self.root / "broker.secret"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     # -- public commands -------------------------------------------------------------
 
@@ -187,7 +218,7 @@ class LocalBroker:
 
     def _write_config(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        properties = {
+        properties: dict[str, str] = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
@@ -208,6 +239,22 @@ class LocalBroker:
             "auto.create.topics.enable": "true",
             "log.cleaner.enable": "true",
         }
+        if self.scram_users:
+            listener = f"SASL_PLAINTEXT://127.0.0.1:{self.port}"
+            properties.update(
+                {
+                    "listeners": f"{listener},CONTROLLER://127.0.0.1:{self.controller_port}",
+                    "advertised.listeners": listener,
+                    "inter.broker.listener.name": "SASL_PLAINTEXT",
+                    "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+                    "sasl.enabled.mechanisms": _SCRAM,
+                    "sasl.mechanism.inter.broker.protocol": _SCRAM,
+                    "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+                        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                        f'username="{_BROKER_USER}" password="{self._broker_password()}";'
+                    ),
+                }
+            )
         self.config_file.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))
 
     def _format_storage(self, java: str) -> None:
@@ -227,6 +274,9 @@ class LocalBroker:
             "-c",
             str(self.config_file),
         ]
+        users = {_BROKER_USER: self._broker_password(), **self.scram_users} if self.scram_users else {}
+        for name, password in users.items():
+            command += ["--add-scram", f"{_SCRAM}=[name={name},password={password}]"]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise BrokerError(
@@ -264,7 +314,7 @@ class LocalBroker:
                     f"the broker exited with code {process.returncode} while starting; "
                     f"see {self.log_file}:\n{_tail(self.log_file)}"
                 )
-            if _port_open(self.port) and _serves_metadata(self.bootstrap_servers):
+            if _port_open(self.port) and _serves_metadata(self.client_options()):
                 return
             time.sleep(0.5)
         raise BrokerError(
@@ -325,10 +375,11 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _serves_metadata(bootstrap_servers: str) -> bool:
+def _serves_metadata(options: dict[str, Any]) -> bool:
     from streaming.kafka.clients import broker_answers
 
-    return broker_answers(bootstrap_servers, timeout_s=5.0)
+    options = dict(options)
+    return broker_answers(",".join(options.pop("bootstrap_servers")), timeout_s=5.0, **options)
 
 
 def _is_kafka_process(pid: int) -> bool:

@@ -257,12 +257,12 @@ class DriftMonitor(BatchObserver):
                 owned.pop(partition, None)
         self._assign_labels()
 
-    def close(self) -> None:
+    def close(self, timeout_s: float | None = None) -> None:
         if self._closed:
             return
         self._closed = True
         close_all(
-            partial(self._producer.close, timeout=30),  # flushes first
+            partial(self._producer.close, timeout=30 if timeout_s is None else timeout_s),  # flushes first
             partial(self._labels.close, autocommit=False),
             partial(self._states.close, autocommit=False),
         )

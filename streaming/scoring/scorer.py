@@ -58,8 +58,9 @@ class BatchObserver:
     def release(self, partitions: Sequence[int]) -> None:
         """Forget the state of partitions this scorer no longer owns."""
 
-    def close(self) -> None:
-        """Flush and release resources."""
+    def close(self, timeout_s: float | None = None) -> None:
+        """Flush and release resources, waiting at most ``timeout_s`` for Kafka (None: the
+        observer's own default; 0 after a delivery failure, when Kafka is not answering)."""
 
 
 class Scorer:

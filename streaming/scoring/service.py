@@ -240,6 +240,7 @@ class ScoringService:
         self._unflushed = 0  # outputs sent since the last flush
         self._send_failures: list[BaseException] = []  # appended by the producer's I/O thread
         self._last_checkpoint = 0.0
+        self._failing = False  # a delivery failed: nothing more is flushed or committed
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -302,14 +303,17 @@ class ScoringService:
                     self._commit(self._take_unchecked())
                 self._report_lag()
             self._commit(_highest(self._take_unchecked(), self._process_pending()))
+        except BaseException:
+            self._failing = True  # the listener and the closes below need not wait on Kafka again
+            raise
         finally:
-            consumer = self._consumer
+            consumer, wait_s = self._consumer, 0.0 if self._failing else None
             close_all(
                 follower.close,
                 # The consumer's close may still call the revocation listener.
                 *([partial(consumer.close, autocommit=False)] if consumer is not None else []),
-                *(observer.close for observer in self.observers),
-                partial(self._producer.close, timeout=10),
+                *(partial(observer.close, wait_s) for observer in self.observers),
+                partial(self._producer.close, timeout=10 if wait_s is None else wait_s),
             )
         log.info(
             "scorer stopped", extra={"scored": self.stats.scored, "dead_letters": self.stats.dead_letters}
@@ -384,10 +388,14 @@ class ScoringService:
         encode = encode_event
         failed = self._send_failures.append
         scores_topic = self._topics.scores
-        for s in scores:
-            send(scores_topic, key=s.transaction_id.encode(), value=encode(s)).add_errback(failed)
-        for d in dead:
-            send(self._topics.transactions_dlq, key=d.key, value=encode(d)).add_errback(failed)
+        try:
+            for s in scores:
+                send(scores_topic, key=s.transaction_id.encode(), value=encode(s)).add_errback(failed)
+            for d in dead:
+                send(self._topics.transactions_dlq, key=d.key, value=encode(d)).add_errback(failed)
+        except KafkaError as exc:  # the producer's buffer stayed full for max_block_ms: Kafka is gone
+            self._failing = True
+            raise DeliveryError(self._undelivered(f"send: {exc!r}")) from exc
         self._unflushed += len(scores) + len(dead)
 
         self.stats.batches += 1
@@ -409,16 +417,23 @@ class ScoringService:
         self._unflushed = 0
         problems: list[str] = []
         try:
-            self._producer.flush(timeout=60)  # the errbacks of failed sends have run when it returns
+            # The errbacks of failed sends have run when it returns.
+            self._producer.flush(timeout=self.settings.scoring.delivery_timeout_s)
         except KafkaError as exc:  # a timeout, or the producer gave up on a batch
             problems.append(f"flush: {exc!r}")
         if self._send_failures:
             problems.append(f"{len(self._send_failures)} refused, the first: {self._send_failures[0]!r}")
         if problems:
-            raise DeliveryError(
-                f"writing scores or dead letters failed ({'; '.join(problems)}); offsets not committed"
-            )
+            self._failing = True
+            raise DeliveryError(self._undelivered("; ".join(problems)))
         self.stats.last_flush_at = time.monotonic()
+
+    def _undelivered(self, problem: str) -> str:
+        return (
+            f"Kafka at {self.settings.kafka.bootstrap_servers} did not take the scores or dead letters "
+            f"({problem}); offsets not committed: once Kafka is back, a restart scores the transactions "
+            "since the last checkpoint again"
+        )
 
     def _decode_each(
         self, records: list[Any], received_at: list[float]
@@ -538,6 +553,12 @@ class ScoringService:
         kafka-python runs rebalance listeners on its network thread, where a blocking
         commit is refused; the commit is sent asynchronously instead, ahead of the rejoin.
         """
+        if self._failing:  # the outputs did not get through: commit nothing, the next owner re-reads
+            log.warning(
+                "partitions revoked after a delivery failure: nothing committed",
+                extra={"partitions": sorted(tp.partition for tp in revoked)},
+            )
+            return
         log.info(
             "partitions revoked: finishing the batch in hand",
             extra={"partitions": sorted(tp.partition for tp in revoked)},
