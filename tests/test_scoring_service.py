@@ -321,3 +321,31 @@ def test_after_ten_refused_champion_updates_a_restarted_scorer_serves_the_last_g
     assert len(letters) == 10, "each refusal dead-lettered once, not again by the restarted scorer"
     assert len({(d.partition, d.offset) for d in letters}) == 10
     assert Counter(d.reason for d in letters) == {"missing": 4, "hash_mismatch": 6}
+
+
+def test_a_scorer_restarted_with_its_group_instance_id_owns_its_partitions_again_at_once(
+    driftloop_settings: Settings, history: pd.DataFrame, tmp_path: Path
+) -> None:
+    scoring = driftloop_settings.scoring.model_copy(update={"group_instance_id": "scorer-0"})
+    settings = driftloop_settings.model_copy(update={"scoring": scoring})
+    publish_model_update(settings, champion_update(register(settings, history)))
+    first = start_scorer_process(settings, tmp_path / "first.log")
+    try:
+        wait_for_log(tmp_path / "first.log", "partitions assigned")
+    finally:
+        first.kill()  # a crash: no leave-group request
+        first.wait(timeout=30)
+    restarted = time.monotonic()
+    second = start_scorer_process(settings, tmp_path / "second.log")
+    try:
+        wait_for_log(tmp_path / "second.log", "partitions assigned")
+        owned_after = time.monotonic() - restarted
+        batch = transactions(500, seed=21)
+        produce(settings, settings.topics.transactions, batch)
+        scores = wait_for_scores(settings, ids_of(batch))
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=60) == 0
+    assert {s.transaction_id for s in scores} == ids_of(batch)
+    # Without static membership the dead member would hold them for session_timeout_ms (30 s).
+    assert owned_after < 15, f"partitions assigned {owned_after:.1f} s after the restart"
