@@ -105,7 +105,9 @@ def test_a_90_second_broker_outage_ends_the_scorer_with_one_line_and_loses_nothi
     assert {s.transaction_id for s in scores} == expected, "nothing is lost across the outage"
 
 
-def test_a_wrong_password_is_named_as_such_in_one_line_within_seconds(tmp_path: Path) -> None:
+def test_a_missing_ca_and_a_wrong_password_are_each_named_in_one_line_within_seconds(tmp_path: Path) -> None:
+    """A SASL_SSL listener (TLS with a CA of its own, SCRAM-SHA-512 users), as a secured
+    cluster's; `driftloop topics create` without the CA, then with a wrong password."""
     import subprocess
     import sys
 
@@ -115,6 +117,7 @@ def test_a_wrong_password_is_named_as_such_in_one_line_within_seconds(tmp_path: 
         port=free_port(),
         controller_port=free_port(),
         scram_users={"driftloop": "the-right-one"},
+        tls=True,
     )
     broker.start(timeout_s=120)
     try:
@@ -122,16 +125,16 @@ def test_a_wrong_password_is_named_as_such_in_one_line_within_seconds(tmp_path: 
         env.update(
             DRIFTLOOP_HOME=str(tmp_path / "home"),
             DRIFTLOOP_KAFKA__BOOTSTRAP_SERVERS=broker.bootstrap_servers,
-            DRIFTLOOP_KAFKA__SECURITY_PROTOCOL="SASL_PLAINTEXT",
+            DRIFTLOOP_KAFKA__SECURITY_PROTOCOL="SASL_SSL",
             DRIFTLOOP_KAFKA__SASL_MECHANISM="SCRAM-SHA-512",
             DRIFTLOOP_KAFKA__SASL_PLAIN_USERNAME="driftloop",
         )
 
-        def topics_create(password: str) -> tuple[subprocess.CompletedProcess[str], float]:
+        def topics_create(**settings: str) -> tuple[subprocess.CompletedProcess[str], float]:
             started = time.monotonic()
             done = subprocess.run(
                 [sys.executable, "-m", "streaming.cli", "topics", "create"],
-                env={**env, "DRIFTLOOP_KAFKA__SASL_PLAIN_PASSWORD": password},
+                env={**env, **{f"DRIFTLOOP_KAFKA__{k.upper()}": v for k, v in settings.items()}},
                 capture_output=True,
                 text=True,
                 timeout=120,
@@ -139,11 +142,18 @@ def test_a_wrong_password_is_named_as_such_in_one_line_within_seconds(tmp_path: 
             )
             return done, time.monotonic() - started
 
-        refused, took = topics_create("a-wrong-one")
+        no_ca, took = topics_create(sasl_plain_password="the-right-one")
+        assert no_ca.returncode == 1 and took < 12, (took, no_ca.stderr)
+        (line,) = no_ca.stderr.strip().splitlines()
+        assert line.startswith("error: TLS: the handshake with") and "unknown CA" in line, line
+
+        ca = str(broker.ca_file)
+        refused, took = topics_create(ssl_cafile=ca, sasl_plain_password="a-wrong-one")
         assert refused.returncode == 1 and took < 12, (took, refused.stderr)
         (line,) = refused.stderr.strip().splitlines()
         assert line.startswith("error: authentication failed for user 'driftloop' (SCRAM-SHA-512)"), line
-        created, _ = topics_create("the-right-one")
+
+        created, _ = topics_create(ssl_cafile=ca, sasl_plain_password="the-right-one")
         assert created.returncode == 0, created.stderr
         assert created.stdout.startswith("created: transactions"), created.stdout
     finally:

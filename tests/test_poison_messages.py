@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,10 +24,10 @@ from streaming.events import DeadLetter, Score, encode_event
 from streaming.kafka.clients import ensure_topics, make_consumer
 from streaming.kafka.publishing import publish_model_update
 from streaming.model import TrainingParams
-from streaming.simulator import TransactionSimulator, to_transactions
 from streaming.topics import TopicSpec
 from streaming.training import champion_update, train_and_register
 from tests.kafka_helpers import decode_all, read_topic
+from tests.malformed import malformed_kinds, valid_transactions
 from tests.test_commands_at_info import Command
 
 pytestmark = pytest.mark.integration
@@ -36,59 +35,10 @@ pytestmark = pytest.mark.integration
 MB = 1024 * 1024
 
 
-def _valid(seed: int, n: int) -> list[dict[str, object]]:
-    frame = TransactionSimulator(seed=seed).generate(n)
-    return [json.loads(encode_event(t)) for t in to_transactions(frame)]
-
-
-def _json(document: object) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode()
-
-
-def malformed_kinds(template: dict[str, object], rng: random.Random) -> dict[str, Callable[[], bytes | None]]:
-    """Name -> a maker of one malformed transaction value (``None``: a record without a value)."""
-
-    def changed(**fields: object) -> bytes:
-        return _json({**template, "transaction_id": f"bad-{rng.random()}", **fields})
-
-    def features(**values: object) -> bytes:
-        return changed(features={**template["features"], **values})  # type: ignore[dict-item]
-
-    def nested(depth: int) -> bytes:
-        return b'{"schema_version":1,"junk":' + b"[" * depth + b"]" * depth + b"}"
-
-    return {
-        "empty": lambda: b"",
-        "no_value": lambda: None,
-        "binary": lambda: rng.randbytes(rng.randint(1, 4096)),
-        "invalid_utf8": lambda: b'{"transaction_id":"\xff\xfe","account_id":"a"}',
-        "truncated_json": lambda: changed()[: rng.randint(1, 60)],
-        "json_array": lambda: b"[1, 2, 3]",
-        "json_scalar": lambda: b"42",
-        "missing_field": lambda: _json({k: v for k, v in json.loads(changed()).items() if k != "account_id"}),
-        "number_as_string": lambda: features(amount="12.5"),
-        "category_as_number": lambda: features(channel=7),
-        "missing_feature": lambda: changed(features={"amount": 1.0}),
-        "nan_literal": lambda: re.sub(rb'"amount":[^,}]+', b'"amount":NaN', changed()),
-        "overflow_number": lambda: re.sub(rb'"amount":[^,}]+', b'"amount":1e999', changed()),
-        "unknown_schema_version": lambda: changed(schema_version=9),
-        "naive_event_time": lambda: changed(event_time="2026-01-01T00:00:00"),
-        "id_600kb": lambda: changed(transaction_id="x" * 600_000),
-        "empty_id": lambda: changed(account_id=""),
-        "long_category": lambda: features(merchant_category="m" * 10_000),
-        "nested_100k": lambda: nested(100_000),
-        "nested_1k_in_features": lambda: re.sub(
-            rb'"features":\{[^}]*\}', b'"features":' + b"[" * 1000 + b"]" * 1000, changed()
-        ),
-        "two_megabytes": lambda: changed(padding="p" * (2 * MB - 1000)),
-        "just_over_the_limit": lambda: changed(padding="p" * (MB + 10)),
-    }
-
-
 def messages(malformed: int, valid: int, seed: int = 3) -> Iterator[tuple[str, bytes, bytes | None]]:
     """(kind or "valid", key, value) in a shuffled order: ``valid`` good ones, ``malformed`` bad."""
     rng = random.Random(seed)
-    good = _valid(seed, valid)
+    good = valid_transactions(seed, valid)
     kinds = malformed_kinds(good[0], rng)
     names = list(kinds)
     heavy = {"id_600kb", "nested_100k", "two_megabytes", "just_over_the_limit"}
@@ -100,7 +50,7 @@ def messages(malformed: int, valid: int, seed: int = 3) -> Iterator[tuple[str, b
     for kind in plan:
         if kind == "valid":
             document = good.pop()
-            yield kind, str(document["account_id"]).encode(), _json(document)
+            yield kind, str(document["account_id"]).encode(), json.dumps(document).encode()
         else:
             yield kind, f"key-{rng.randint(0, 50)}".encode(), kinds[kind]()
 

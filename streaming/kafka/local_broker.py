@@ -89,9 +89,13 @@ class LocalBroker:
     heap
         JVM heap size (``-Xmx``/``-Xms``).
     scram_users
-        ``{name: password}``: the client listener then takes SASL_PLAINTEXT with
-        SCRAM-SHA-512 only, and these users (created when the storage is formatted, KIP-900)
-        are the ones that may connect. The broker talks to itself as a user of its own.
+        ``{name: password}``: the client listener then takes SASL with SCRAM-SHA-512 only,
+        and these users (created when the storage is formatted, KIP-900) are the ones that
+        may connect. The broker talks to itself as a user of its own.
+    tls
+        The client listener speaks TLS, with a certificate signed by a CA generated in
+        ``<home>/kafka/tls/`` (:mod:`streaming.kafka.local_tls`); clients trust
+        :attr:`ca_file`. With ``scram_users`` too, the listener is SASL_SSL.
     """
 
     def __init__(
@@ -102,9 +106,11 @@ class LocalBroker:
         controller_port: int = 9093,
         heap: str = "512m",
         scram_users: Mapping[str, str] | None = None,
+        tls: bool = False,
     ) -> None:
         self.home = Path(home).absolute()
         self.scram_users = dict(scram_users or {})
+        self.tls = tls
         self.version = version
         self.port = port
         self.controller_port = controller_port
@@ -121,18 +127,32 @@ class LocalBroker:
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def security_protocol(self) -> str:
+        """The client listener's protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
+        sasl = "SASL_" if self.scram_users else ""
+        return f"{sasl}SSL" if self.tls else f"{sasl}PLAINTEXT" if sasl else "PLAINTEXT"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA that signed the TLS listener's certificate (with ``tls``)."""
+        return self.root / "tls" / "ca.pem"
+
     def client_options(self, user: str | None = None) -> dict[str, Any]:
         """kafka-python options to connect as ``user`` (the broker's own user by default)."""
-        if not self.scram_users:
-            return {"bootstrap_servers": [self.bootstrap_servers]}
-        name = user or _BROKER_USER
-        return {
+        options: dict[str, Any] = {
             "bootstrap_servers": [self.bootstrap_servers],
-            "security_protocol": "SASL_PLAINTEXT",
-            "sasl_mechanism": _SCRAM,
-            "sasl_plain_username": name,
-            "sasl_plain_password": self.scram_users[name] if user else self._broker_password(),
+            "security_protocol": self.security_protocol,
         }
+        if self.tls:
+            options["ssl_cafile"] = str(self.ca_file)
+        if self.scram_users:
+            options.update(
+                sasl_mechanism=_SCRAM,
+                sasl_plain_username=user or _BROKER_USER,
+                sasl_plain_password=self.scram_users[user] if user else self._broker_password(),
+            )
+        return options
 
     def _broker_password(self) -> str:
         path = self.root / "broker.secret"
@@ -239,20 +259,42 @@ class LocalBroker:
             "auto.create.topics.enable": "true",
             "log.cleaner.enable": "true",
         }
-        if self.scram_users:
-            listener = f"SASL_PLAINTEXT://127.0.0.1:{self.port}"
+        protocol = self.security_protocol
+        if protocol != "PLAINTEXT":
+            listener = f"{protocol}://127.0.0.1:{self.port}"
             properties.update(
                 {
                     "listeners": f"{listener},CONTROLLER://127.0.0.1:{self.controller_port}",
                     "advertised.listeners": listener,
-                    "inter.broker.listener.name": "SASL_PLAINTEXT",
-                    "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+                    "inter.broker.listener.name": protocol,
+                    "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{protocol}:{protocol}",
+                }
+            )
+        if self.scram_users:
+            properties.update(
+                {
                     "sasl.enabled.mechanisms": _SCRAM,
                     "sasl.mechanism.inter.broker.protocol": _SCRAM,
-                    "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+                    f"listener.name.{protocol.lower()}.scram-sha-512.sasl.jaas.config": (
                         "org.apache.kafka.common.security.scram.ScramLoginModule required "
                         f'username="{_BROKER_USER}" password="{self._broker_password()}";'
                     ),
+                }
+            )
+        if self.tls:
+            from streaming.kafka.local_tls import ensure_tls_files
+
+            files = ensure_tls_files(self.root / "tls")
+            keystore = self.root / "tls" / "broker-keystore.pem"  # key and chain, as Kafka's PEM type wants
+            keystore.write_bytes(files.key.read_bytes() + files.certificate.read_bytes())
+            keystore.chmod(0o600)
+            properties.update(
+                {
+                    "ssl.keystore.type": "PEM",
+                    "ssl.keystore.location": str(keystore),
+                    "ssl.truststore.type": "PEM",
+                    "ssl.truststore.location": str(files.ca),
+                    "ssl.endpoint.identification.algorithm": "https",
                 }
             )
         self.config_file.write_text("".join(f"{k}={v}\n" for k, v in properties.items()))

@@ -92,7 +92,7 @@ def read_envelope(raw: bytes) -> StateSnapshot:
     """The envelope alone (payload still pickled); raises StateRejectedError if unreadable."""
     try:
         return msgspec.msgpack.decode(raw, type=StateSnapshot)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, TypeError) as exc:
         raise StateRejectedError("invalid", f"not a driftloop state snapshot: {exc}") from exc
 
 
