@@ -162,8 +162,10 @@ def run_demo(
     try:
         return _run(settings, plan, report, interrupt, view, prefect_ready)
     finally:
-        if not keep_topics:
-            delete_topics(settings.kafka, [t.name for t in topic_catalogue(settings.topics)])
+        if not keep_topics:  # a failure to delete must not hide why the demo ended
+            close_all(
+                lambda: delete_topics(settings.kafka, [t.name for t in topic_catalogue(settings.topics)])
+            )
 
 
 def _run(

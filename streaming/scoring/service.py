@@ -518,7 +518,11 @@ class ScoringService:
 
         topic, codec = self._topics.model_updates, EventCodec(DeadLetter)
         seen: set[tuple[int, int]] = set()
-        with TopicReader(self.settings.kafka, self._topics.model_updates_dlq) as reader:
+        try:
+            reader = TopicReader(self.settings.kafka, self._topics.model_updates_dlq)
+        except KafkaUnavailableError:  # no such topic yet: nothing refused before
+            return seen
+        with reader:
             for record in reader.records(follow=False, stop_after_s=30):
                 try:
                     letter = codec.decode(record.value)
