@@ -36,3 +36,8 @@ class BrokerError(DriftloopError):
 
 class KafkaUnavailableError(DriftloopError):
     """No Kafka broker answered at the configured bootstrap servers."""
+
+
+class DeliveryError(DriftloopError):
+    """Outputs (scores, dead letters, drift events, state) could not be written; the offsets of
+    the records they came from are not committed, so a restart processes those records again."""

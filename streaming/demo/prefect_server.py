@@ -99,7 +99,9 @@ class PrefectServer:
                 )
             time.sleep(0.25)
 
-    def stop(self, timeout_s: float = 10.0) -> None:
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout_s``: a server still starting up does not act on
+        SIGTERM for seconds, and its database is the run's own, so a kill loses nothing."""
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return

@@ -32,6 +32,7 @@ from streaming.errors import DriftloopError
 from streaming.events import DriftEvent, ModelUpdate, Score
 from streaming.kafka.clients import close_all, delete_topics, ensure_topics
 from streaming.kafka.publishing import publish_model_update
+from streaming.logs import get_logger
 from streaming.model import TrainingParams
 from streaming.simulation import SimulationStats, TransactionStreamer
 from streaming.simulator import SCENARIOS, TransactionSimulator
@@ -41,6 +42,9 @@ from streaming.training import champion_update, open_registry, train_and_registe
 
 class NothingToReportError(DriftloopError):
     """The demo was interrupted before there was anything to report."""
+
+
+log = get_logger("driftloop.demo")
 
 
 @dataclass(frozen=True)
@@ -223,20 +227,39 @@ def _run(
         view(replace(stopping, phase="stopping the services", next_step=_READING, stopping=True))
         for service in (scorer, trigger, canary):
             service.stop()
-        deadline = time.monotonic() + _STOP_WAIT_S
+        stopping_at = time.monotonic()
+        deadline = stopping_at + _STOP_WAIT_S
         for thread in (producer, *services):
             thread.join(max(0.1, deadline - time.monotonic()))
         close_all(follower.close, alerts.close)
+        log.info(
+            "demo services stopped",
+            extra={
+                "seconds": round(time.monotonic() - stopping_at, 2),
+                "still_running": [t.name for t in (producer, *services) if t.is_alive()],
+            },
+        )
     if run.errors:
         raise DriftloopError("the demo stopped: " + "; ".join(run.errors))
     interrupted = interrupt.is_set()
     view(replace(_status(run, scorer, alerts, trigger, updates), phase=_READING, next_step="", stopping=True))
-    observed = observe_run(run, champion.version, deadline=time.monotonic() + _READ_BACK_S[interrupted])
+    reading_at = time.monotonic()
+    observed = observe_run(run, champion.version, deadline=reading_at + _READ_BACK_S[interrupted])
     summary = summarize(observed, plan.scenario, time.monotonic() - run.started, interrupted)
     from streaming.demo.report import write_report
 
     path = interrupted_report_path(report) if interrupted else report
+    writing_at = time.monotonic()
     write_report(path, observed, summary)
+    log.info(
+        "demo report written",
+        extra={
+            "path": str(path),
+            "read_back_s": round(writing_at - reading_at, 2),
+            "report_s": round(time.monotonic() - writing_at, 2),
+            "complete": observed.complete,
+        },
+    )
     return DemoResult(summary, path)
 
 

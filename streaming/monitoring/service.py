@@ -31,7 +31,7 @@ from kafka import TopicPartition
 
 from streaming import metrics
 from streaming.config import Settings
-from streaming.errors import ConfigError, DecodeError, DriftloopError, KafkaUnavailableError
+from streaming.errors import ConfigError, DecodeError, DeliveryError, KafkaUnavailableError
 from streaming.events import EventCodec, encode_event, label_type
 from streaming.kafka.clients import close_all, make_consumer, make_producer, wait_for_topic
 from streaming.kafka.dead_letters import dead_letter
@@ -43,10 +43,6 @@ from streaming.registry import ModelRegistry, ModelRejectedError
 from streaming.scoring.scorer import BatchObserver, ScoredBatch
 
 log = get_logger("driftloop.monitor")
-
-
-class DeliveryError(DriftloopError):
-    """A drift event or dead letter could not be written; the checkpoint's offsets are not committed."""
 
 
 #: Labels held back waiting for their transactions, per partition, before the oldest are let go.
@@ -67,7 +63,11 @@ class DriftMonitor(BatchObserver):
         self._topics = topics
         self._group = settings.scoring.group_id
         self._consumer_name = f"{settings.kafka.client_id}/{self._group}/monitor"
-        self._producer = make_producer(settings.kafka, max_request_size=16_777_216)
+        self._producer = make_producer(
+            settings.kafka,
+            max_request_size=16_777_216,
+            max_block_ms=int(settings.scoring.delivery_timeout_s * 1000),  # as the scorer's own sends
+        )
         self._labels = make_consumer(settings.kafka, None, enable_auto_commit=False)
         self._states = make_consumer(settings.kafka, None, enable_auto_commit=False)
         label_partitions = wait_for_topic(self._labels, topics.labels)
@@ -224,7 +224,7 @@ class DriftMonitor(BatchObserver):
                 value=raw,
             )
             snapshots.append((partition, len(raw), future))
-        self._producer.flush(timeout=60)
+        self._producer.flush(timeout=self.settings.scoring.delivery_timeout_s)
         events, self._event_futures = self._event_futures, []
         failed = next((f.exception for f in events if f.failed()), None)
         if failed is not None:

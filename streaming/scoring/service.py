@@ -40,7 +40,7 @@ from kafka.structs import OffsetAndMetadata
 
 from streaming import metrics
 from streaming.config import Settings
-from streaming.errors import DecodeError, DriftloopError, KafkaUnavailableError
+from streaming.errors import DecodeError, DeliveryError, KafkaUnavailableError
 from streaming.events import DeadLetter, EventCodec, ModelUpdate, Transaction, encode_event, transaction_type
 from streaming.kafka.clients import (
     BATCH_FETCH_OPTIONS,
@@ -65,10 +65,6 @@ _LAG_EVERY_S = 5.0
 #: poll, and a swap 50 ms later than possible costs nothing.
 _UPDATES_EVERY_S = 0.05
 _IDLE_POLL_MS = 500
-
-
-class DeliveryError(DriftloopError):
-    """Outputs of a batch could not be written; its offsets are not committed."""
 
 
 @dataclass
@@ -252,7 +248,9 @@ class ScoringService:
         if install_signal_handlers:
             stop_on_termination(self.stop)
         scoring = self.settings.scoring
-        self._producer = make_producer(self.settings.kafka, **BATCH_PRODUCE_OPTIONS)
+        # A send blocks (for metadata, or a full buffer) at most as long as a flush waits.
+        block_ms = int(scoring.delivery_timeout_s * 1000)
+        self._producer = make_producer(self.settings.kafka, max_block_ms=block_ms, **BATCH_PRODUCE_OPTIONS)
         follower = ModelUpdateFollower(self.settings)
         try:
             self.models.dead_lettered |= self._refusals_on_record()
@@ -303,6 +301,13 @@ class ScoringService:
                     self._commit(self._take_unchecked())
                 self._report_lag()
             self._commit(_highest(self._take_unchecked(), self._process_pending()))
+        except KafkaError as exc:  # from kafka-python itself, here or in an observer: one clear line
+            self._failing = True
+            raise KafkaUnavailableError(
+                f"Kafka at {self.settings.kafka.bootstrap_servers} failed under the scorer ({exc!r}); "
+                "offsets not committed: once Kafka is back, a restart scores the transactions since "
+                "the last checkpoint again"
+            ) from exc
         except BaseException:
             self._failing = True  # the listener and the closes below need not wait on Kafka again
             raise
