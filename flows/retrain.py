@@ -11,50 +11,45 @@ or ``failed`` (with the error; the flow run fails too, so Prefect shows it). The
 update is written by whoever starts the run (`driftloop trigger`, `driftloop retrain`).
 Kafka and registry tasks retry with backoff.
 
-Run it in-process with :func:`run_retrain`, or serve it as a deployment with
+Run it in-process with :func:`streaming.retraining.flow_entrypoint.run_in_process` (as
+`driftloop retrain` and the trigger's in-process launcher do), or serve it as a deployment with
 `driftloop worker` and start runs with `driftloop trigger` (see the README).
 """
 
 from __future__ import annotations
 
 import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
-from prefect import flow, get_run_logger, tags, task
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 
-from streaming.config import Settings, load_settings
+from streaming.config import RetrainingSettings, Settings
+from streaming.control.plan import ServingPlan
+from streaming.control.updates import challenger_update, run_ended_update
 from streaming.errors import DriftloopError
 from streaming.events import ModelUpdate
 from streaming.kafka.publishing import publish_model_update
 from streaming.logs import get_logger
-from streaming.model import TrainedModel, TrainingParams, train_classifier
-from streaming.registry import LoadedModel, ModelManifest
+from streaming.models.first_champion import open_registry
+from streaming.models.registry import LoadedModel, ModelManifest
+from streaming.models.training import TrainedModel, TrainingParams, train_classifier
 from streaming.retraining.datasets import DatasetSnapshot, snapshot_dataset
+from streaming.retraining.flow_entrypoint import run_settings
 from streaming.retraining.validation import Validation, check_window, validate_candidate
 from streaming.retraining.window import TrainingWindow, fetch_training_window
-from streaming.scoring.serving import ServingPlan
-from streaming.training import open_registry
 
 log = get_logger("driftloop.retrain")
 
-# Settings for runs started in-process, by thread. (Not a ContextVar: a served flow is
-# cloudpickled, and ContextVars do not pickle; in a worker this stays empty and the runs
-# read their settings from the environment.)
-_settings_by_thread: dict[int, Settings] = {}
-
-#: Default backoff of the tasks that talk to Kafka or the registry store; each run uses
-#: ``retraining.retries`` and ``retraining.retry_delays_s``.
-IO_RETRIES = 3
-IO_BACKOFF_S = [2.0, 10.0, 30.0]
+#: Default backoff of the tasks that talk to Kafka or the registry store (the settings'
+#: defaults); each run uses its own ``retraining.retries`` and ``retraining.retry_delays_s``.
+IO_RETRIES = RetrainingSettings().retries
+IO_BACKOFF_S = RetrainingSettings().retry_delays_s
 
 
 @dataclass
@@ -68,21 +63,6 @@ class RetrainOutcome:
     reasons: list[str] = field(default_factory=list)
     dataset_sha256: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
-
-
-@contextmanager
-def using_settings(settings: Settings) -> Iterator[None]:
-    """Runs started inside (in this thread) use these settings instead of the environment's."""
-    thread = threading.get_ident()
-    previous = _settings_by_thread.get(thread)
-    _settings_by_thread[thread] = settings
-    try:
-        yield
-    finally:
-        if previous is None:
-            _settings_by_thread.pop(thread, None)
-        else:
-            _settings_by_thread[thread] = previous
 
 
 def code_version() -> str:
@@ -108,7 +88,7 @@ def code_version() -> str:
 @task(retries=IO_RETRIES, retry_delay_seconds=IO_BACKOFF_S, cache_policy=NONE)
 def read_serving_plan(settings: Settings) -> ServingPlan:
     """Which champion serves now (read from model.updates)."""
-    from streaming.scoring.service import current_plan
+    from streaming.control.follower import current_plan
 
     return current_plan(settings)
 
@@ -166,7 +146,7 @@ def publish(settings: Settings, update: ModelUpdate) -> None:
 )
 def retrain(drift_event_id: str = "manual", model_name: str = "") -> dict[str, Any]:
     """Retrain ``model_name`` (default: the configured one) after drift event ``drift_event_id``."""
-    settings = _settings_by_thread.get(threading.get_ident()) or load_settings()
+    settings = run_settings()
     if model_name and model_name != settings.model_name:
         settings = settings.model_copy(update={"model_name": model_name})
     logger = get_run_logger()
@@ -205,73 +185,31 @@ def retrain(drift_event_id: str = "manual", model_name: str = "") -> dict[str, A
                     settings, candidate, lineage
                 )
                 outcome.status, outcome.version = "challenger", manifest.version
-                update = _challenger_update(manifest, plan, drift_event_id, outcome.evidence)
+                update = challenger_update(manifest, plan.champion, drift_event_id, outcome.evidence)
                 publish.with_options(retries=retries, retry_delay_seconds=delays)(settings, update)
                 logger.info("published %s as the challenger", manifest.version)
                 return asdict(outcome)
         logger.warning("candidate rejected: %s", "; ".join(outcome.reasons))
-        publish.with_options(retries=retries, retry_delay_seconds=delays)(
-            settings, _status_update(outcome, plan)
-        )
+        publish.with_options(retries=retries, retry_delay_seconds=delays)(settings, _ended(outcome, plan))
         return asdict(outcome)
     except Exception as exc:
         outcome.status, outcome.reasons = "failed", [f"{type(exc).__name__}: {exc}"]
         logger.error("retraining failed: %s", exc)
         try:
-            publish_model_update(settings, _status_update(outcome, plan))
+            publish_model_update(settings, _ended(outcome, plan))
         except DriftloopError as publish_error:  # Kafka itself may be what failed
             logger.error("could not publish the failure either: %s", publish_error)
         raise
 
 
-def _challenger_update(
-    manifest: ModelManifest, plan: ServingPlan, drift_event_id: str, evidence: dict[str, Any]
-) -> ModelUpdate:
-    return ModelUpdate(
-        model_name=manifest.name,
-        version=manifest.version,
-        status="challenger",
-        sha256=manifest.sha256,
-        signature=manifest.signature,
-        traffic_percent=0.0,
-        champion_version=plan.champion,
-        drift_event_id=drift_event_id,
-        evidence=evidence,
-        created_at=datetime.now(UTC),
+def _ended(outcome: RetrainOutcome, plan: ServingPlan) -> ModelUpdate:
+    status: Literal["rejected", "failed"] = "failed" if outcome.status == "failed" else "rejected"
+    return run_ended_update(
+        outcome.model_name,
+        status,
+        plan.champion,
+        outcome.drift_event_id,
+        outcome.reasons,
+        outcome.evidence,
+        version=outcome.version,
     )
-
-
-def _status_update(outcome: RetrainOutcome, plan: ServingPlan) -> ModelUpdate:
-    return ModelUpdate(
-        model_name=outcome.model_name,
-        version=outcome.version or "candidate",
-        status=outcome.status,  # type: ignore[arg-type]
-        champion_version=plan.champion,
-        drift_event_id=outcome.drift_event_id,
-        reasons=outcome.reasons,
-        evidence=outcome.evidence,
-        created_at=datetime.now(UTC),
-    )
-
-
-def started_update(
-    settings: Settings, drift_event_id: str, run: dict[str, Any], champion: str | None
-) -> ModelUpdate:
-    """The ``started`` status a launcher publishes once a run exists."""
-    return ModelUpdate(
-        model_name=settings.model_name,
-        version="candidate",
-        status="started",
-        champion_version=champion,
-        drift_event_id=drift_event_id,
-        evidence=run,
-        created_at=datetime.now(UTC),
-    )
-
-
-def run_retrain(
-    settings: Settings, drift_event_id: str = "manual", run_tags: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """Run the flow in this process with these settings; returns the outcome as a dict."""
-    with using_settings(settings), tags(*run_tags):
-        return retrain(drift_event_id=drift_event_id, model_name=settings.model_name)

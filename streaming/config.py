@@ -201,6 +201,25 @@ class ScoringSettings(_Section):
         ge=6000,
         description="A scorer that stops heartbeating loses its partitions after this.",
     )
+    heartbeat_interval_ms: int = Field(
+        default=3000,
+        ge=100,
+        description="How often the scorer heartbeats to its group coordinator (a third of "
+        "session_timeout_ms or less).",
+    )
+    idle_poll_ms: int = Field(
+        default=500,
+        ge=1,
+        le=60_000,
+        description="How long a poll waits while no batch is open; it returns as soon as records come, "
+        "and a longer wait gives a group rejoin time to complete on a busy machine.",
+    )
+    updates_poll_interval_s: float = Field(
+        default=0.05,
+        gt=0,
+        description="model.updates is read between batches at most this often (a model swap this much "
+        "later than possible costs nothing; each read is a consumer poll).",
+    )
     delivery_timeout_s: float = Field(
         default=60.0,
         gt=0,
@@ -258,6 +277,24 @@ class MonitoringSettings(_Section):
     joiner_ttl_s: float = Field(
         default=7 * 86_400.0, gt=0, description="Forget a prediction this long (event time) after it."
     )
+    label_idle_release_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="A partition with no new transactions for this long is caught up: the labels held "
+        "for it (waiting for their transactions to be scored) are handed on.",
+    )
+    max_held_labels: int = Field(
+        default=200_000,
+        ge=1,
+        description="Labels held back per partition waiting for their transactions; beyond this the "
+        "oldest are handed on.",
+    )
+    state_max_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Largest drift-monitor snapshot written to driftloop.state (the producer's "
+        "max_request_size; the topic is created with the same max.message.bytes).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -295,6 +332,12 @@ _SIGNALS: tuple[DriftSignalName, ...] = ("feature", "prediction", "label", "erro
 
 class RetrainingSettings(_Section):
     """The retraining flow: its training window and the bar a candidate must clear."""
+
+    flow: str = Field(
+        default="flows.retrain:retrain",
+        description="The Prefect flow a drift event starts, as module:attribute (like a deployment's "
+        "entrypoint); it is called with drift_event_id and model_name.",
+    )
 
     window_s: float = Field(
         default=7 * 86_400.0, gt=0, description="Train on transactions of this many seconds before the run."

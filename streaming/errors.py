@@ -1,7 +1,24 @@
 """One exception tree for driftloop.
 
-Every error driftloop raises derives from :class:`DriftloopError`; third-party errors
-are wrapped (``raise ... from exc``) so callers catch one type per area.
+Every error driftloop raises on purpose derives from :class:`DriftloopError`; third-party
+errors are wrapped (``raise ... from exc``) so a caller catches one type per area. The tree:
+
+- :class:`RejectedInputError` ``(reason, detail)``: an input was refused and is data, not a
+  crash: a message (:class:`DecodeError`, dead-lettered), a model version
+  (:class:`ModelRejectedError`, refused while the last good one serves), a drift-monitor
+  snapshot (:class:`StateRejectedError`, ignored and rebuilt);
+- :class:`ConfigError`: the configuration (environment, config file, feature spec);
+- Kafka: :class:`KafkaUnavailableError` (no broker, or one that fails us),
+  :class:`DeliveryError` (outputs not acknowledged, offsets not committed),
+  :class:`BrokerError` (the local broker of `driftloop kafka`);
+- models and data: :class:`TrainingError`, :class:`RegistryError`,
+  :class:`RegistryCommandError`, :class:`DatasetError`, :class:`BacktestError`;
+- the demo and benchmarks: :class:`PrefectServerError`, :class:`NothingToReportError`,
+  :class:`BenchmarkError`.
+
+>>> error = DecodeError("invalid_json", "expected ',' at byte 12")
+>>> isinstance(error, RejectedInputError), error.reason, str(error)
+(True, 'invalid_json', "invalid_json: expected ',' at byte 12")
 """
 
 from __future__ import annotations
@@ -11,18 +28,12 @@ class DriftloopError(Exception):
     """Root of every error driftloop raises on purpose."""
 
 
-class ConfigError(DriftloopError):
-    """The configuration (environment, config file, feature spec) is invalid."""
+# -- rejected inputs: data with a machine-readable reason, never a crash ----------------
 
 
-class DecodeError(DriftloopError):
-    """A message could not be decoded into a driftloop event.
-
-    ``reason`` is a short machine-readable cause (``invalid_json``, ``validation``,
-    ``unsupported_schema_version``, ``non_finite``, ``feature_spec``) and the message
-    names the offending field where there is one. A consumer turns this into a
-    dead-letter record; it never crashes on it.
-    """
+class RejectedInputError(DriftloopError):
+    """An input was refused; ``reason`` is a short machine-readable cause, ``detail`` says
+    what was wrong in words (naming the offending field where there is one)."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -30,14 +41,80 @@ class DecodeError(DriftloopError):
         self.detail = detail
 
 
-class BrokerError(DriftloopError):
-    """The local Kafka broker could not be fetched, formatted, started or stopped."""
+class DecodeError(RejectedInputError):
+    """A message could not be decoded into a driftloop event.
+
+    Reasons: ``empty``, ``too_large``, ``too_deep``, ``invalid_json``, ``validation``,
+    ``missing_field``, ``unsupported_schema_version``, ``non_finite``, ``id_too_long``,
+    ``value_too_long``, ``feature_spec``... A consumer turns this into a dead-letter record.
+    """
+
+
+class ModelRejectedError(RejectedInputError):
+    """A model version failed verification or loading; ``reason`` says which check."""
+
+
+class StateRejectedError(RejectedInputError):
+    """A drift-monitor snapshot failed verification or decoding; ``reason`` says which."""
+
+
+# -- configuration ------------------------------------------------------------------------
+
+
+class ConfigError(DriftloopError):
+    """The configuration (environment, config file, feature spec) is invalid."""
+
+
+# -- Kafka --------------------------------------------------------------------------------
 
 
 class KafkaUnavailableError(DriftloopError):
-    """No Kafka broker answered at the configured bootstrap servers."""
+    """No Kafka broker answered at the configured bootstrap servers, or it failed us."""
 
 
 class DeliveryError(DriftloopError):
     """Outputs (scores, dead letters, drift events, state) could not be written; the offsets of
     the records they came from are not committed, so a restart processes those records again."""
+
+
+class BrokerError(DriftloopError):
+    """The local Kafka broker could not be fetched, formatted, started or stopped."""
+
+
+# -- models and data ------------------------------------------------------------------------
+
+
+class TrainingError(DriftloopError):
+    """The training data cannot produce a model (too few rows, one class, bad columns)."""
+
+
+class RegistryError(DriftloopError):
+    """The registry store cannot be read or written."""
+
+
+class RegistryCommandError(DriftloopError):
+    """A registry command cannot do what was asked; the message says why."""
+
+
+class DatasetError(DriftloopError):
+    """A training-window snapshot cannot be written or read."""
+
+
+class BacktestError(DriftloopError):
+    """The input cannot be backtested; the message names the column or row."""
+
+
+# -- demo and benchmarks ----------------------------------------------------------------------
+
+
+class PrefectServerError(DriftloopError):
+    """The demo's Prefect server did not start."""
+
+
+class NothingToReportError(DriftloopError):
+    """The demo was interrupted before there was anything to report."""
+
+
+class BenchmarkError(DriftloopError):
+    """A benchmark could not measure what it set out to (records missing before a deadline, a
+    service that did not start); the message says which and where its log is."""

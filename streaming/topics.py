@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from streaming.config import TopicNames
+from streaming.config import MonitoringSettings, TopicNames
 from streaming.events import DeadLetter, DriftEvent, Label, ModelUpdate, Score, Transaction
 
 
@@ -34,8 +34,18 @@ class TopicSpec:
 _COMPACT = {"cleanup.policy": "compact"}
 
 
-def topic_catalogue(names: TopicNames, partitions: int = 4, replication_factor: int = 1) -> list[TopicSpec]:
-    """The topics for the given names; data topics get ``partitions`` partitions."""
+#: The default largest drift-monitor snapshot (``monitoring.state_max_bytes``).
+STATE_MAX_BYTES: int = MonitoringSettings.model_fields["state_max_bytes"].default
+
+
+def topic_catalogue(
+    names: TopicNames,
+    partitions: int = 4,
+    replication_factor: int = 1,
+    state_max_bytes: int = STATE_MAX_BYTES,
+) -> list[TopicSpec]:
+    """The topics for the given names; data topics get ``partitions`` partitions. A
+    declarative table: one entry per topic."""
     rf = replication_factor
     return [
         TopicSpec(
@@ -88,7 +98,7 @@ def topic_catalogue(names: TopicNames, partitions: int = 4, replication_factor: 
             "Internal: signed monitor snapshots per source partition (compacted).",
             1,
             rf,
-            {**_COMPACT, "max.message.bytes": "16777216"},
+            {**_COMPACT, "max.message.bytes": str(state_max_bytes)},
         ),
         TopicSpec(
             names.transactions_dlq,

@@ -23,7 +23,7 @@ import pytest
 
 from streaming.config import KAFKA_VERSION, KafkaSettings, ScoringSettings, Settings, TopicNames
 from streaming.kafka.clients import broker_answers, ensure_topics
-from streaming.simulator import TransactionSimulator
+from streaming.simulation.generator import TransactionSimulator
 from streaming.topics import TopicSpec, topic_catalogue
 
 

@@ -16,7 +16,7 @@ from kafka import TopicPartition
 from streaming.benchmarks.throughput import child_env
 from streaming.config import Settings
 from streaming.kafka.clients import make_consumer, make_producer
-from streaming.registry import ModelRegistry
+from streaming.models.registry import ModelRegistry
 from streaming.scoring.scorer import BatchObserver
 from streaming.scoring.service import ScoringService
 

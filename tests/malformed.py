@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 
 from streaming.events import encode_event
-from streaming.simulator import TransactionSimulator, to_transactions
+from streaming.simulation.generator import TransactionSimulator, to_transactions
 
 MB = 1024 * 1024
 

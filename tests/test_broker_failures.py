@@ -12,14 +12,15 @@ import pandas as pd
 import pytest
 
 from streaming.config import KAFKA_VERSION, KafkaSettings, ScoringSettings, Settings, load_settings
+from streaming.control.updates import champion_update
 from streaming.events import Score, encode_event
 from streaming.kafka.clients import ensure_topics, make_consumer
 from streaming.kafka.local_broker import LocalBroker
 from streaming.kafka.publishing import publish_model_update
-from streaming.model import TrainingParams
-from streaming.simulator import TransactionSimulator, to_transactions
+from streaming.models.first_champion import train_and_register
+from streaming.models.training import TrainingParams
+from streaming.simulation.generator import TransactionSimulator, to_transactions
 from streaming.topics import topic_catalogue
-from streaming.training import champion_update, train_and_register
 from tests.conftest import free_port
 from tests.kafka_helpers import decode_all, produce, read_topic
 from tests.test_commands_at_info import Command

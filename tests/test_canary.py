@@ -149,7 +149,7 @@ def test_a_better_challenger_is_promoted_through_every_step(driftloop_settings: 
 def test_a_worse_challenger_is_rolled_back_and_traffic_returns_to_the_champion(
     driftloop_settings: Settings,
 ) -> None:
-    from streaming.scoring.service import current_plan
+    from streaming.control.follower import current_plan
 
     settings = canary_settings(driftloop_settings)
     announce(settings, "champion", "v1", 100)

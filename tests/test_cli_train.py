@@ -12,7 +12,7 @@ import pytest
 from streaming.benchmarks.throughput import child_env
 from streaming.config import Settings
 from streaming.events import ModelUpdate
-from streaming.training import open_registry
+from streaming.models.first_champion import open_registry
 from tests.kafka_helpers import decode_all, read_topic
 
 pytestmark = pytest.mark.integration

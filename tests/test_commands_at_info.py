@@ -23,12 +23,13 @@ import pytest
 
 from streaming.benchmarks.throughput import child_env
 from streaming.config import CanarySettings, RetrainingSettings, Settings
+from streaming.control.updates import champion_update
 from streaming.events import DriftEvent, ModelUpdate, encode_event
 from streaming.kafka.publishing import publish_model_update
-from streaming.model import TrainingParams
-from streaming.simulation import stream_transactions
-from streaming.simulator import SCENARIOS, TransactionSimulator, to_labels, to_transactions
-from streaming.training import champion_update, train_and_register
+from streaming.models.first_champion import train_and_register
+from streaming.models.training import TrainingParams
+from streaming.simulation.generator import SCENARIOS, TransactionSimulator, to_labels, to_transactions
+from streaming.simulation.streamer import stream_transactions
 from tests.kafka_helpers import decode_all, produce, read_topic
 
 pytestmark = pytest.mark.integration

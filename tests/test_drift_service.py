@@ -12,14 +12,15 @@ import pandas as pd
 import pytest
 
 from streaming.config import Settings, TopicNames
+from streaming.control.updates import champion_update
 from streaming.events import DriftEvent, encode_event
 from streaming.kafka.clients import ensure_topics
 from streaming.kafka.publishing import publish_model_update
-from streaming.model import TrainingParams
+from streaming.models.first_champion import open_registry, train_and_register
+from streaming.models.training import TrainingParams
 from streaming.monitoring.service import DriftMonitor
-from streaming.simulator import SCENARIOS, TransactionSimulator, to_labels, to_transactions
+from streaming.simulation.generator import SCENARIOS, TransactionSimulator, to_labels, to_transactions
 from streaming.topics import topic_catalogue
-from streaming.training import champion_update, open_registry, train_and_register
 from tests.kafka_helpers import decode_all, produce, read_topic, scorer_thread, start_scorer_process
 
 pytestmark = pytest.mark.integration

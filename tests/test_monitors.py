@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 
 from streaming.config import MonitoringSettings
-from streaming.errors import ConfigError
+from streaming.errors import ConfigError, StateRejectedError
 from streaming.features import FeatureSpec
+from streaming.models.reference import build_reference
 from streaming.monitoring.detectors import DETECTORS, is_binary, make_detector
 from streaming.monitoring.episodes import Episodes
 from streaming.monitoring.joiner import LabelJoiner
 from streaming.monitoring.monitors import DetectorMonitor, WindowTestMonitor
-from streaming.monitoring.reference import build_reference
-from streaming.monitoring.state import StateRejectedError, seal, unseal
+from streaming.monitoring.state import seal, unseal
 from streaming.monitoring.suite import MonitorSuite
-from streaming.simulator import SCENARIOS, TransactionSimulator
+from streaming.simulation.generator import SCENARIOS, TransactionSimulator
 
 # -- the contract ------------------------------------------------------------------------
 
@@ -136,7 +136,7 @@ def test_kswin_and_unknown_detectors_are_refused_with_a_reason() -> None:
 
 def simulated_suite(settings: MonitoringSettings | None = None) -> tuple[MonitorSuite, FeatureSpec]:
     from streaming.config import DEFAULT_FEATURES
-    from streaming.model import TrainingParams, train_classifier
+    from streaming.models.training import TrainingParams, train_classifier
 
     spec = FeatureSpec.from_mapping(DEFAULT_FEATURES)
     history = TransactionSimulator(seed=7).generate(6000)

@@ -20,12 +20,13 @@ import pandas as pd
 import pytest
 
 from streaming.config import Settings
+from streaming.control.updates import champion_update
 from streaming.events import DeadLetter, Score, encode_event
 from streaming.kafka.clients import ensure_topics, make_consumer
 from streaming.kafka.publishing import publish_model_update
-from streaming.model import TrainingParams
+from streaming.models.first_champion import train_and_register
+from streaming.models.training import TrainingParams
 from streaming.topics import TopicSpec
-from streaming.training import champion_update, train_and_register
 from tests.kafka_helpers import decode_all, read_topic
 from tests.malformed import malformed_kinds, valid_transactions
 from tests.test_commands_at_info import Command

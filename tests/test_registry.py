@@ -12,8 +12,9 @@ import pytest
 import skops.io as sio
 
 from streaming.config import Settings
-from streaming.model import TrainedModel, TrainingParams, train_classifier
-from streaming.registry import ARTIFACT_FILE, MANIFEST_FILE, ModelRegistry, ModelRejectedError
+from streaming.errors import ModelRejectedError
+from streaming.models.registry import ARTIFACT_FILE, MANIFEST_FILE, ModelRegistry
+from streaming.models.training import TrainedModel, TrainingParams, train_classifier
 
 KEY = b"k" * 32
 

@@ -12,12 +12,13 @@ import pytest
 
 from streaming.benchmarks.throughput import child_env
 from streaming.config import Settings
+from streaming.control.follower import current_plan
+from streaming.control.updates import champion_update
 from streaming.events import ModelUpdate
 from streaming.kafka.publishing import publish_model_update
-from streaming.model import TrainingParams
-from streaming.registry import ARTIFACT_FILE
-from streaming.scoring.service import current_plan
-from streaming.training import champion_update, train_and_register
+from streaming.models.first_champion import train_and_register
+from streaming.models.registry import ARTIFACT_FILE
+from streaming.models.training import TrainingParams
 
 pytestmark = pytest.mark.integration
 

@@ -11,18 +11,19 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from flows.retrain import run_retrain
 from streaming.config import KAFKA_VERSION, RetrainingSettings, Settings, TriggerSettings
+from streaming.control.updates import champion_update
 from streaming.events import DriftEvent, ModelUpdate, encode_event
 from streaming.kafka.clients import ensure_topics, make_consumer
 from streaming.kafka.publishing import publish_model_update
-from streaming.model import TrainingParams
+from streaming.models.first_champion import open_registry, train_and_register
+from streaming.models.training import TrainingParams
 from streaming.retraining.datasets import load_dataset
+from streaming.retraining.flow_entrypoint import run_in_process
 from streaming.retraining.trigger import RetrainTrigger
-from streaming.simulation import stream_transactions
-from streaming.simulator import SCENARIOS, TransactionSimulator
+from streaming.simulation.generator import SCENARIOS, TransactionSimulator
+from streaming.simulation.streamer import stream_transactions
 from streaming.topics import topic_catalogue
-from streaming.training import champion_update, open_registry, train_and_register
 from tests.conftest import free_port
 from tests.kafka_helpers import decode_all, produce, read_topic, running
 
@@ -178,7 +179,7 @@ def test_a_candidate_below_the_bar_is_rejected_with_reasons_and_never_registered
     strict = settings.model_copy(
         update={"retraining": FAST.model_copy(update={"max_log_loss": 1e-12, "min_precision_at_budget": 1.0})}
     )
-    outcome = run_retrain(strict, "e-strict")
+    outcome = run_in_process(strict, "e-strict")
     assert outcome["status"] == "rejected"
     assert any("log loss" in reason for reason in outcome["reasons"]), outcome["reasons"]
     [published] = outcome_of(settings)
@@ -197,7 +198,7 @@ def test_training_that_raises_fails_the_run_and_says_why(
 
     monkeypatch.setattr(flows.retrain, "train_classifier", broken)
     with pytest.raises(Exception, match="ran out of memory"):
-        run_retrain(settings, "e-broken")
+        run_in_process(settings, "e-broken")
     [published] = outcome_of(settings)
     assert published.status == "failed" and "MemoryError" in published.reasons[0]
     assert open_registry(settings).versions("fraud") == ["v1"]
@@ -212,7 +213,7 @@ def test_an_unwritable_registry_fails_the_run_and_publishes_nothing_loadable(
         update={"registry": settings.registry.model_copy(update={"path": blocker / "registry"})}
     )
     with pytest.raises(Exception, match="not-a-folder"):
-        run_retrain(broken, "e-registry")
+        run_in_process(broken, "e-registry")
     [published] = outcome_of(settings)
     assert published.status == "failed" and "not-a-folder" in published.reasons[0]
     assert published.sha256 is None
@@ -246,7 +247,7 @@ def test_kafka_going_away_mid_flow_fails_the_run_and_publishes_no_model(
 
         monkeypatch.setattr(flows.retrain, "train_classifier", train_then_lose_kafka)
         with pytest.raises(Exception, match=r"publishing challenger v2 failed|Kafka|broker"):
-            run_retrain(settings, "e-kafka")
+            run_in_process(settings, "e-kafka")
     finally:
         broker.stop()
     # The candidate was registered, but no update names it: no scorer ever loads it.

@@ -10,13 +10,15 @@ import pandas as pd
 import pytest
 
 from streaming.config import Settings
+from streaming.control.plan import ServingPlan, canary_bucket
+from streaming.errors import ModelRejectedError, TrainingError
 from streaming.events import ModelUpdate
-from streaming.model import TrainingError, TrainingParams, train_classifier
-from streaming.registry import LoadedModel, ModelRegistry, ModelRejectedError
+from streaming.models.first_champion import read_table
+from streaming.models.registry import LoadedModel, ModelRegistry
+from streaming.models.training import TrainingParams, train_classifier
+from streaming.scoring.holder import ModelHolder
 from streaming.scoring.scorer import Scorer
-from streaming.scoring.serving import ModelHolder, ServingPlan, canary_bucket
-from streaming.simulator import to_transactions
-from streaming.training import read_table
+from streaming.simulation.generator import to_transactions
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SPEC = Settings().feature_spec()

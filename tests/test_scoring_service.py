@@ -14,15 +14,16 @@ import pytest
 from kafka import TopicPartition
 
 from streaming.config import Settings
+from streaming.control.updates import champion_update
 from streaming.errors import DeliveryError
 from streaming.events import DeadLetter, Score, encode_event
 from streaming.kafka.clients import make_consumer, make_producer
 from streaming.kafka.publishing import publish_model_update
-from streaming.model import TrainingParams
-from streaming.registry import ARTIFACT_FILE, ModelManifest
+from streaming.models.first_champion import open_registry, train_and_register
+from streaming.models.registry import ARTIFACT_FILE, ModelManifest
+from streaming.models.training import TrainingParams
 from streaming.scoring.service import ScoringService
-from streaming.simulator import TransactionSimulator, to_transactions
-from streaming.training import champion_update, open_registry, train_and_register
+from streaming.simulation.generator import TransactionSimulator, to_transactions
 from tests.kafka_helpers import decode_all, produce, read_topic, scorer_thread, start_scorer_process
 
 pytestmark = pytest.mark.integration

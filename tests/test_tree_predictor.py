@@ -9,8 +9,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from streaming.config import Settings
-from streaming.model import TrainingParams, train_classifier
-from streaming.tree_predictor import TreeEnsemblePredictor
+from streaming.models.training import TrainingParams, train_classifier
+from streaming.models.tree_predictor import TreeEnsemblePredictor
 
 
 def _awkward_rows(matrix: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -48,7 +48,11 @@ from kafka import TopicPartition
 from kafka.errors import CommitFailedError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 
+from streaming.checkpointing import BatchCollector, Checkpointer, DeliveryTracker, Offsets, PendingBatch
 from streaming.config import KafkaSettings, Settings, TopicNames
+from streaming.control.plan import ServingPlan
+from streaming.control.updates import champion_update
+from streaming.errors import BenchmarkError
 from streaming.events import EventCodec, Label, Score, Transaction, encode_event, transaction_type
 from streaming.kafka.clients import (
     BATCH_FETCH_OPTIONS,
@@ -59,14 +63,14 @@ from streaming.kafka.clients import (
     wait_for_topic,
 )
 from streaming.kafka.publishing import publish_model_update
-from streaming.model import TrainingParams
+from streaming.models.first_champion import open_registry, train_and_register
+from streaming.models.training import TrainingParams
+from streaming.scoring.holder import ModelHolder
 from streaming.scoring.scorer import BatchObserver, Scorer
-from streaming.scoring.service import PendingBatch, ScoringService, batch_deadline
-from streaming.scoring.serving import ModelHolder, ServingPlan
-from streaming.simulation import stream_transactions
-from streaming.simulator import BASELINE, TransactionSimulator, to_labels, to_transactions
+from streaming.scoring.service import ScoringService
+from streaming.simulation.generator import BASELINE, TransactionSimulator, to_labels, to_transactions
+from streaming.simulation.streamer import stream_transactions
 from streaming.topics import TopicSpec, topic_catalogue
-from streaming.training import champion_update, open_registry, train_and_register
 
 PARTITIONS = 4
 
@@ -109,54 +113,56 @@ def _consume_loop(
     (``checkpoint_interval_s``), so both pay the same flushes and commits.
     """
     scoring = settings.scoring
-    gc.freeze()  # the same process hygiene as the scorer's (see ScoringService._apply_updates)
+    gc.freeze()  # the same process hygiene as the scorer's (see ServedModels.apply)
     consumer = make_consumer(settings.kafka, group, max_poll_records=scoring.max_batch, **BATCH_FETCH_OPTIONS)
     # As the scorer does: a group joined before the metadata lists the topic's partitions
     # is assigned nothing until the next metadata refresh, minutes later.
     wait_for_topic(consumer, settings.topics.transactions)
     consumer.subscribe([settings.topics.transactions])
     producer = make_producer(settings.kafka, **BATCH_PRODUCE_OPTIONS)
+    # The scorer's own batching, delivery check and checkpoint, without its scoring.
+    collector = BatchCollector(scoring.max_batch, scoring.max_wait_ms, scoring.max_wait_ms)
+    delivery = DeliveryTracker(lambda timeout: producer.flush(timeout=timeout), 60, lambda p: f"{group}: {p}")
+
+    def commit(offsets: Offsets) -> bool:
+        try:
+            consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+        except (RebalanceInProgressError, CommitFailedError):
+            return False  # as the scorer does: the offsets are retried with the next commit
+        return True
+
+    checkpoints = Checkpointer(
+        delivery,
+        write_state=lambda offsets: None,
+        commit=commit,
+        owned=consumer.assignment,
+        interval_s=scoring.checkpoint_interval_s,
+    )
     seen = 0
-    first: float | None = None
     done = time.monotonic()
     pending = PendingBatch()
-    unchecked: dict[TopicPartition, OffsetAndMetadata] = {}  # handled, not yet committed
-    last_checkpoint = 0.0
     deadline = time.monotonic() + 300
     try:
         while seen < count and time.monotonic() < deadline:
-            due: float | None = None
-            while len(pending) < min(scoring.max_batch, count - seen):
-                wait = scoring.max_wait_ms if due is None else max(0, int((due - time.monotonic()) * 1000))
-                polled = consumer.poll(timeout_ms=wait, max_records=scoring.max_batch - len(pending))
-                if not polled:
-                    if due is None or wait == 0:
-                        break
-                    continue
-                if first is None:
-                    first = time.monotonic()
-                received = time.time()
-                pending.add(polled, received)
-                if due is None:  # the scorer's rule
-                    due = batch_deadline(polled, received, scoring.max_wait_ms)
+            collector.collect(
+                pending,
+                lambda timeout_ms, max_records: consumer.poll(timeout_ms=timeout_ms, max_records=max_records),
+                limit=count - seen,
+            )
             if not len(pending):
                 continue
             records, _, ends = pending.take()
             handle(records, producer)
-            unchecked.update(ends)  # a later batch's offsets are higher
+            delivery.sent(len(records))
+            checkpoints.done(ends)
             seen += len(records)
-            if time.monotonic() - last_checkpoint >= scoring.checkpoint_interval_s or seen >= count:
-                producer.flush(timeout=60)
-                done = time.monotonic()
-                try:
-                    consumer.commit(unchecked)
-                    unchecked = {}
-                except (RebalanceInProgressError, CommitFailedError):
-                    pass  # as the scorer does: the offsets are retried with the next commit
-                last_checkpoint = time.monotonic()
+            if checkpoints.due or seen >= count:
+                checkpoints.checkpoint()
+                done = delivery.last_flush_at or time.monotonic()
         if seen < count:
-            raise RuntimeError(f"{group}: consumed {seen} of {count} records before the deadline")
-        return Measurement(seen, done - (first or done))
+            raise BenchmarkError(f"{group}: consumed {seen} of {count} records before the deadline")
+        first = collector.first_record_at or done
+        return Measurement(seen, done - first)
     finally:
         consumer.close(autocommit=False)
         producer.close()
@@ -223,7 +229,7 @@ def measure_scorer(
     thread.join(timeout=60)
     stats = service.stats
     if stats.scored + stats.dead_letters < count:
-        raise RuntimeError(f"{label}: scored {stats.scored} of {count} records before the deadline")
+        raise BenchmarkError(f"{label}: scored {stats.scored} of {count} records before the deadline")
     # Until the last batch's scores were flushed: the final commit waits for the stop request.
     seconds = (stats.last_flush_at or 0.0) - (stats.first_record_at or 0.0)
     return Measurement(stats.scored, seconds)
@@ -376,7 +382,7 @@ class LoadProducer:
             return
         remaining = self._native.flush(60)
         if remaining or self.failed:
-            raise RuntimeError(
+            raise BenchmarkError(
                 f"the load generator lost {remaining + self.failed} messages ({self.failed} refused, "
                 f"{remaining} undelivered after 60s)"
             )
@@ -407,7 +413,7 @@ def _wait_for_assignment(log_file: Path, timeout_s: float) -> None:
         if log_file.exists() and b"partitions assigned" in log_file.read_bytes():
             return
         time.sleep(0.2)
-    raise RuntimeError(f"the scorer did not join its group within {timeout_s:.0f}s; see {log_file}")
+    raise BenchmarkError(f"the scorer did not join its group within {timeout_s:.0f}s; see {log_file}")
 
 
 def child_env(settings: Settings) -> dict[str, str]:

@@ -17,19 +17,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from streaming.canary.evidence import Tally, compare
 from streaming.config import CanarySettings
-from streaming.events import ModelUpdate, ModelUpdateStatus
+from streaming.control.plan import ServingPlan, fold
+from streaming.control.updates import canary_decision_update
+from streaming.events import ModelUpdate
 
 
 @dataclass
 class CanaryState:
-    champion: str | None = None
-    challenger: str | None = None
-    percent: float = 0.0
+    """The serving plan the updates describe, and when its current step began."""
+
+    plan: ServingPlan = field(default_factory=ServingPlan)
     step_started_at: datetime | None = None
+
+    @property
+    def champion(self) -> str | None:
+        return self.plan.champion
+
+    @property
+    def challenger(self) -> str | None:
+        return self.plan.challenger
+
+    @property
+    def percent(self) -> float:
+        return self.plan.challenger_percent
 
 
 @dataclass
@@ -45,17 +59,8 @@ class CanaryController:
         if update.model_name != self.model_name:
             return
         s = self.state
-        before = (s.champion, s.challenger, s.percent)
-        if update.status in ("champion", "promoted"):
-            s.champion, s.challenger, s.percent = update.version, None, 0.0
-        elif update.status in ("challenger", "canary_step"):
-            s.champion = update.champion_version or s.champion
-            s.challenger, s.percent = update.version, float(update.traffic_percent or 0.0)
-        elif update.status == "rolled_back":
-            s.champion, s.challenger, s.percent = update.champion_version or s.champion, None, 0.0
-        else:  # started / failed / rejected name the champion only
-            s.champion = update.champion_version or s.champion
-        if (s.champion, s.challenger, s.percent) != before:
+        before, s.plan = s.plan, fold([update], s.plan)
+        if s.plan != before:  # a new pair or a new step: count from here
             s.step_started_at = update.created_at
             self.tallies = {"champion": Tally(), "challenger": Tally()}
 
@@ -111,20 +116,14 @@ class CanaryController:
         return None
 
     def _update(
-        self, status: ModelUpdateStatus, percent: float, reason: str, evidence: dict[str, Any]
+        self,
+        status: Literal["canary_step", "promoted", "rolled_back"],
+        percent: float,
+        reason: str,
+        evidence: dict[str, Any],
     ) -> ModelUpdate:
-        from datetime import UTC
-
         s = self.state
         assert s.challenger is not None
-        promoted = status == "promoted"
-        return ModelUpdate(
-            model_name=self.model_name,
-            version=s.challenger,
-            status=status,
-            traffic_percent=percent,
-            champion_version=s.challenger if promoted else s.champion,
-            reasons=[reason],
-            evidence=evidence,
-            created_at=datetime.now(UTC),
+        return canary_decision_update(
+            self.model_name, s.challenger, s.champion, status, percent, reason, evidence
         )

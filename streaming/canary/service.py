@@ -48,7 +48,7 @@ class CanaryService:
     def run(self, install_signal_handlers: bool = True, on_ready: Callable[[], None] | None = None) -> None:
         if install_signal_handlers:
             stop_on_termination(self.stop)
-        from streaming.scoring.service import ModelUpdateFollower
+        from streaming.control.follower import ModelUpdateFollower
 
         follower = ModelUpdateFollower(self.settings)
         scores = make_consumer(self.settings.kafka, None, enable_auto_commit=False)

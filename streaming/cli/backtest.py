@@ -46,8 +46,8 @@ def backtest(
     from rich.table import Table
 
     from streaming.events import encode_event
+    from streaming.models.first_champion import read_table
     from streaming.monitoring.backtest import infer_spec, run_backtest
-    from streaming.training import read_table
 
     settings = load_settings(config) if config is not None else settings_of(ctx)
     frame = read_table(input_file)

@@ -53,8 +53,8 @@ def bench_throughput(
     settings = kafka_settings_of(ctx)
     factory = None
     if monitors:
+        from streaming.models.first_champion import open_registry
         from streaming.monitoring.service import DriftMonitor
-        from streaming.training import open_registry
 
         def factory(s: Settings) -> list[DriftMonitor]:
             return [DriftMonitor(s, open_registry(s))]

@@ -56,7 +56,10 @@ def topics_create(
     from streaming.topics import topic_catalogue
 
     settings = kafka_settings_of(ctx)
-    created = ensure_topics(settings.kafka, topic_catalogue(settings.topics, partitions, replication_factor))
+    created = ensure_topics(
+        settings.kafka,
+        topic_catalogue(settings.topics, partitions, replication_factor, settings.monitoring.state_max_bytes),
+    )
     typer.echo(f"created: {', '.join(created)}" if created else "all topics exist")
 
 

@@ -30,8 +30,8 @@ def simulate(
     """Generate card transactions with fraud; produce them (and labels) to Kafka or a file."""
     from rich.progress import Progress
 
-    from streaming.simulation import stream_transactions
-    from streaming.simulator import SCENARIOS, TransactionSimulator
+    from streaming.simulation.generator import SCENARIOS, TransactionSimulator
+    from streaming.simulation.streamer import stream_transactions
 
     if scenario not in SCENARIOS:
         raise typer.BadParameter(f"choose one of {', '.join(SCENARIOS)}", param_hint="--scenario")
@@ -73,8 +73,9 @@ def train(
     publish: Annotated[bool, typer.Option(help="Publish the version as champion on model.updates.")] = True,
 ) -> None:
     """Train a first champion on a file, register it (signed) and publish it."""
+    from streaming.control.updates import champion_update
     from streaming.kafka.publishing import publish_model_update
-    from streaming.training import champion_update, read_table, train_and_register
+    from streaming.models.first_champion import read_table, train_and_register
 
     settings = kafka_settings_of(ctx) if publish else settings_of(ctx)
     frame = read_table(input)

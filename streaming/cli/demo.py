@@ -55,9 +55,10 @@ def demo(
     from rich.live import Live
 
     from streaming.demo.outcomes import summary_json
-    from streaming.demo.run import SHORT, DemoPlan, NothingToReportError, new_run_id, run_demo
+    from streaming.demo.run import SHORT, DemoPlan, new_run_id, run_demo
+    from streaming.errors import NothingToReportError
     from streaming.logs import configure_logging, stderr_into
-    from streaming.simulator import SCENARIOS
+    from streaming.simulation.generator import SCENARIOS
 
     if scenario not in SCENARIOS or scenario == "baseline":
         raise typer.BadParameter("choose concept, covariate or prior", param_hint="--scenario")

@@ -25,8 +25,8 @@ def registry_list(ctx: typer.Context) -> None:
     """Every registered version, its role in the serving plan (from model.updates) and lineage."""
     from rich.table import Table
 
-    from streaming.registry_commands import describe
-    from streaming.scoring.service import current_plan
+    from streaming.control.follower import current_plan
+    from streaming.control.manual import describe
 
     settings = kafka_settings_of(ctx)
     rows = describe(settings, current_plan(settings))
@@ -49,8 +49,8 @@ def registry_list(ctx: typer.Context) -> None:
 @registry_app.command("show")
 def registry_show(ctx: typer.Context, version: Annotated[str, typer.Argument(help="e.g. v2")]) -> None:
     """One version's verified manifest as JSON (reference samples summarized)."""
-    from streaming.registry_commands import shown_manifest
-    from streaming.training import open_registry
+    from streaming.control.manual import shown_manifest
+    from streaming.models.first_champion import open_registry
 
     settings = settings_of(ctx)
     manifest = open_registry(settings).manifest(settings.model_name, version)
@@ -62,9 +62,9 @@ def registry_promote(
     ctx: typer.Context, version: Annotated[str, typer.Argument(help="e.g. v2")], yes: YesOption = False
 ) -> None:
     """Make VERSION the champion on every scorer (after verifying it loads)."""
+    from streaming.control.follower import current_plan
+    from streaming.control.manual import promotion
     from streaming.kafka.publishing import publish_model_update
-    from streaming.registry_commands import promotion
-    from streaming.scoring.service import current_plan
 
     settings = kafka_settings_of(ctx)
     update, change = promotion(settings, current_plan(settings), version)
@@ -81,9 +81,9 @@ def registry_rollback(
     yes: YesOption = False,
 ) -> None:
     """Withdraw the challenger (all traffic to the champion), or return to an earlier champion."""
+    from streaming.control.follower import current_plan
+    from streaming.control.manual import rollback
     from streaming.kafka.publishing import publish_model_update
-    from streaming.registry_commands import rollback
-    from streaming.scoring.service import current_plan
 
     settings = kafka_settings_of(ctx)
     update, change = rollback(settings, current_plan(settings), to)

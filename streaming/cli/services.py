@@ -60,8 +60,8 @@ def score(
     configure_logging(log_level)
     settings = kafka_settings_of(ctx)  # before the heavy imports: a missing broker fails fast
     from streaming.metrics import serve_metrics
+    from streaming.models.first_champion import open_registry
     from streaming.scoring.service import ScoringService
-    from streaming.training import open_registry
 
     overrides = {
         k: v
@@ -155,14 +155,14 @@ def worker(
     from streaming.logs import configure_logging
 
     configure_logging(log_level)
-    kafka_settings_of(ctx)  # fail early on a bad configuration or a missing broker
+    settings = kafka_settings_of(ctx)  # fail early on a bad configuration or a missing broker
     require_prefect_server()
-    from flows.retrain import retrain as retrain_flow
+    from streaming.retraining.flow_entrypoint import load_flow
 
     config = ctx.find_root().obj
     if config:  # the flow runs load their settings themselves
         os.environ["DRIFTLOOP_CONFIG"] = str(Path(config).resolve())
-    retrain_flow.serve(name=name, tags=["driftloop"], limit=1)
+    load_flow(settings.retraining.flow).serve(name=name, tags=["driftloop"], limit=1)
 
 
 @app.command("retrain")
@@ -179,17 +179,20 @@ def retrain(
     the Prefect server at PREFECT_API_URL when set (the run shows in its UI), otherwise a
     temporary local one. Exits 1 when the run fails.
     """
-    from flows.retrain import run_retrain, started_update
+    from streaming.control.follower import current_plan
+    from streaming.control.updates import started_update
     from streaming.kafka.publishing import publish_model_update
     from streaming.logs import configure_logging
-    from streaming.scoring.service import current_plan
+    from streaming.retraining.flow_entrypoint import run_in_process
 
     configure_logging(log_level)
     settings = kafka_settings_of(ctx)
     plan = current_plan(settings)
-    publish_model_update(settings, started_update(settings, drift_event_id, {"mode": "cli"}, plan.champion))
+    publish_model_update(
+        settings, started_update(settings.model_name, drift_event_id, {"mode": "cli"}, plan.champion)
+    )
     try:
-        outcome = run_retrain(settings, drift_event_id, ("driftloop", "manual"))
+        outcome = run_in_process(settings, drift_event_id, ("driftloop", "manual"))
     except Exception as exc:
         raise DriftloopError(f"retraining failed: {exc}") from exc
     if outcome["status"] == "challenger":

@@ -23,11 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from streaming.errors import DriftloopError
-
-
-class PrefectServerError(DriftloopError):
-    """The demo's Prefect server did not start."""
+from streaming.errors import PrefectServerError
 
 
 def _free_port() -> int:

@@ -27,22 +27,18 @@ from typing import Any
 import pandas as pd
 
 from streaming.config import RetrainingSettings, ScoringSettings, Settings, TopicNames, TriggerSettings
+from streaming.control.updates import champion_update
 from streaming.demo.outcomes import ObservedRun, outcome_frame, read_events, summarize
-from streaming.errors import DriftloopError
+from streaming.errors import DriftloopError, NothingToReportError
 from streaming.events import DriftEvent, ModelUpdate, Score
 from streaming.kafka.clients import close_all, delete_topics, ensure_topics
 from streaming.kafka.publishing import publish_model_update
 from streaming.logs import get_logger
-from streaming.model import TrainingParams
-from streaming.simulation import SimulationStats, TransactionStreamer
-from streaming.simulator import SCENARIOS, TransactionSimulator
+from streaming.models.first_champion import open_registry, train_and_register
+from streaming.models.training import TrainingParams
+from streaming.simulation.generator import SCENARIOS, TransactionSimulator
+from streaming.simulation.streamer import SimulationStats, TransactionStreamer
 from streaming.topics import topic_catalogue
-from streaming.training import champion_update, open_registry, train_and_register
-
-
-class NothingToReportError(DriftloopError):
-    """The demo was interrupted before there was anything to report."""
-
 
 log = get_logger("driftloop.demo")
 
@@ -181,9 +177,10 @@ def _run(
     prefect_ready: Callable[[], None],
 ) -> DemoResult:
     from streaming.canary.service import CanaryService
+    from streaming.control.follower import ModelUpdateFollower
     from streaming.monitoring.service import DriftMonitor
     from streaming.retraining.trigger import InProcessLauncher, RetrainTrigger
-    from streaming.scoring.service import ModelUpdateFollower, ScoringService
+    from streaming.scoring.service import ScoringService
 
     run = _Run(settings, plan)
     view(_status(run, None, None, None, [], "training the first champion", _TRAINING))
@@ -373,11 +370,9 @@ def _status(
 
 
 def _serving(updates: list[ModelUpdate]) -> dict[str, Any]:
-    from streaming.scoring.serving import ServingPlan
+    from streaming.control.plan import fold
 
-    plan = ServingPlan()
-    for update in updates:
-        plan = plan.apply(update)
+    plan = fold(updates)
     return {"champion": plan.champion, "challenger": plan.challenger, "percent": plan.challenger_percent}
 
 

@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 from streaming.config import MonitoringSettings
-from streaming.errors import DriftloopError
+from streaming.errors import BacktestError
 from streaming.events import DriftEvent
 from streaming.features import FeatureSpec
-from streaming.model import (
+from streaming.models.training import (
     TrainedModel,
     TrainingError,
     TrainingParams,
@@ -33,10 +33,6 @@ from streaming.model import (
     train_classifier,
 )
 from streaming.monitoring.suite import MonitorSuite
-
-
-class BacktestError(DriftloopError):
-    """The input cannot be backtested; the message names the column or row."""
 
 
 @dataclass

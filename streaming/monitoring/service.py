@@ -8,7 +8,8 @@ One :class:`DriftMonitor` per scorer process, one suite per owned partition:
   (same key, same partition count), so label partition p is read by whoever owns
   transaction partition p. A label is handed to the suite once the partition's
   transactions have been scored past the label's timestamp (so a backlog replays in
-  order), or once the partition has had no new transactions for 2 s (it is caught up);
+  order), or once the partition has had no new transactions for
+  ``monitoring.label_idle_release_s`` (2 s; it is caught up);
   undecodable labels go to ``labels.dlq``;
 - at each checkpoint (after the scores are flushed, before the offsets are committed) each
   suite is pickled, signed and written to the compacted ``driftloop.state`` topic with the
@@ -30,25 +31,27 @@ import numpy as np
 from kafka import TopicPartition
 
 from streaming import metrics
+from streaming.checkpointing import DeliveryTracker
 from streaming.config import Settings
-from streaming.errors import ConfigError, DecodeError, DeliveryError, KafkaUnavailableError
+from streaming.errors import (
+    ConfigError,
+    DecodeError,
+    DeliveryError,
+    KafkaUnavailableError,
+    ModelRejectedError,
+    StateRejectedError,
+)
 from streaming.events import EventCodec, encode_event, label_type
 from streaming.kafka.clients import close_all, make_consumer, make_producer, wait_for_topic
 from streaming.kafka.dead_letters import dead_letter
 from streaming.logs import get_logger
-from streaming.monitoring.reference import ReferenceProfile
-from streaming.monitoring.state import StateRejectedError, read_envelope, seal, state_key, unseal
+from streaming.models.reference import ReferenceProfile
+from streaming.models.registry import ModelRegistry
+from streaming.monitoring.state import read_envelope, seal, state_key, unseal
 from streaming.monitoring.suite import MonitorSuite
-from streaming.registry import ModelRegistry, ModelRejectedError
 from streaming.scoring.scorer import BatchObserver, ScoredBatch
 
 log = get_logger("driftloop.monitor")
-
-
-#: Labels held back waiting for their transactions, per partition, before the oldest are let go.
-_MAX_HELD = 200_000
-#: A partition with no new transactions for this long is caught up: its held labels go through.
-_IDLE_RELEASE_S = 2.0
 
 
 class DriftMonitor(BatchObserver):
@@ -65,7 +68,7 @@ class DriftMonitor(BatchObserver):
         self._consumer_name = f"{settings.kafka.client_id}/{self._group}/monitor"
         self._producer = make_producer(
             settings.kafka,
-            max_request_size=16_777_216,
+            max_request_size=settings.monitoring.state_max_bytes,
             max_block_ms=int(settings.scoring.delivery_timeout_s * 1000),  # as the scorer's own sends
         )
         self._labels = make_consumer(settings.kafka, None, enable_auto_commit=False)
@@ -98,7 +101,13 @@ class DriftMonitor(BatchObserver):
         self._numeric_at = [i for i, f in enumerate(self._spec.features) if f.kind == "numeric"]
         self._categorical_at = [i for i, f in enumerate(self._spec.features) if f.kind == "categorical"]
         self.events_published = 0
-        self._event_futures: list[Any] = []
+        # Drift events and label dead letters must land before the offsets are committed.
+        self._outputs = DeliveryTracker(
+            lambda timeout_s: self._producer.flush(timeout=timeout_s),
+            settings.scoring.delivery_timeout_s,
+            lambda problem: f"drift events or label dead letters were not written ({problem}); offsets not "
+            "committed: a restart re-detects those drifts (with the same event ids)",
+        )
         self._closed = False
 
     # -- scored batches ----------------------------------------------------------------
@@ -152,7 +161,7 @@ class DriftMonitor(BatchObserver):
             self._fetched[tp.partition] = records[-1].offset + 1
         now = time.monotonic()
         for partition in list(self._held):
-            idle = now - self._last_scored.get(partition, now) > _IDLE_RELEASE_S
+            idle = now - self._last_scored.get(partition, now) > self.settings.monitoring.label_idle_release_s
             self._release_labels(partition, caught_up=idle)
 
     def _release_labels(self, partition: int, caught_up: bool = False) -> None:
@@ -163,7 +172,9 @@ class DriftMonitor(BatchObserver):
         watermark = self._watermark.get(partition, -1) if not caught_up else 2**62
         ids: list[str] = []
         labels: list[int] = []
-        while held and (held[0].timestamp <= watermark or len(held) > _MAX_HELD):
+        while held and (
+            held[0].timestamp <= watermark or len(held) > self.settings.monitoring.max_held_labels
+        ):
             record = held.popleft()
             self._handed[partition] = record.offset + 1
             try:
@@ -172,9 +183,10 @@ class DriftMonitor(BatchObserver):
                 letter = dead_letter(
                     record, exc, self._consumer_name, self.settings.messages.dead_letter_value_bytes
                 )
-                self._event_futures.append(
-                    self._producer.send(self._topics.labels_dlq, key=record.key, value=encode_event(letter))
-                )
+                self._producer.send(
+                    self._topics.labels_dlq, key=record.key, value=encode_event(letter)
+                ).add_errback(self._outputs.errback)
+                self._outputs.sent(1)
                 metrics.DEAD_LETTERS.labels(record.topic, exc.reason).inc()
                 log.warning(
                     "dead letter: %s",
@@ -224,13 +236,8 @@ class DriftMonitor(BatchObserver):
                 value=raw,
             )
             snapshots.append((partition, len(raw), future))
-        self._producer.flush(timeout=self.settings.scoring.delivery_timeout_s)
-        events, self._event_futures = self._event_futures, []
-        failed = next((f.exception for f in events if f.failed()), None)
-        if failed is not None:
-            raise DeliveryError(
-                f"a drift event could not be written to {self._topics.drift_events}: {failed}"
-            )
+        self._outputs.sent(len(snapshots))  # a flush also waits for the snapshots
+        self._outputs.flush()
         for partition, size, future in snapshots:
             if future.failed():
                 metrics.STATE_SNAPSHOTS.labels("failed").inc()
@@ -383,13 +390,10 @@ class DriftMonitor(BatchObserver):
     def _publish(self, alarms: Sequence[Any], partition: int, version: str) -> None:
         for alarm in alarms:
             event = alarm.to_event(self.settings.model_name, version, partition=partition)
-            self._event_futures.append(
-                self._producer.send(
-                    self._topics.drift_events,
-                    key=self.settings.model_name.encode(),
-                    value=encode_event(event),
-                )
-            )
+            self._producer.send(
+                self._topics.drift_events, key=self.settings.model_name.encode(), value=encode_event(event)
+            ).add_errback(self._outputs.errback)
+            self._outputs.sent(1)
             self.events_published += 1
             metrics.DRIFT_EVENTS.labels(event.signal, event.detector, event.severity).inc()
             log.warning(

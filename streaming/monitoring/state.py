@@ -15,7 +15,7 @@ driftloop did not write is refused, never loaded.
 >>> unseal(raw.replace(b"v1", b"v2", 1), key)
 Traceback (most recent call last):
 ...
-streaming.monitoring.state.StateRejectedError: bad_signature: a state snapshot is not signed by this registry's key
+streaming.errors.StateRejectedError: bad_signature: a state snapshot is not signed by this registry's key
 """
 
 from __future__ import annotations
@@ -28,16 +28,8 @@ from typing import Any
 
 import msgspec
 
-from streaming.errors import DriftloopError
+from streaming.errors import StateRejectedError
 from streaming.events import AwareDatetime
-
-
-class StateRejectedError(DriftloopError):
-    """A snapshot failed verification or decoding; ``reason`` says which."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
 
 
 class StateSnapshot(msgspec.Struct, frozen=True, kw_only=True):

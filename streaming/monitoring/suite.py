@@ -31,10 +31,10 @@ import numpy as np
 from streaming.config import MonitoringSettings
 from streaming.events import DriftEvent, Severity, WindowStats
 from streaming.features import FeatureSpec
+from streaming.models.reference import ReferenceProfile, build_reference
 from streaming.monitoring.episodes import Episodes
 from streaming.monitoring.joiner import LabelJoiner
 from streaming.monitoring.monitors import Detection, DetectorMonitor, WindowTestMonitor
-from streaming.monitoring.reference import ReferenceProfile, build_reference
 
 _SCORE = "__score__"
 

@@ -25,11 +25,7 @@ from typing import Any
 
 import pandas as pd
 
-from streaming.errors import DriftloopError
-
-
-class DatasetError(DriftloopError):
-    """A snapshot cannot be written or read."""
+from streaming.errors import DatasetError
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,16 @@ from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
 from streaming.config import Settings
+from streaming.control.plan import ServingPlan, fold
+from streaming.control.updates import started_update
 from streaming.errors import DecodeError
 from streaming.events import DriftEvent, EventCodec, ModelUpdate, encode_event
 from streaming.kafka.clients import close_all, make_consumer, make_producer, wait_for_topic
 from streaming.kafka.dead_letters import dead_letter
 from streaming.kafka.publishing import publish_model_update
 from streaming.logs import get_logger
+from streaming.retraining.flow_entrypoint import run_in_process
 from streaming.retraining.policy import RetrainPolicy
-from streaming.scoring.serving import ServingPlan
 from streaming.signals import stop_on_termination
 
 log = get_logger("driftloop.trigger")
@@ -96,11 +98,9 @@ class InProcessLauncher:
         self._thread: threading.Thread | None = None
 
     def launch(self, event: DriftEvent) -> dict[str, Any]:
-        from flows.retrain import run_retrain
-
         def run() -> None:
             try:
-                run_retrain(self.settings, event.event_id, tuple(run_tags(event)))
+                run_in_process(self.settings, event.event_id, tuple(run_tags(event)))
             except Exception as exc:  # the flow published "failed" already (if Kafka let it)
                 log.error("retraining run failed: %s", exc, extra={"drift_event_id": event.event_id})
 
@@ -138,7 +138,7 @@ class RetrainTrigger:
     def run(self, install_signal_handlers: bool = True, on_ready: Callable[[], None] | None = None) -> None:
         if install_signal_handlers:
             stop_on_termination(self.stop)
-        from streaming.scoring.service import ModelUpdateFollower
+        from streaming.control.follower import ModelUpdateFollower
 
         topics = self.settings.topics
         follower = ModelUpdateFollower(self.settings)
@@ -204,10 +204,8 @@ class RetrainTrigger:
             return
         run = self.launcher.launch(event)
         run["detected_at"] = event.detected_at.isoformat()
-        from flows.retrain import started_update
-
         publish_model_update(
-            self.settings, started_update(self.settings, event.event_id, run, self.plan.champion)
+            self.settings, started_update(event.model_name, event.event_id, run, self.plan.champion)
         )
         self.started.append(event.event_id)
         # The launcher's own fields go under "run": a key of its own (the in-process launcher's
@@ -217,7 +215,7 @@ class RetrainTrigger:
     def _learn(self, updates: list[ModelUpdate]) -> None:
         """Fold model.updates into the serving plan and the policy's memory."""
         for update in updates:
-            self.plan = self.plan.apply(update)
+            self.plan = fold([update], self.plan)
             if update.status == "started":
                 detected = update.evidence.get("detected_at")
                 when = datetime.fromisoformat(detected) if isinstance(detected, str) else update.created_at

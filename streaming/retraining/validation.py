@@ -15,9 +15,10 @@ from typing import Any
 import pandas as pd
 
 from streaming.config import RetrainingSettings
+from streaming.errors import TrainingError
 from streaming.features import FeatureSpec
-from streaming.model import TrainedModel, TrainingError, check_training_frame, classification_metrics
-from streaming.registry import LoadedModel
+from streaming.models.registry import LoadedModel
+from streaming.models.training import TrainedModel, check_training_frame, classification_metrics
 
 
 @dataclass

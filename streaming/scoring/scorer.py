@@ -17,8 +17,8 @@ import numpy as np
 
 from streaming.events import ModelRole, Score, Transaction
 from streaming.features import FeatureSpec
-from streaming.registry import LoadedModel
-from streaming.scoring.serving import ModelHolder
+from streaming.models.registry import LoadedModel
+from streaming.scoring.holder import ModelHolder
 
 
 @dataclass(frozen=True)

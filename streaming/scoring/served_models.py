@@ -20,16 +20,16 @@ from collections.abc import Callable
 
 from streaming import metrics
 from streaming.config import Settings
-from streaming.events import DeadLetter, ModelUpdate, encode_event
+from streaming.control.follower import Located
+from streaming.control.plan import ServingPlan, fold
+from streaming.errors import ModelRejectedError
+from streaming.events import DeadLetter, encode_event
 from streaming.kafka.dead_letters import bounded_dead_letter
 from streaming.logs import get_logger
-from streaming.registry import LoadedModel, ModelRegistry, ModelRejectedError
-from streaming.scoring.serving import ModelHolder, ServingPlan
+from streaming.models.registry import LoadedModel, ModelRegistry
+from streaming.scoring.holder import ModelHolder
 
 log = get_logger("driftloop.score")
-
-#: A model update with the partition and offset it was read at.
-Located = tuple[ModelUpdate, int, int]
 
 
 class ServedModels:
@@ -80,14 +80,13 @@ class ServedModels:
             return
         for update, partition, offset in updates:
             self._latest[update.version] = (update, partition, offset)
-            self.named = self.named.apply(update)
+            self.named = fold([update], self.named)
             if self.named.champion is not None and self._champions[-1:] != [self.named.champion]:
                 self._champions = [v for v in self._champions if v != self.named.champion]
                 self._champions.append(self.named.champion)
         before = (_version(self.holder.champion), _version(self.holder.challenger))
-        plan = ServingPlan(before[0], before[1], self.holder.challenger_percent)
-        for update, _, _ in updates:
-            plan = plan.apply(update)
+        loaded = ServingPlan(before[0], before[1], self.holder.challenger_percent)
+        plan = fold((update for update, _, _ in updates), loaded)
         for version, error in self.holder.reconcile(plan, self._load):
             self._refuse(version, error)
         if not self.holder.ready:

@@ -39,9 +39,11 @@ from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 
 from streaming import metrics
+from streaming.checkpointing import BatchCollector, Checkpointer, DeliveryTracker, Offsets, PendingBatch
 from streaming.config import Settings
-from streaming.errors import DecodeError, DeliveryError, KafkaUnavailableError
-from streaming.events import DeadLetter, EventCodec, ModelUpdate, Transaction, encode_event, transaction_type
+from streaming.control.follower import ModelUpdateFollower
+from streaming.errors import DecodeError, KafkaUnavailableError
+from streaming.events import DeadLetter, EventCodec, Transaction, encode_event, transaction_type
 from streaming.kafka.clients import (
     BATCH_FETCH_OPTIONS,
     BATCH_PRODUCE_OPTIONS,
@@ -52,19 +54,15 @@ from streaming.kafka.clients import (
 )
 from streaming.kafka.dead_letters import dead_letter
 from streaming.logs import get_logger
-from streaming.registry import ModelRegistry
+from streaming.models.registry import ModelRegistry
+from streaming.scoring.holder import ModelHolder
 from streaming.scoring.scorer import BatchObserver, ScoredBatch, Scorer
-from streaming.scoring.served_models import Located, ServedModels
-from streaming.scoring.serving import ModelHolder, ServingPlan
+from streaming.scoring.served_models import ServedModels
 from streaming.signals import stop_on_termination
 
 log = get_logger("driftloop.score")
 
 _LAG_EVERY_S = 5.0
-#: Model updates are read between batches, at most this often: each read is a consumer
-#: poll, and a swap 50 ms later than possible costs nothing.
-_UPDATES_EVERY_S = 0.05
-_IDLE_POLL_MS = 500
 
 
 @dataclass
@@ -77,125 +75,6 @@ class ScoringStats:
     first_record_at: float | None = None  # time.monotonic() when the first record arrived
     last_commit_at: float | None = None  # time.monotonic() after the latest commit
     last_flush_at: float | None = None  # time.monotonic() after the latest flush of outputs
-
-
-class ModelUpdateFollower:
-    """Reads ``model.updates`` from the beginning, outside any consumer group.
-
-    Every scorer sees every update for its model; the service folds them into a serving
-    plan over what it actually has loaded. Undecodable updates become dead letters.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self._topic = settings.topics.model_updates
-        self._model_name = settings.model_name
-        self._codec = EventCodec(ModelUpdate, settings.messages.max_bytes)
-        self._keep_bytes = settings.messages.dead_letter_value_bytes
-        self._consumer = make_consumer(settings.kafka, None, enable_auto_commit=False)
-        partitions = wait_for_topic(self._consumer, self._topic)
-        self._partitions = [TopicPartition(self._topic, p) for p in sorted(partitions)]
-        self._consumer.assign(self._partitions)
-        self._consumer.seek_to_beginning(*self._partitions)
-
-    def poll(self, timeout_ms: int = 0) -> tuple[list[ModelUpdate], list[DeadLetter]]:
-        """New updates for this model, and dead letters."""
-        located, dead = self.poll_located(timeout_ms)
-        return [update for update, _, _ in located], dead
-
-    def poll_located(self, timeout_ms: int = 0) -> tuple[list[Located], list[DeadLetter]]:
-        """New updates for this model with the partition and offset each was read at."""
-        updates: list[Located] = []
-        dead: list[DeadLetter] = []
-        for records in self._consumer.poll(timeout_ms=timeout_ms).values():
-            for record in records:
-                try:
-                    update = self._codec.decode(record.value)
-                except DecodeError as exc:
-                    dead.append(dead_letter(record, exc, "driftloop-score/model-updates", self._keep_bytes))
-                    continue
-                if update.model_name == self._model_name:
-                    updates.append((update, record.partition, record.offset))
-        return updates, dead
-
-    def catch_up(self, timeout_s: float = 30.0) -> tuple[list[ModelUpdate], list[DeadLetter]]:
-        """Read up to the current end of the topic."""
-        located, dead = self.catch_up_located(timeout_s)
-        return [update for update, _, _ in located], dead
-
-    def catch_up_located(self, timeout_s: float = 30.0) -> tuple[list[Located], list[DeadLetter]]:
-        """:meth:`catch_up`, with the partition and offset of each update."""
-        end = self._consumer.end_offsets(self._partitions)
-        updates: list[Located] = []
-        dead: list[DeadLetter] = []
-        deadline = time.monotonic() + timeout_s
-        while any(self._consumer.position(tp) < end[tp] for tp in self._partitions):
-            if time.monotonic() > deadline:
-                raise KafkaUnavailableError(
-                    f"could not read {self._topic} to its end within {timeout_s:.0f}s"
-                )
-            more, bad = self.poll_located(timeout_ms=200)
-            updates += more
-            dead += bad
-        return updates, dead
-
-    def close(self) -> None:
-        self._consumer.close(autocommit=False)
-
-
-def current_plan(settings: Settings) -> ServingPlan:
-    """The serving plan that ``model.updates`` describes right now."""
-    follower = ModelUpdateFollower(settings)
-    try:
-        updates, _ = follower.catch_up()
-    finally:
-        follower.close()
-    plan = ServingPlan()
-    for update in updates:
-        plan = plan.apply(update)
-    return plan
-
-
-def batch_deadline(polled: dict[TopicPartition, list[Any]], received: float, max_wait_ms: int) -> float:
-    """When a micro-batch whose first poll is ``polled`` (received at wall time ``received``)
-    stops waiting for more records: ``max_wait_ms`` after its oldest record was produced,
-    by the records' Kafka timestamps, and never later than ``max_wait_ms`` from now.
-
-    Returned on the ``time.monotonic()`` clock. A producer clock behind ours only brings
-    the deadline closer (smaller batches); one ahead of ours is capped.
-    """
-    produced = min(records[0].timestamp for records in polled.values() if records) / 1000
-    waited = min(max(0.0, received - produced), max_wait_ms / 1000)
-    return time.monotonic() + max_wait_ms / 1000 - waited
-
-
-class PendingBatch:
-    """The micro-batch in hand: records, when each arrived, and the offsets they complete."""
-
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-        self.received_at: list[float] = []
-        self.next_offsets: dict[TopicPartition, int] = {}
-
-    def add(self, polled: dict[TopicPartition, list[Any]], at: float) -> None:
-        """Add one poll's records (per partition, in offset order) received at ``at``."""
-        for tp, records in polled.items():
-            if not records:
-                continue
-            self.records.extend(records)
-            self.received_at.extend([at] * len(records))
-            end = records[-1].offset + 1
-            if end > self.next_offsets.get(tp, -1):
-                self.next_offsets[tp] = end
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def take(self) -> tuple[list[Any], list[float], dict[TopicPartition, OffsetAndMetadata]]:
-        """The records, their arrival times, and the offsets to commit once they are done."""
-        records, received = self.records, self.received_at
-        offsets = {tp: OffsetAndMetadata(end, "", -1) for tp, end in self.next_offsets.items()}
-        self.records, self.received_at, self.next_offsets = [], [], {}
-        return records, received, offsets
 
 
 class ScoringService:
@@ -227,16 +106,20 @@ class ScoringService:
         self._codec = EventCodec(transaction_type(self._spec, messages.limits()), messages.max_bytes)
         self._topics = settings.topics
         self._consumer_name = f"{settings.kafka.client_id}/{settings.scoring.group_id}"
+        scoring = settings.scoring
         self._pending = PendingBatch()
+        self._collector = BatchCollector(scoring.max_batch, scoring.max_wait_ms, scoring.idle_poll_ms)
+        self.delivery = DeliveryTracker(self._flush_producer, scoring.delivery_timeout_s, self._undelivered)
+        self.checkpoints = Checkpointer(
+            self.delivery,
+            write_state=self._checkpoint_observers,
+            commit=self._commit_offsets,
+            owned=lambda: self._consumer.assignment(),
+            interval_s=scoring.checkpoint_interval_s,
+        )
         self._producer: Any = None
         self._consumer: Any = None
         self._last_lag = 0.0
-        self._deferred: dict[TopicPartition, OffsetAndMetadata] = {}
-        self._unchecked: dict[TopicPartition, OffsetAndMetadata] = {}  # scored, not yet committed
-        self._unflushed = 0  # outputs sent since the last flush
-        self._send_failures: list[BaseException] = []  # appended by the producer's I/O thread
-        self._last_checkpoint = 0.0
-        self._failing = False  # a delivery failed: nothing more is flushed or committed
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -269,7 +152,7 @@ class ScoringService:
                 scoring.group_id,
                 max_poll_records=scoring.max_batch,
                 session_timeout_ms=scoring.session_timeout_ms,
-                heartbeat_interval_ms=3000,
+                heartbeat_interval_ms=scoring.heartbeat_interval_ms,
                 group_instance_id=scoring.group_instance_id,
                 **BATCH_FETCH_OPTIONS,
             )
@@ -286,33 +169,32 @@ class ScoringService:
                     "max_wait_ms": scoring.max_wait_ms,
                 },
             )
-            interval = scoring.checkpoint_interval_s
             updates_read = 0.0
             while not self._stop.is_set():
-                if time.monotonic() - updates_read >= _UPDATES_EVERY_S:
+                if time.monotonic() - updates_read >= scoring.updates_poll_interval_s:
                     self.models.apply(*follower.poll_located())
                     updates_read = time.monotonic()
                 for observer in self.observers:
                     observer.poll()
                 self._collect()
-                if len(self._pending):
-                    self._unchecked = _highest(self._unchecked, self._process_pending())
-                if self._unchecked and time.monotonic() - self._last_checkpoint >= interval:
-                    self._commit(self._take_unchecked())
+                self._process_pending()
+                if self.checkpoints.due:
+                    self.checkpoints.checkpoint()
                 self._report_lag()
-            self._commit(_highest(self._take_unchecked(), self._process_pending()))
+            self._process_pending()
+            self.checkpoints.checkpoint()
         except KafkaError as exc:  # from kafka-python itself, here or in an observer: one clear line
-            self._failing = True
+            self.delivery.failing = True
             raise KafkaUnavailableError(
                 f"Kafka at {self.settings.kafka.bootstrap_servers} failed under the scorer ({exc!r}); "
                 "offsets not committed: once Kafka is back, a restart scores the transactions since "
                 "the last checkpoint again"
             ) from exc
         except BaseException:
-            self._failing = True  # the listener and the closes below need not wait on Kafka again
+            self.delivery.failing = True  # the listener and the closes below need not wait on Kafka again
             raise
         finally:
-            consumer, wait_s = self._consumer, 0.0 if self._failing else None
+            consumer, wait_s = self._consumer, 0.0 if self.delivery.failing else None
             close_all(
                 follower.close,
                 # The consumer's close may still call the revocation listener.
@@ -328,49 +210,23 @@ class ScoringService:
     # -- the batch -------------------------------------------------------------------
 
     def _collect(self) -> None:
-        """Poll until ``max_batch`` records, or until ``max_wait_ms`` after the first record
-        of the batch was produced and nothing more is waiting.
+        """Fill the batch in hand by the micro-batching rule (see :class:`BatchCollector`)."""
+        consumer = self._consumer
+        self._collector.collect(
+            self._pending,
+            lambda timeout_ms, max_records: consumer.poll(timeout_ms=timeout_ms, max_records=max_records),
+            stopped=self._stop.is_set,
+            outputs_in_flight=lambda: self.delivery.unflushed > 0,
+            flush_outputs=self.delivery.flush,
+        )
+        if self.stats.first_record_at is None:
+            self.stats.first_record_at = self._collector.first_record_at
 
-        The wait is counted from the first record's Kafka timestamp, not from when this
-        loop got to it: records that queued up while the previous batch was scored have
-        waited already, so they are taken with whatever else is waiting, without a further
-        wait (see :func:`batch_deadline`).
-        """
-        scoring = self.settings.scoring
-        deadline: float | None = None
-        while len(self._pending) < scoring.max_batch and not self._stop.is_set():
-            if deadline is None:
-                # Idle: a longer poll costs no latency (it returns as soon as records come)
-                # and gives a group rejoin time to complete; short idle polls kept a busy
-                # 2-core box's scorer rejoining until the coordinator evicted it. Outputs
-                # still in flight are flushed first, if nothing is waiting right now.
-                wait_ms = 0 if self._unflushed else _IDLE_POLL_MS
-            else:
-                wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            polled = self._consumer.poll(
-                timeout_ms=wait_ms, max_records=scoring.max_batch - len(self._pending)
-            )
-            if not polled:
-                if deadline is not None:
-                    if wait_ms == 0:
-                        return  # the batch is due and nothing more is waiting
-                    continue
-                if not self._unflushed:
-                    return  # idle: give model updates and stop requests a turn
-                self._flush_outputs()
-                continue
-            received = time.time()
-            if self.stats.first_record_at is None:
-                self.stats.first_record_at = time.monotonic()
-            self._pending.add(polled, received)
-            if deadline is None:
-                deadline = batch_deadline(polled, received, scoring.max_wait_ms)
-
-    def _process_pending(self) -> dict[TopicPartition, OffsetAndMetadata]:
-        """Score the batch in hand and send its outputs; return the offsets to commit once
-        they are flushed (at the next checkpoint)."""
+    def _process_pending(self) -> None:
+        """Score the batch in hand and send its outputs; its offsets are committed once they
+        are flushed (at the next checkpoint)."""
         if not len(self._pending):
-            return {}
+            return
         records, received_at, offsets = self._pending.take()
         decode = self._codec.decode
         try:  # the common case: every record decodes
@@ -386,12 +242,10 @@ class ScoringService:
             for observer in self.observers:
                 observer.observe(batch)
 
-        # The send futures are not kept: an errback records a failure, so an acknowledged
-        # output is freed at once. (Holding a checkpoint's worth of futures, ~20k a second,
-        # had the garbage collector scan them again and again: twice the GC time per event.)
+        # The send futures are not kept (see DeliveryTracker): the errback records a failure.
         send = self._producer.send
         encode = encode_event
-        failed = self._send_failures.append
+        failed = self.delivery.errback
         scores_topic = self._topics.scores
         try:
             for s in scores:
@@ -399,9 +253,9 @@ class ScoringService:
             for d in dead:
                 send(self._topics.transactions_dlq, key=d.key, value=encode(d)).add_errback(failed)
         except KafkaError as exc:  # the producer's buffer stayed full for max_block_ms: Kafka is gone
-            self._failing = True
-            raise DeliveryError(self._undelivered(f"send: {exc!r}")) from exc
-        self._unflushed += len(scores) + len(dead)
+            raise self.delivery.send_failed(exc) from exc
+        self.delivery.sent(len(scores) + len(dead))
+        self.checkpoints.done(offsets)
 
         self.stats.batches += 1
         self.stats.scored += len(scores)
@@ -413,24 +267,9 @@ class ScoringService:
         _count_scores(scores)
         for d in dead:
             metrics.DEAD_LETTERS.labels(d.source_topic, d.reason).inc()
-        return offsets
 
-    def _flush_outputs(self) -> None:
-        """Wait until every output sent so far is acknowledged; raise if one failed."""
-        if not self._unflushed:
-            return
-        self._unflushed = 0
-        problems: list[str] = []
-        try:
-            # The errbacks of failed sends have run when it returns.
-            self._producer.flush(timeout=self.settings.scoring.delivery_timeout_s)
-        except KafkaError as exc:  # a timeout, or the producer gave up on a batch
-            problems.append(f"flush: {exc!r}")
-        if self._send_failures:
-            problems.append(f"{len(self._send_failures)} refused, the first: {self._send_failures[0]!r}")
-        if problems:
-            self._failing = True
-            raise DeliveryError(self._undelivered("; ".join(problems)))
+    def _flush_producer(self, timeout_s: float) -> None:
+        self._producer.flush(timeout=timeout_s)
         self.stats.last_flush_at = time.monotonic()
 
     def _undelivered(self, problem: str) -> str:
@@ -473,47 +312,20 @@ class ScoringService:
             arrivals.append(received)
         return transactions, good, arrivals, dead
 
-    def _take_unchecked(self) -> dict[TopicPartition, OffsetAndMetadata]:
-        offsets, self._unchecked = self._unchecked, {}
-        return offsets
-
-    def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        """Checkpoint: flush the outputs, then the observers' state, then ``offsets`` plus
-        any deferred earlier, for the partitions still owned.
-
-        A commit that collides with a rebalance is deferred, not fatal: the outputs are
-        already flushed, so the offsets are retried with the next commit (or on revocation);
-        a partition that moved meanwhile is re-read by its new owner (at-least-once).
-        """
-        self._flush_outputs()
-        merged = self._with_deferred(offsets)
-        self._last_checkpoint = time.monotonic()
-        if not merged:
-            return
-        self._checkpoint_observers(merged)
+    def _commit_offsets(self, offsets: Offsets) -> bool:
+        """Commit; False when a rebalance refused it (the checkpointer defers the offsets)."""
+        committable = _committable(offsets)
         try:
-            self._consumer.commit(merged)
+            self._consumer.commit(committable)
         except (RebalanceInProgressError, CommitFailedError) as exc:
             log.warning(
                 "commit deferred by a rebalance: %s",
                 exc,
-                extra={"partitions": sorted(tp.partition for tp in merged)},
+                extra={"partitions": sorted(tp.partition for tp in committable)},
             )
-            self._deferred = merged
-            return
+            return False
         self.stats.last_commit_at = time.monotonic()
-
-    def _with_deferred(
-        self, offsets: dict[TopicPartition, OffsetAndMetadata], revoked: Sequence[TopicPartition] = ()
-    ) -> dict[TopicPartition, OffsetAndMetadata]:
-        """``offsets`` merged with the deferred ones (highest wins), for partitions still ours."""
-        merged = self._deferred
-        self._deferred = {}
-        for tp, offset in offsets.items():
-            if tp not in merged or offset.offset > merged[tp].offset:
-                merged[tp] = offset
-        owned = set(self._consumer.assignment()) | set(revoked)
-        return {tp: offset for tp, offset in merged.items() if tp in owned}
+        return True
 
     # -- models ----------------------------------------------------------------------
 
@@ -562,29 +374,41 @@ class ScoringService:
         kafka-python runs rebalance listeners on its network thread, where a blocking
         commit is refused; the commit is sent asynchronously instead, ahead of the rejoin.
         """
-        if self._failing:  # the outputs did not get through: commit nothing, the next owner re-reads
+        partitions = sorted(tp.partition for tp in revoked)
+        if self.delivery.failing:  # the outputs did not get through: the next owner re-reads
             log.warning(
                 "partitions revoked after a delivery failure: nothing committed",
-                extra={"partitions": sorted(tp.partition for tp in revoked)},
+                extra={"partitions": partitions},
             )
             return
-        log.info(
-            "partitions revoked: finishing the batch in hand",
-            extra={"partitions": sorted(tp.partition for tp in revoked)},
+        log.info("partitions revoked: finishing the batch in hand", extra={"partitions": partitions})
+        self._process_pending()
+        self.checkpoints.on_revoked(
+            revoked,
+            lambda offsets: self._consumer.commit_async(_committable(offsets), callback=_log_async_commit),
         )
-        offsets = self._with_deferred(_highest(self._take_unchecked(), self._process_pending()), revoked)
-        self._flush_outputs()
-        if offsets:
-            self._checkpoint_observers(offsets)
-            self._consumer.commit_async(offsets, callback=_log_async_commit)
         for observer in self.observers:
-            observer.release(sorted(tp.partition for tp in revoked))
+            observer.release(partitions)
 
-    def _checkpoint_observers(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+    def _on_lost(self, lost: Sequence[TopicPartition]) -> None:
+        """Evicted: our commits would fail; drop the batch, the new owner re-reads it."""
+        partitions = sorted(tp.partition for tp in lost)
+        log.warning("partitions lost: dropping the uncommitted batch", extra={"partitions": partitions})
+        self._pending.drop()
+        self.checkpoints.on_lost()
+        for observer in self.observers:
+            observer.release(partitions)
+
+    def _checkpoint_observers(self, offsets: Offsets) -> None:
         if self.observers:
-            positions = {tp.partition: offset.offset for tp, offset in offsets.items()}
+            by_topic_partition: dict[Any, int] = offsets
+            positions = {tp.partition: offset for tp, offset in by_topic_partition.items()}
             for observer in self.observers:
                 observer.checkpoint(positions)
+
+
+def _committable(offsets: Offsets) -> dict[Any, OffsetAndMetadata]:
+    return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
 
 
 def _log_async_commit(offsets: dict[TopicPartition, OffsetAndMetadata], response: Any) -> None:
@@ -608,27 +432,7 @@ class _FinishBatchOnRevoke(ConsumerRebalanceListener):
         log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})
 
     def on_partitions_lost(self, lost: Sequence[TopicPartition]) -> None:
-        # Evicted: our commits would fail; drop the batch, the new owner re-reads it.
-        log.warning(
-            "partitions lost: dropping the uncommitted batch",
-            extra={"partitions": sorted(tp.partition for tp in lost)},
-        )
-        self._service._pending.take()
-        self._service._deferred = {}
-        self._service._unchecked = {}
-        for observer in self._service.observers:
-            observer.release(sorted(tp.partition for tp in lost))
-
-
-def _highest(
-    a: dict[TopicPartition, OffsetAndMetadata], b: dict[TopicPartition, OffsetAndMetadata]
-) -> dict[TopicPartition, OffsetAndMetadata]:
-    """Per partition, the later of two offsets to commit."""
-    merged = dict(a)
-    for tp, offset in b.items():
-        if tp not in merged or offset.offset > merged[tp].offset:
-            merged[tp] = offset
-    return merged
+        self._service._on_lost(lost)
 
 
 def _count_scores(scores: Sequence[Any]) -> None:

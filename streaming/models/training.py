@@ -30,16 +30,12 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import log_loss, roc_auc_score
 
-from streaming.errors import DriftloopError
+from streaming.errors import TrainingError
 from streaming.features import FeatureSpec
-from streaming.monitoring.reference import ReferenceProfile, build_reference
+from streaming.models.reference import ReferenceProfile, build_reference
 
 #: Keep this many distinct values per categorical feature (the most frequent ones).
 MAX_CATEGORIES = 250
-
-
-class TrainingError(DriftloopError):
-    """The training data cannot produce a model (too few rows, one class, bad columns)."""
 
 
 class FeatureEncoder:

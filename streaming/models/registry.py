@@ -34,12 +34,12 @@ import msgspec
 import numpy as np
 import skops.io as sio
 
-from streaming.errors import DriftloopError
+from streaming.errors import ModelRejectedError, RegistryError
 from streaming.events import AwareDatetime
 from streaming.features import FeatureSpec
-from streaming.model import FeatureEncoder, TrainedModel
-from streaming.monitoring.reference import ReferenceProfile
-from streaming.tree_predictor import TreeEnsemblePredictor
+from streaming.models.reference import ReferenceProfile
+from streaming.models.training import FeatureEncoder, TrainedModel
+from streaming.models.tree_predictor import TreeEnsemblePredictor
 
 ARTIFACT_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
@@ -99,18 +99,6 @@ _VERSION = re.compile(r"^v(\d+)$")
 _canonical = msgspec.json.Encoder(order="sorted")
 
 
-class ModelRejectedError(DriftloopError):
-    """A model version failed verification or loading; ``reason`` says which check."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-
-
-class RegistryError(DriftloopError):
-    """The registry store cannot be read or written."""
-
-
 class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
     """What the registry knows about one model version; signed as a whole."""
 
@@ -136,7 +124,7 @@ class LoadedModel:
     """A verified model ready to score: estimator, encoder and manifest.
 
     ``compiled`` (the default) walks a gradient-boosted estimator's trees with driftloop's
-    compiled walker (:mod:`streaming.tree_predictor`, same numbers as ``predict_proba``);
+    compiled walker (:mod:`streaming.models.tree_predictor`, same numbers as ``predict_proba``);
     ``False`` always calls the estimator's own ``predict_proba``.
     """
 
@@ -144,7 +132,7 @@ class LoadedModel:
     estimator: Any
     encoder: FeatureEncoder
     compiled: bool = True
-    # Built once at load: the per-batch fast path (see streaming.tree_predictor).
+    # Built once at load: the per-batch fast path (see streaming.models.tree_predictor).
     _fast: TreeEnsemblePredictor | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -8,21 +8,17 @@ A version is promoted only after it passes the same verification a scorer applie
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
 from streaming.config import Settings
-from streaming.errors import DriftloopError
-from streaming.events import ModelUpdate, ModelUpdateStatus
-from streaming.registry import ModelManifest
-from streaming.scoring.serving import ServingPlan
-from streaming.training import open_registry
-
-
-class RegistryCommandError(DriftloopError):
-    """A registry command cannot do what was asked; the message says why."""
+from streaming.control.plan import ServingPlan
+from streaming.control.updates import champion_update, withdrawn_update
+from streaming.errors import RegistryCommandError
+from streaming.events import ModelUpdate
+from streaming.models.first_champion import open_registry
+from streaming.models.registry import ModelManifest
 
 
 def describe(settings: Settings, plan: ServingPlan) -> list[dict[str, Any]]:
@@ -61,21 +57,15 @@ def promotion(settings: Settings, plan: ServingPlan, version: str) -> tuple[Mode
     model = open_registry(settings).load(settings.model_name, version)  # refuses what a scorer would
     if version == plan.champion and plan.challenger is None:
         raise RegistryCommandError(f"{version} is already the champion and no challenger serves")
-    status: ModelUpdateStatus = "promoted" if version == plan.challenger else "champion"
+    status: Literal["champion", "promoted"] = "promoted" if version == plan.challenger else "champion"
     change = f"champion {plan.champion or '(none)'} -> {version}"
     if plan.challenger and plan.challenger != version:
         change += f"; challenger {plan.challenger} withdrawn"
-    update = ModelUpdate(
-        model_name=settings.model_name,
-        version=version,
+    update = champion_update(
+        model.manifest,
         status=status,
-        sha256=model.manifest.sha256,
-        signature=model.manifest.signature,
-        traffic_percent=100.0,
-        champion_version=version,
         reasons=["promoted by hand (driftloop registry promote)"],
         evidence={"previous_champion": plan.champion, "previous_challenger": plan.challenger},
-        created_at=datetime.now(UTC),
     )
     return update, change
 
@@ -89,13 +79,10 @@ def rollback(settings: Settings, plan: ServingPlan, to: str | None) -> tuple[Mod
         raise RegistryCommandError(
             f"no challenger serves (champion {plan.champion}); name a version to return to with --to"
         )
-    update = ModelUpdate(
-        model_name=settings.model_name,
-        version=plan.challenger,
-        status="rolled_back",
-        traffic_percent=0.0,
-        champion_version=plan.champion,
-        reasons=["rolled back by hand (driftloop registry rollback)"],
-        created_at=datetime.now(UTC),
+    update = withdrawn_update(
+        settings.model_name,
+        plan.challenger,
+        plan.champion,
+        "rolled back by hand (driftloop registry rollback)",
     )
     return update, f"challenger {plan.challenger} withdrawn; champion {plan.champion} serves all traffic"

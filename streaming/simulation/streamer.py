@@ -13,7 +13,7 @@ import pandas as pd
 from streaming.config import Settings
 from streaming.events import encode_event
 from streaming.kafka.clients import close_all, make_producer
-from streaming.simulator import Regime, TransactionSimulator, to_labels, to_transactions
+from streaming.simulation.generator import Regime, TransactionSimulator, to_labels, to_transactions
 
 
 @dataclass

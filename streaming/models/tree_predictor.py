@@ -84,7 +84,7 @@ class TreeEnsemblePredictor:
                 return None
             if estimator.n_trees_per_iteration_ != 1 or len(estimator.classes_) != 2:
                 return None
-            from streaming.tree_kernel import sum_of_trees
+            from streaming.models.tree_kernel import sum_of_trees
 
             predictor = cls(estimator, sum_of_trees)
             probe = predictor._probe_matrix(estimator)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from streaming.config import Settings
-from streaming.events import ModelUpdate
-from streaming.model import TrainingError, TrainingParams, train_classifier
-from streaming.registry import ModelManifest, ModelRegistry
+from streaming.errors import TrainingError
+from streaming.models.registry import ModelManifest, ModelRegistry
+from streaming.models.training import TrainingParams, train_classifier
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -47,21 +47,6 @@ def train_and_register(
         "trained_at": datetime.now(UTC).isoformat(),
     }
     return registry.register(settings.model_name, model, threshold=threshold, lineage=lineage)
-
-
-def champion_update(manifest: ModelManifest) -> ModelUpdate:
-    """The ModelUpdate that makes ``manifest``'s version the champion."""
-    return ModelUpdate(
-        model_name=manifest.name,
-        version=manifest.version,
-        status="champion",
-        sha256=manifest.sha256,
-        signature=manifest.signature,
-        traffic_percent=100.0,
-        champion_version=manifest.version,
-        evidence={"metrics": manifest.metrics},
-        created_at=datetime.now(UTC),
-    )
 
 
 def open_registry(settings: Settings) -> ModelRegistry:

@@ -1,0 +1,72 @@
+"""The retraining flow, reached by name: ``retraining.flow`` (default ``flows.retrain:retrain``).
+
+``streaming`` never imports ``flows`` (the flow builds on ``streaming``, not the reverse):
+the trigger, `driftloop worker` and `driftloop retrain` load the flow from its entrypoint, the
+way a Prefect deployment names its flow (``module:attribute``). A team can name its own flow
+there; it is called with ``drift_event_id`` and ``model_name`` and reads its driftloop
+settings with :func:`run_settings` (the in-process caller's, else the environment's).
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from streaming.config import Settings, load_settings
+from streaming.errors import ConfigError
+
+# Settings for runs started in-process, by thread. (Not a ContextVar: a served flow is
+# cloudpickled, and ContextVars do not pickle; in a worker this stays empty and the runs
+# read their settings from the environment.)
+_settings_by_thread: dict[int, Settings] = {}
+
+
+@contextmanager
+def using_settings(settings: Settings) -> Iterator[None]:
+    """Runs started inside (in this thread) use these settings instead of the environment's."""
+    thread = threading.get_ident()
+    previous = _settings_by_thread.get(thread)
+    _settings_by_thread[thread] = settings
+    try:
+        yield
+    finally:
+        if previous is None:
+            _settings_by_thread.pop(thread, None)
+        else:
+            _settings_by_thread[thread] = previous
+
+
+def run_settings() -> Settings:
+    """The settings of the run in this thread: its in-process caller's, else the environment's."""
+    return _settings_by_thread.get(threading.get_ident()) or load_settings()
+
+
+def load_flow(entrypoint: str) -> Any:
+    """The Prefect flow named ``module:attribute``; a clear error when it is not one."""
+    module_name, _, attribute = entrypoint.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(
+            f"retraining.flow {entrypoint!r}: expected module:attribute, e.g. flows.retrain:retrain"
+        )
+    try:
+        target = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"retraining.flow {entrypoint!r} cannot be loaded: {exc}") from exc
+    if not hasattr(target, "serve") or not callable(target):
+        raise ConfigError(f"retraining.flow {entrypoint!r} is not a Prefect flow")
+    return target
+
+
+def run_in_process(
+    settings: Settings, drift_event_id: str = "manual", tags: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Run the configured flow once in this thread with ``settings``; returns its result."""
+    from prefect import tags as prefect_tags
+
+    flow = load_flow(settings.retraining.flow)
+    with using_settings(settings), prefect_tags(*tags):
+        result: dict[str, Any] = flow(drift_event_id=drift_event_id, model_name=settings.model_name)
+    return result
