@@ -319,7 +319,7 @@ class MonitoringSettings(_Section):
             params = self.detector_params.get(signal, {})
             if name == "adwin" and params == tuned[signal]:
                 continue  # the tuned defaults: known good, and River need not be imported
-            from streaming.monitoring.detectors import check_detector
+            from streaming.detectors import check_detector
 
             binary_input = signal == "label" or (signal == "error" and self.error_input == "error")
             check_detector(name, params, binary_input)

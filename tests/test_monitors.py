@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from streaming.config import MonitoringSettings
+from streaming.detectors import DETECTORS, is_binary, make_detector
 from streaming.errors import ConfigError, StateRejectedError
 from streaming.features import FeatureSpec
 from streaming.models.reference import build_reference
-from streaming.monitoring.detectors import DETECTORS, is_binary, make_detector
 from streaming.monitoring.episodes import Episodes
 from streaming.monitoring.joiner import LabelJoiner
 from streaming.monitoring.monitors import DetectorMonitor, WindowTestMonitor

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from river import drift
 
-from streaming.monitoring.detectors import DriftDetector, make_detector
+from streaming.detectors import DriftDetector, make_detector
 from streaming.monitoring.window_tests import chi_square, decile_psi, holm, ks_many
 
 
@@ -55,7 +55,7 @@ class DetectorMonitor:
     signal
         What is watched ("feature", "prediction", "label" or "error").
     detector
-        A name from :data:`streaming.monitoring.detectors.DETECTORS`.
+        A name from :data:`streaming.detectors.DETECTORS`.
     params
         The detector's keyword arguments.
     feature

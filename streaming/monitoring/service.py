@@ -36,7 +36,6 @@ from streaming.config import Settings
 from streaming.errors import (
     ConfigError,
     DecodeError,
-    DeliveryError,
     KafkaUnavailableError,
     ModelRejectedError,
     StateRejectedError,
@@ -105,8 +104,10 @@ class DriftMonitor(BatchObserver):
         self._outputs = DeliveryTracker(
             lambda timeout_s: self._producer.flush(timeout=timeout_s),
             settings.scoring.delivery_timeout_s,
-            lambda problem: f"drift events or label dead letters were not written ({problem}); offsets not "
-            "committed: a restart re-detects those drifts (with the same event ids)",
+            lambda problem: (
+                f"drift events or label dead letters were not written ({problem}); offsets not "
+                "committed: a restart re-detects those drifts (with the same event ids)"
+            ),
         )
         self._closed = False
 
