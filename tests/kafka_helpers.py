@@ -121,3 +121,27 @@ def running(service: Any, join_timeout_s: float = 60) -> Iterator[Any]:
     assert not thread.is_alive(), f"{type(service).__name__} did not stop within {join_timeout_s:.0f} s"
     if errors:
         raise errors[0]
+
+
+def committed_total(settings: Settings, group: str, topic: str) -> int:
+    """The offsets ``group`` has committed on ``topic``, summed over its partitions (what
+    `kafka-consumer-groups --describe` shows): the records it has checkpointed."""
+    consumer = make_consumer(settings.kafka, group, enable_auto_commit=False)  # never subscribes
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
+    finally:
+        consumer.close(autocommit=False)
+
+
+def wait_for_checkpoint(settings: Settings, at_least: int, timeout_s: float = 60) -> None:
+    """Until the scorer's group has committed ``at_least`` transactions: every output of those,
+    and the monitors' state covering them, has landed (a checkpoint writes them first)."""
+    deadline = time.monotonic() + timeout_s
+    group, topic = settings.scoring.group_id, settings.topics.transactions
+    while (done := committed_total(settings, group, topic)) < at_least:
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{group} committed {done} of {at_least} {topic} records in {timeout_s:.0f}s"
+            )
+        time.sleep(0.2)

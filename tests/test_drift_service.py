@@ -21,7 +21,14 @@ from streaming.models.training import TrainingParams
 from streaming.monitoring.service import DriftMonitor
 from streaming.simulation.generator import SCENARIOS, TransactionSimulator, to_labels, to_transactions
 from streaming.topics import topic_catalogue
-from tests.kafka_helpers import decode_all, produce, read_topic, scorer_thread, start_scorer_process
+from tests.kafka_helpers import (
+    decode_all,
+    produce,
+    read_topic,
+    scorer_thread,
+    start_scorer_process,
+    wait_for_checkpoint,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -79,7 +86,7 @@ def test_a_covariate_shift_produces_one_feature_event_not_a_storm(
     with scorer_thread(settings, registry, [monitor]):
         scored(settings, 25_000)
         events = drift_events(settings, lambda es: any(e.signal == "feature" for e in es))
-        time.sleep(3)  # any storm would arrive now
+        wait_for_checkpoint(settings, 25_000)  # every drift event of those rows has landed
         events = drift_events(settings, lambda es: False, timeout_s=3)
     per_signal = Counter(e.signal for e in events)
     assert per_signal["feature"] == 1, per_signal
@@ -142,7 +149,7 @@ def test_a_scorer_killed_mid_stream_restores_its_monitors_and_detects_a_later_dr
     first = start_scorer_process(interrupted, log)
     try:
         scored(interrupted, 12_000)
-        time.sleep(1.5)  # let a checkpoint (state, then offsets) land
+        wait_for_checkpoint(interrupted, 12_000)  # state, then offsets, have landed
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)

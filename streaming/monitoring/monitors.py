@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import compress, count, islice
 from typing import Any
 
 import numpy as np
@@ -81,15 +82,35 @@ class DetectorMonitor:
         self.seen += 1
         return self
 
+    @staticmethod
+    def _adwin_many(detector: drift.ADWIN, values: list[float]) -> list[int]:
+        """River's ``ADWIN.update`` over ``values``, with its Rust core fed from C (``map``
+        and ``compress`` stop at the first detection), a third of the wrapper loop's cost.
+
+        ``update`` resets the whole detector (a new, empty window) when the previous update
+        detected a drift, then feeds the core; so the batch is fed in runs that end at a
+        detection, with that reset before the next run, exactly as River's loop does (the
+        tests compare the two on seeded streams with drifts).
+        """
+        hits: list[int] = []
+        start = 0
+        while start < len(values):
+            if detector.drift_detected:
+                detector._reset()
+            flags = map(detector._helper.update, islice(values, start, None))
+            hit = next(compress(count(start), flags), None)  # lazy: feeds up to the detection
+            detector._drift_detected = hit is not None
+            if hit is None:
+                break
+            hits.append(hit)
+            start = hit + 1
+        return hits
+
     def update_many(self, values: np.ndarray) -> list[Detection]:
         detector = self._detector
         helper = getattr(detector, "_helper", None)
         if isinstance(detector, drift.ADWIN) and helper is not None:
-            # River's ADWIN.update only wraps its Rust core (resetting the flag first): map the
-            # core over the batch in C, a third of the per-event cost of the wrapper's loop.
-            flags = list(map(helper.update, values.tolist()))
-            hits = [i for i, flag in enumerate(flags) if flag] if any(flags) else []
-            detector._drift_detected = bool(flags and flags[-1])
+            hits = self._adwin_many(detector, values.tolist())
         else:
             hits = []
             update = detector.update

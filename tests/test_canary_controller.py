@@ -1,0 +1,139 @@
+"""The canary steps and the trigger's hold during a canary, driven without Kafka."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from streaming.canary.controller import CanaryController
+from streaming.config import CanarySettings, Settings
+from streaming.control.updates import challenger_update, champion_update
+from streaming.events import DriftEvent, ModelUpdate
+from streaming.models.registry import ModelManifest
+from streaming.retraining.trigger import RetrainTrigger
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def manifest(version: str) -> ModelManifest:
+    return ModelManifest(
+        name="fraud",
+        version=version,
+        created_at=START,
+        sha256="0" * 64,
+        feature_spec={"amount": "numeric"},
+        vocabulary={},
+        threshold=0.5,
+    )
+
+
+def controller(**overrides: Any) -> CanaryController:
+    settings = CanarySettings(**{"schedule": [5, 25, 50, 100], "min_labels": 200, **overrides})
+    canary = CanaryController(settings, "fraud")
+    canary.on_update(champion_update(manifest("v1")))
+    canary.on_update(challenger_update(manifest("v2"), "v1", "evt-1", {}))
+    return canary
+
+
+def labelled(canary: CanaryController, challenger_auc_drop: float, n: int = 2000, seed: int = 0) -> None:
+    """``n`` labelled scores per role, made after the step began."""
+    rng = np.random.default_rng(seed)
+    at = (canary.state.step_started_at or START) + timedelta(seconds=1)
+    for role, version, noise in (("champion", "v1", 0.15), ("challenger", "v2", 0.15 + challenger_auc_drop)):
+        labels = rng.binomial(1, 0.2, n)
+        scores = np.clip(labels * 0.6 + 0.2 + rng.normal(0, noise, n), 0, 1)
+        for score, label in zip(scores, labels, strict=True):
+            canary.on_outcome(role, version, float(score), int(label), bool(score > 0.5), 2.0, at)
+
+
+def step(canary: CanaryController, now: datetime) -> ModelUpdate | None:
+    decision = canary.decide(now)
+    if decision is not None:
+        canary.on_update(decision)  # as the service does: publish, then follow its own update
+    return decision
+
+
+def test_a_challenger_as_good_as_the_champion_walks_every_step_then_is_promoted() -> None:
+    canary = controller()
+    first = step(canary, START)
+    assert first is not None and (first.status, first.traffic_percent) == ("canary_step", 5)
+    seen = []
+    for _ in range(3):
+        labelled(canary, challenger_auc_drop=0.0, seed=len(seen))
+        decision = step(canary, START + timedelta(minutes=5))
+        assert decision is not None
+        seen.append((decision.status, decision.traffic_percent))
+    assert seen == [("canary_step", 25), ("canary_step", 50), ("promoted", 100)]
+    assert canary.state.champion == "v2" and canary.state.challenger is None
+
+
+def test_a_clearly_worse_challenger_is_rolled_back_at_its_first_step() -> None:
+    canary = controller()
+    step(canary, START)
+    labelled(canary, challenger_auc_drop=0.6)
+    decision = step(canary, START + timedelta(minutes=5))
+    assert decision is not None and decision.status == "rolled_back"
+    assert decision.champion_version == "v1" and canary.state.challenger is None
+    assert decision.evidence["verdict"] == "worse"
+
+
+def test_too_few_labels_hold_the_step_until_its_timeout_then_roll_back() -> None:
+    canary = controller(step_timeout_s=600)
+    step(canary, START)
+    labelled(canary, challenger_auc_drop=0.0, n=50)
+    began = canary.state.step_started_at
+    assert began is not None
+    assert step(canary, began + timedelta(seconds=599)) is None
+    decision = step(canary, began + timedelta(seconds=601))
+    assert decision is not None and decision.status == "rolled_back"
+    assert decision.reasons[0].startswith("timeout")
+
+
+def test_outcomes_from_before_the_step_or_from_other_versions_do_not_count() -> None:
+    canary = controller()
+    step(canary, START)
+    early = (canary.state.step_started_at or START) - timedelta(seconds=1)
+    canary.on_outcome("challenger", "v2", 0.9, 1, True, 2.0, early)
+    canary.on_outcome("challenger", "v9", 0.9, 1, True, 2.0, START + timedelta(hours=1))
+    assert all(tally.n == 0 for tally in canary.tallies.values())
+
+
+class RecordingLauncher:
+    def __init__(self) -> None:
+        self.launched: list[str] = []
+
+    def launch(self, event: DriftEvent) -> dict[str, Any]:
+        self.launched.append(event.event_id)
+        return {"mode": "test"}
+
+    def close(self) -> None:
+        pass
+
+
+class Record:
+    topic, partition, offset, key, timestamp = "drift.events", 0, 0, b"fraud", 0
+
+    def __init__(self, value: bytes) -> None:
+        self.value = value
+
+
+def test_the_trigger_holds_drift_events_while_a_challenger_is_in_its_canary(tmp_path: Any) -> None:
+    from streaming.events import encode_event
+
+    launcher = RecordingLauncher()
+    trigger = RetrainTrigger(Settings(home=tmp_path), launcher)
+    trigger._learn([champion_update(manifest("v1")), challenger_update(manifest("v2"), "v1", "evt-0", {})])
+    event = DriftEvent(
+        event_id="evt-1",
+        model_name="fraud",
+        model_version="v1",
+        signal="feature",
+        detector="adwin",
+        severity="high",
+        detected_at=START,
+    )
+    trigger._handle(Record(encode_event(event)), producer=None)
+    assert launcher.launched == []
+    assert trigger.started == []
