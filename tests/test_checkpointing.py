@@ -46,7 +46,7 @@ class Consumer:
     def commit_async(self, offsets: Offsets) -> None:
         self.log.append(("commit_async", dict(offsets)))
 
-    def poll(self, timeout_ms: int, max_records: int) -> dict[Hashable, list[Record]]:
+    def poll(self, *, timeout_ms: int, max_records: int) -> dict[Hashable, list[Record]]:
         if not self.queued:
             return {}
         polled = self.queued.pop(0)

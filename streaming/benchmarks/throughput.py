@@ -45,10 +45,8 @@ from typing import Any
 
 import numpy as np
 from kafka import TopicPartition
-from kafka.errors import CommitFailedError, RebalanceInProgressError
-from kafka.structs import OffsetAndMetadata
 
-from streaming.checkpointing import BatchCollector, Checkpointer, DeliveryTracker, Offsets, PendingBatch
+from streaming.checkpointing import BatchCollector, Checkpointer, DeliveryTracker, PendingBatch
 from streaming.config import KafkaSettings, Settings, TopicNames
 from streaming.control.plan import ServingPlan
 from streaming.control.updates import champion_update
@@ -57,6 +55,7 @@ from streaming.events import EventCodec, Label, Score, Transaction, encode_event
 from streaming.kafka.clients import (
     BATCH_FETCH_OPTIONS,
     BATCH_PRODUCE_OPTIONS,
+    commit_or_defer,
     ensure_topics,
     make_consumer,
     make_producer,
@@ -124,17 +123,10 @@ def _consume_loop(
     collector = BatchCollector(scoring.max_batch, scoring.max_wait_ms, scoring.max_wait_ms)
     delivery = DeliveryTracker(lambda timeout: producer.flush(timeout=timeout), 60, lambda p: f"{group}: {p}")
 
-    def commit(offsets: Offsets) -> bool:
-        try:
-            consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
-        except (RebalanceInProgressError, CommitFailedError):
-            return False  # as the scorer does: the offsets are retried with the next commit
-        return True
-
     checkpoints = Checkpointer(
         delivery,
         write_state=lambda offsets: None,
-        commit=commit,
+        commit=lambda offsets: commit_or_defer(consumer, offsets),
         owned=consumer.assignment,
         interval_s=scoring.checkpoint_interval_s,
     )
@@ -144,11 +136,7 @@ def _consume_loop(
     deadline = time.monotonic() + 300
     try:
         while seen < count and time.monotonic() < deadline:
-            collector.collect(
-                pending,
-                lambda timeout_ms, max_records: consumer.poll(timeout_ms=timeout_ms, max_records=max_records),
-                limit=count - seen,
-            )
+            collector.collect(pending, consumer.poll, limit=count - seen)
             if not len(pending):
                 continue
             records, _, ends = pending.take()
@@ -231,7 +219,7 @@ def measure_scorer(
     if stats.scored + stats.dead_letters < count:
         raise BenchmarkError(f"{label}: scored {stats.scored} of {count} records before the deadline")
     # Until the last batch's scores were flushed: the final commit waits for the stop request.
-    seconds = (stats.last_flush_at or 0.0) - (stats.first_record_at or 0.0)
+    seconds = (service.delivery.last_flush_at or 0.0) - (service.collector.first_record_at or 0.0)
     return Measurement(stats.scored, seconds)
 
 

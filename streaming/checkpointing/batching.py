@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-#: ``poll(timeout_ms, max_records)``: records per partition (in offset order), as a
-#: consumer's ``poll`` returns them; each record has ``offset`` and ``timestamp`` (ms).
-Poll = Callable[[int, int], Mapping[Hashable, Sequence[Any]]]
+
+class Poll(Protocol):
+    """A consumer's ``poll``: records per partition (in offset order); each record has
+    ``offset`` and ``timestamp`` (ms)."""
+
+    def __call__(self, *, timeout_ms: int, max_records: int) -> Mapping[Hashable, Sequence[Any]]: ...
 
 
 def batch_deadline(polled: Mapping[Hashable, Sequence[Any]], received: float, max_wait_ms: int) -> float:
@@ -108,7 +111,7 @@ class BatchCollector:
                 wait_ms = 0 if outputs_in_flight() else self.idle_poll_ms
             else:
                 wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            polled = poll(wait_ms, size - len(pending))
+            polled = poll(timeout_ms=wait_ms, max_records=size - len(pending))
             if not polled:
                 if deadline is not None:
                     if wait_ms == 0:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
 
 from streaming.config import KafkaSettings
 from streaming.errors import KafkaUnavailableError
@@ -233,3 +234,22 @@ def wait_for_topic(consumer: Any, topic: str, timeout_s: float = 30.0) -> set[in
             )
         time.sleep(0.2)
     return set(partitions)
+
+
+def commit_or_defer(consumer: Any, offsets: Mapping[Any, int]) -> bool:
+    """Commit ``{TopicPartition: next offset}``; False when a rebalance refused the commit.
+
+    The :class:`~streaming.checkpointing.Checkpointer`'s ``commit``: a refused commit is
+    deferred to the next one, not fatal (the outputs are already flushed, and a partition
+    that moved meanwhile is re-read by its new owner).
+    """
+    try:
+        consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()})
+    except (RebalanceInProgressError, CommitFailedError) as exc:
+        log.warning(
+            "commit deferred by a rebalance: %s",
+            exc,
+            extra={"partitions": sorted(tp.partition for tp in offsets)},
+        )
+        return False
+    return True

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 from kafka import ConsumerRebalanceListener, TopicPartition
-from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from streaming import metrics
@@ -48,6 +48,7 @@ from streaming.kafka.clients import (
     BATCH_FETCH_OPTIONS,
     BATCH_PRODUCE_OPTIONS,
     close_all,
+    commit_or_defer,
     make_consumer,
     make_producer,
     wait_for_topic,
@@ -67,14 +68,13 @@ _LAG_EVERY_S = 5.0
 
 @dataclass
 class ScoringStats:
-    """Counts of one service run (also exported as Prometheus metrics)."""
+    """Counts of one service run (also exported as Prometheus metrics). When the first record
+    came and when outputs were last flushed are the service's ``collector.first_record_at``
+    and ``delivery.last_flush_at``."""
 
     batches: int = 0
     scored: int = 0
     dead_letters: int = 0
-    first_record_at: float | None = None  # time.monotonic() when the first record arrived
-    last_commit_at: float | None = None  # time.monotonic() after the latest commit
-    last_flush_at: float | None = None  # time.monotonic() after the latest flush of outputs
 
 
 class ScoringService:
@@ -108,12 +108,12 @@ class ScoringService:
         self._consumer_name = f"{settings.kafka.client_id}/{settings.scoring.group_id}"
         scoring = settings.scoring
         self._pending = PendingBatch()
-        self._collector = BatchCollector(scoring.max_batch, scoring.max_wait_ms, scoring.idle_poll_ms)
+        self.collector = BatchCollector(scoring.max_batch, scoring.max_wait_ms, scoring.idle_poll_ms)
         self.delivery = DeliveryTracker(self._flush_producer, scoring.delivery_timeout_s, self._undelivered)
         self.checkpoints = Checkpointer(
             self.delivery,
             write_state=self._checkpoint_observers,
-            commit=self._commit_offsets,
+            commit=lambda offsets: commit_or_defer(self._consumer, offsets),
             owned=lambda: self._consumer.assignment(),
             interval_s=scoring.checkpoint_interval_s,
         )
@@ -211,16 +211,13 @@ class ScoringService:
 
     def _collect(self) -> None:
         """Fill the batch in hand by the micro-batching rule (see :class:`BatchCollector`)."""
-        consumer = self._consumer
-        self._collector.collect(
+        self.collector.collect(
             self._pending,
-            lambda timeout_ms, max_records: consumer.poll(timeout_ms=timeout_ms, max_records=max_records),
+            self._consumer.poll,
             stopped=self._stop.is_set,
             outputs_in_flight=lambda: self.delivery.unflushed > 0,
             flush_outputs=self.delivery.flush,
         )
-        if self.stats.first_record_at is None:
-            self.stats.first_record_at = self._collector.first_record_at
 
     def _process_pending(self) -> None:
         """Score the batch in hand and send its outputs; its offsets are committed once they
@@ -270,7 +267,6 @@ class ScoringService:
 
     def _flush_producer(self, timeout_s: float) -> None:
         self._producer.flush(timeout=timeout_s)
-        self.stats.last_flush_at = time.monotonic()
 
     def _undelivered(self, problem: str) -> str:
         return (
@@ -311,21 +307,6 @@ class ScoringService:
             good.append(record)
             arrivals.append(received)
         return transactions, good, arrivals, dead
-
-    def _commit_offsets(self, offsets: Offsets) -> bool:
-        """Commit; False when a rebalance refused it (the checkpointer defers the offsets)."""
-        committable = _committable(offsets)
-        try:
-            self._consumer.commit(committable)
-        except (RebalanceInProgressError, CommitFailedError) as exc:
-            log.warning(
-                "commit deferred by a rebalance: %s",
-                exc,
-                extra={"partitions": sorted(tp.partition for tp in committable)},
-            )
-            return False
-        self.stats.last_commit_at = time.monotonic()
-        return True
 
     # -- models ----------------------------------------------------------------------
 
@@ -385,7 +366,10 @@ class ScoringService:
         self._process_pending()
         self.checkpoints.on_revoked(
             revoked,
-            lambda offsets: self._consumer.commit_async(_committable(offsets), callback=_log_async_commit),
+            lambda offsets: self._consumer.commit_async(
+                {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()},
+                callback=_log_async_commit,
+            ),
         )
         for observer in self.observers:
             observer.release(partitions)
@@ -405,10 +389,6 @@ class ScoringService:
             positions = {tp.partition: offset for tp, offset in by_topic_partition.items()}
             for observer in self.observers:
                 observer.checkpoint(positions)
-
-
-def _committable(offsets: Offsets) -> dict[Any, OffsetAndMetadata]:
-    return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()}
 
 
 def _log_async_commit(offsets: dict[TopicPartition, OffsetAndMetadata], response: Any) -> None:
