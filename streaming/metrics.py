@@ -31,6 +31,10 @@ END_TO_END_LATENCY = Histogram(
     "Time from the oldest record's Kafka timestamp to its score being sent, per batch.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+PARTITIONS_OWNED = Gauge(
+    "driftloop_partitions_owned",
+    "Partitions of the transactions topic this scorer owns now (0 until the group assigns it some).",
+)
 CONSUMER_LAG = Gauge(
     "driftloop_consumer_lag", "Records behind the log end, per partition.", ["topic", "partition"]
 )

@@ -6,19 +6,24 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import msgspec
 from kafka import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from streaming.benchmarks.throughput import child_env
-from streaming.config import Settings
-from streaming.kafka.clients import make_consumer, make_producer
+from streaming.config import KafkaSettings, Settings
+from streaming.errors import KafkaUnavailableError
+from streaming.kafka.clients import make_admin, make_consumer, make_producer
+from streaming.kafka.reading import TopicReader, end_offsets
 from streaming.models.registry import ModelRegistry
 from streaming.scoring.scorer import BatchObserver
 from streaming.scoring.service import ScoringService
+from tests.waiting import eventually
 
 
 def produce(settings: Settings, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
@@ -35,21 +40,57 @@ def read_topic(
     settings: Settings, topic: str, until: Callable[[list[Any]], bool], timeout_s: float = 90.0
 ) -> list[Any]:
     """Every record of ``topic`` from the beginning, once ``until(records)`` holds (or timeout)."""
-    consumer = make_consumer(settings.kafka, None)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
+    with TopicReader(settings.kafka, topic, topic_timeout_s=30.0) as reader:
         records: list[Any] = []
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=300).values():
-                records.extend(batch)
+            records += reader.poll(timeout_ms=300)
             if until(records):
                 break
         return records
+
+
+def records_written(kafka: KafkaSettings, topic: str) -> int:
+    """The records written to ``topic`` so far, over all partitions (0 while it does not exist)."""
+    try:
+        return sum(end_offsets(kafka, topic, topic_timeout_s=0).values())
+    except KafkaUnavailableError:
+        return 0
+
+
+def wait_for_group(
+    settings: Settings,
+    group: str,
+    topic: str,
+    members: int,
+    timeout_s: float = 120.0,
+    alive: Callable[[], None] | None = None,
+) -> None:
+    """Until ``group`` is stable with ``members`` members that each own some of ``topic``'s
+    partitions and together all of them (what ``kafka-consumer-groups --describe --members``
+    shows): every member is consuming. With cooperative rebalancing that is after the second
+    round, once the revoked partitions have been handed over."""
+    partitions = set(end_offsets(settings.kafka, topic))
+    admin = make_admin(settings.kafka)
+
+    def stable() -> bool:
+        described = admin.describe_groups([group])[group]
+        owned = [
+            {p for assigned in m["member_assignment"]["assigned_partitions"] for p in assigned["partitions"]}
+            for m in described["members"]
+            if m["member_assignment"]
+        ]
+        return (
+            described["group_state"] == "Stable"
+            and len(owned) == members
+            and all(owned)
+            and set().union(*owned) == partitions
+        )
+
+    try:
+        eventually(stable, f"{group}: {members} members sharing {topic}", timeout_s, 0.5, alive)
     finally:
-        consumer.close(autocommit=False)
+        admin.close()
 
 
 def decode_all(records: list[Any], event_type: type) -> list[Any]:
@@ -81,14 +122,40 @@ def scorer_thread(
         raise errors[0]
 
 
-def start_scorer_process(settings: Settings, log_path: Any) -> subprocess.Popen[bytes]:
+def start_scorer_process(settings: Settings, log_path: Any, metrics_port: int = 0) -> subprocess.Popen[bytes]:
+    """`driftloop score` as a process, output to ``log_path``; with ``metrics_port``, its
+    Prometheus metrics there (see :func:`partitions_owned`)."""
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process by the caller's wait
+    scoring = settings.scoring.model_copy(
+        update={"metrics_port": metrics_port, "metrics_address": "127.0.0.1"}
+    )
     return subprocess.Popen(
         [sys.executable, "-m", "streaming.cli", "score"],
-        env=child_env(settings),
+        env=child_env(settings.model_copy(update={"scoring": scoring})),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+
+
+def scraped(port: int) -> dict[str, float]:
+    """A driftloop process' Prometheus metrics, ``{sample name: value}`` for unlabelled
+    samples (empty while its metrics server is not up)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }
+
+
+def partitions_owned(port: int) -> int:
+    """``driftloop_partitions_owned`` of the scorer serving metrics on ``port`` (0 before it is up)."""
+    return int(scraped(port).get("driftloop_partitions_owned", 0))
 
 
 @contextmanager
@@ -123,25 +190,39 @@ def running(service: Any, join_timeout_s: float = 60) -> Iterator[Any]:
         raise errors[0]
 
 
-def committed_total(settings: Settings, group: str, topic: str) -> int:
-    """The offsets ``group`` has committed on ``topic``, summed over its partitions (what
-    `kafka-consumer-groups --describe` shows): the records it has checkpointed."""
+def committed_offsets(settings: Settings, group: str, topic: str) -> dict[int, int | None]:
+    """The offsets ``group`` has committed on ``topic``, per partition (what
+    `kafka-consumer-groups --describe` shows; None where it committed nothing)."""
     consumer = make_consumer(settings.kafka, group, enable_auto_commit=False)  # never subscribes
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in partitions)
+        partitions = sorted(consumer.partitions_for_topic(topic) or set())
+        return {p: consumer.committed(TopicPartition(topic, p)) for p in partitions}
     finally:
         consumer.close(autocommit=False)
+
+
+def committed_total(settings: Settings, group: str, topic: str) -> int:
+    """:func:`committed_offsets` summed over the partitions: the records it has checkpointed."""
+    return sum(offset or 0 for offset in committed_offsets(settings, group, topic).values())
+
+
+def wait_for_commits_at_the_end(settings: Settings, group: str, topic: str, timeout_s: float = 60) -> None:
+    """Until ``group`` has committed every partition of ``topic`` up to its end offset."""
+    ends: dict[int, int | None] = dict(end_offsets(settings.kafka, topic))
+    eventually(
+        lambda: committed_offsets(settings, group, topic) == ends,
+        f"{group} committing {topic} to its end offsets {ends}",
+        timeout_s,
+        every_s=0.5,
+    )
 
 
 def wait_for_checkpoint(settings: Settings, at_least: int, timeout_s: float = 60) -> None:
     """Until the scorer's group has committed ``at_least`` transactions: every output of those,
     and the monitors' state covering them, has landed (a checkpoint writes them first)."""
-    deadline = time.monotonic() + timeout_s
     group, topic = settings.scoring.group_id, settings.topics.transactions
-    while (done := committed_total(settings, group, topic)) < at_least:
-        if time.monotonic() > deadline:
-            raise AssertionError(
-                f"{group} committed {done} of {at_least} {topic} records in {timeout_s:.0f}s"
-            )
-        time.sleep(0.2)
+    eventually(
+        lambda: committed_total(settings, group, topic) >= at_least,
+        f"{group} committing {at_least} {topic} records",
+        timeout_s,
+    )

@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from kafka import TopicPartition
 
 from streaming.checkpointing import BatchCollector, Checkpointer, DeliveryTracker, PendingBatch
 from streaming.config import KafkaSettings, Settings, TopicNames
@@ -62,6 +61,7 @@ from streaming.kafka.clients import (
     wait_for_topic,
 )
 from streaming.kafka.publishing import publish_model_update
+from streaming.kafka.reading import TopicReader
 from streaming.models.first_champion import open_registry, train_and_register
 from streaming.models.training import TrainingParams
 from streaming.scoring.holder import ModelHolder
@@ -377,21 +377,14 @@ class LoadProducer:
 
 
 def _score_latencies(settings: Settings, sent_at: dict[str, int], timeout_s: float = 120) -> list[float]:
-    consumer = make_consumer(settings.kafka, None)
-    partitions = [TopicPartition(settings.topics.scores, p) for p in range(PARTITIONS)]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
     latencies: dict[str, float] = {}
     deadline = time.monotonic() + timeout_s
-    try:
+    with TopicReader(settings.kafka, settings.topics.scores) as reader:
         while len(latencies) < len(sent_at) and time.monotonic() < deadline:
-            for records in consumer.poll(timeout_ms=500).values():
-                for record in records:
-                    txn = record.key.decode()
-                    if txn in sent_at:
-                        latencies.setdefault(txn, float(record.timestamp - sent_at[txn]))
-    finally:
-        consumer.close(autocommit=False)
+            for record in reader.poll(timeout_ms=500):
+                txn = record.key.decode()
+                if txn in sent_at:
+                    latencies.setdefault(txn, float(record.timestamp - sent_at[txn]))
     return list(latencies.values())
 
 

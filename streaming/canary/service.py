@@ -13,17 +13,15 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any
-
-from kafka import TopicPartition
 
 from streaming.canary.controller import CanaryController
 from streaming.config import Settings
 from streaming.errors import DecodeError
 from streaming.events import EventCodec, Score, label_type
-from streaming.kafka.clients import close_all, make_consumer, wait_for_topic
+from streaming.kafka.clients import close_all
 from streaming.kafka.publishing import publish_model_update
+from streaming.kafka.reading import TopicReader
 from streaming.logs import get_logger
 from streaming.signals import stop_on_termination
 
@@ -41,6 +39,7 @@ class CanaryService:
         self._score_codec = EventCodec(Score, settings.messages.max_bytes)
         self._label_codec = EventCodec(label_type(settings.messages.limits()), settings.messages.max_bytes)
         self._window_start: datetime | None = None
+        self._readers: tuple[TopicReader, TopicReader] | None = None  # scores, labels
 
     def stop(self) -> None:
         self._stop.set()
@@ -51,12 +50,10 @@ class CanaryService:
         from streaming.control.follower import ModelUpdateFollower
 
         follower = ModelUpdateFollower(self.settings)
-        scores = make_consumer(self.settings.kafka, None, enable_auto_commit=False)
-        labels = make_consumer(self.settings.kafka, None, enable_auto_commit=False)
         try:
             for update in follower.catch_up()[0]:
                 self.controller.on_update(update)
-            self._follow_window(scores, labels)
+            self._follow_window()
             log.info("canary controller ready", extra=self._state())
             if on_ready is not None:
                 on_ready()
@@ -64,17 +61,13 @@ class CanaryService:
             while not self._stop.is_set():
                 for update in follower.poll()[0]:
                     self.controller.on_update(update)
-                self._follow_window(scores, labels)
-                self._read(scores, labels)
+                self._follow_window()
+                self._read()
                 if time.monotonic() - last >= self.settings.canary.evaluate_every_s:
                     last = time.monotonic()
                     self._decide()
         finally:
-            close_all(
-                follower.close,
-                partial(scores.close, autocommit=False),
-                partial(labels.close, autocommit=False),
-            )
+            close_all(follower.close, self._close_readers)
 
     def _decide(self) -> None:
         decision = self.controller.decide(datetime.now(UTC))
@@ -91,57 +84,62 @@ class CanaryService:
             extra={"reason": decision.reasons[0], **self._state()},
         )
 
-    def _follow_window(self, scores: Any, labels: Any) -> None:
-        """(Re)position both readers at the current step's start when it changes."""
+    def _follow_window(self) -> None:
+        """(Re)open both readers at the current step's start when it changes."""
         start = self.controller.state.step_started_at
         if start == self._window_start:
             return
         self._window_start = start
         self._scores.clear()
         self._labels.clear()
+        self._close_readers()
         if start is None or self.controller.state.challenger is None:
-            scores.unsubscribe()
-            labels.unsubscribe()
             return
         since_ms = int(start.timestamp() * 1000)
-        for consumer, topic in ((scores, self.settings.topics.scores), (labels, self.settings.topics.labels)):
-            partitions = [TopicPartition(topic, p) for p in sorted(wait_for_topic(consumer, topic))]
-            consumer.assign(partitions)
-            found = consumer.offsets_for_times({tp: since_ms for tp in partitions})
-            ends = consumer.end_offsets(partitions)
-            for tp in partitions:
-                at = found.get(tp)
-                consumer.seek(tp, at.offset if at is not None else ends[tp])
+        topics = self.settings.topics
+        scores = TopicReader(self.settings.kafka, topics.scores, since_ms, topic_timeout_s=30.0)
+        try:
+            self._readers = (
+                scores,
+                TopicReader(self.settings.kafka, topics.labels, since_ms, topic_timeout_s=30.0),
+            )
+        except BaseException:
+            scores.close()
+            raise
 
-    def _read(self, scores: Any, labels: Any) -> None:
-        if self.controller.state.challenger is None:
+    def _close_readers(self) -> None:
+        if self._readers is not None:
+            readers, self._readers = self._readers, None
+            close_all(*(reader.close for reader in readers))
+
+    def _read(self) -> None:
+        if self._readers is None or self.controller.state.challenger is None:
             time.sleep(0.2)
             return
+        scores, labels = self._readers
         limit = self.settings.canary.max_pending
-        for records in scores.poll(timeout_ms=200).values():
-            for record in records:
-                try:
-                    score = self._score_codec.decode(record.value)
-                except DecodeError:
-                    continue  # the scorer wrote it; a bad one is not evidence
-                label = self._labels.pop(score.transaction_id, None)
-                if label is None:
-                    if len(self._scores) < limit:
-                        self._scores[score.transaction_id] = score
-                else:
-                    self._count(score, label)
-        for records in labels.poll(timeout_ms=0).values():
-            for record in records:
-                try:
-                    truth = self._label_codec.decode(record.value)
-                except DecodeError:
-                    continue  # the scorer dead-letters bad labels
-                matched = self._scores.pop(truth.transaction_id, None)
-                if matched is None:
-                    if len(self._labels) < limit:
-                        self._labels[truth.transaction_id] = truth.label
-                else:
-                    self._count(matched, truth.label)
+        for record in scores.poll(timeout_ms=200):
+            try:
+                score = self._score_codec.decode(record.value)
+            except DecodeError:
+                continue  # the scorer wrote it; a bad one is not evidence
+            label = self._labels.pop(score.transaction_id, None)
+            if label is None:
+                if len(self._scores) < limit:
+                    self._scores[score.transaction_id] = score
+            else:
+                self._count(score, label)
+        for record in labels.poll(timeout_ms=0):
+            try:
+                truth = self._label_codec.decode(record.value)
+            except DecodeError:
+                continue  # the scorer dead-letters bad labels
+            matched = self._scores.pop(truth.transaction_id, None)
+            if matched is None:
+                if len(self._labels) < limit:
+                    self._labels[truth.transaction_id] = truth.label
+            else:
+                self._count(matched, truth.label)
 
     def _count(self, score: Score, label: int) -> None:
         self.controller.on_outcome(

@@ -58,6 +58,8 @@ class Checkpointer:
         The partitions this consumer owns now; offsets of others are never committed.
     interval_s
         A checkpoint is :attr:`due` at most this often (0: after every batch).
+    clock
+        Seconds on a monotonic clock (``time.monotonic``; a test passes its own).
     """
 
     def __init__(
@@ -68,8 +70,10 @@ class Checkpointer:
         commit: Callable[[Offsets], bool],
         owned: Callable[[], Collection[Hashable]],
         interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.delivery = delivery
+        self._clock = clock
         self._write_state = write_state
         self._commit = commit
         self._owned = owned
@@ -79,7 +83,7 @@ class Checkpointer:
         self._last = 0.0
         self.commits = 0
         self.deferrals = 0
-        self.last_commit_at: float | None = None  # time.monotonic() after the latest commit
+        self.last_commit_at: float | None = None  # clock() after the latest commit
 
     def done(self, offsets: Mapping[Hashable, int]) -> None:
         """The records up to ``offsets`` are processed and their outputs sent."""
@@ -88,19 +92,19 @@ class Checkpointer:
     @property
     def due(self) -> bool:
         """Records are done and ``interval_s`` has passed since the previous checkpoint."""
-        return bool(self._unchecked) and time.monotonic() - self._last >= self.interval_s
+        return bool(self._unchecked) and self._clock() - self._last >= self.interval_s
 
     def checkpoint(self) -> None:
         """Flush, write the state, commit everything done (plus what was deferred)."""
         self.delivery.flush()
         offsets = self._take()
-        self._last = time.monotonic()
+        self._last = self._clock()
         if not offsets:
             return
         self._write_state(offsets)
         if self._commit(offsets):
             self.commits += 1
-            self.last_commit_at = time.monotonic()
+            self.last_commit_at = self._clock()
         else:
             self.deferrals += 1
             self._deferred = offsets

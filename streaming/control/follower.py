@@ -9,16 +9,15 @@ once); :func:`current_plan` is the plan right now, for a one-off question.
 
 from __future__ import annotations
 
-import time
-
-from kafka import TopicPartition
+from collections.abc import Iterable
+from typing import Any
 
 from streaming.config import Settings
 from streaming.control.plan import ServingPlan, fold
-from streaming.errors import DecodeError, KafkaUnavailableError
+from streaming.errors import DecodeError
 from streaming.events import DeadLetter, EventCodec, ModelUpdate
-from streaming.kafka.clients import make_consumer, wait_for_topic
 from streaming.kafka.dead_letters import dead_letter
+from streaming.kafka.reading import TopicReader
 
 #: An update, with the partition and offset it was read at.
 Located = tuple[ModelUpdate, int, int]
@@ -32,15 +31,10 @@ class ModelUpdateFollower:
     """
 
     def __init__(self, settings: Settings) -> None:
-        self._topic = settings.topics.model_updates
         self._model_name = settings.model_name
         self._codec = EventCodec(ModelUpdate, settings.messages.max_bytes)
         self._keep_bytes = settings.messages.dead_letter_value_bytes
-        self._consumer = make_consumer(settings.kafka, None, enable_auto_commit=False)
-        partitions = wait_for_topic(self._consumer, self._topic)
-        self._partitions = [TopicPartition(self._topic, p) for p in sorted(partitions)]
-        self._consumer.assign(self._partitions)
-        self._consumer.seek_to_beginning(*self._partitions)
+        self._reader = TopicReader(settings.kafka, settings.topics.model_updates, topic_timeout_s=30.0)
 
     def poll(self, timeout_ms: int = 0) -> tuple[list[ModelUpdate], list[DeadLetter]]:
         """New updates for this model, and dead letters."""
@@ -49,18 +43,7 @@ class ModelUpdateFollower:
 
     def poll_located(self, timeout_ms: int = 0) -> tuple[list[Located], list[DeadLetter]]:
         """New updates for this model with the partition and offset each was read at."""
-        updates: list[Located] = []
-        dead: list[DeadLetter] = []
-        for records in self._consumer.poll(timeout_ms=timeout_ms).values():
-            for record in records:
-                try:
-                    update = self._codec.decode(record.value)
-                except DecodeError as exc:
-                    dead.append(dead_letter(record, exc, "driftloop-score/model-updates", self._keep_bytes))
-                    continue
-                if update.model_name == self._model_name:
-                    updates.append((update, record.partition, record.offset))
-        return updates, dead
+        return self._decode(self._reader.poll(timeout_ms=timeout_ms))
 
     def catch_up(self, timeout_s: float = 30.0) -> tuple[list[ModelUpdate], list[DeadLetter]]:
         """Read up to the current end of the topic."""
@@ -69,22 +52,23 @@ class ModelUpdateFollower:
 
     def catch_up_located(self, timeout_s: float = 30.0) -> tuple[list[Located], list[DeadLetter]]:
         """:meth:`catch_up`, with the partition and offset of each update."""
-        end = self._consumer.end_offsets(self._partitions)
+        return self._decode(self._reader.read_to_end(timeout_s))
+
+    def _decode(self, records: Iterable[Any]) -> tuple[list[Located], list[DeadLetter]]:
         updates: list[Located] = []
         dead: list[DeadLetter] = []
-        deadline = time.monotonic() + timeout_s
-        while any(self._consumer.position(tp) < end[tp] for tp in self._partitions):
-            if time.monotonic() > deadline:
-                raise KafkaUnavailableError(
-                    f"could not read {self._topic} to its end within {timeout_s:.0f}s"
-                )
-            more, bad = self.poll_located(timeout_ms=200)
-            updates += more
-            dead += bad
+        for record in records:
+            try:
+                update = self._codec.decode(record.value)
+            except DecodeError as exc:
+                dead.append(dead_letter(record, exc, "driftloop-score/model-updates", self._keep_bytes))
+                continue
+            if update.model_name == self._model_name:
+                updates.append((update, record.partition, record.offset))
         return updates, dead
 
     def close(self) -> None:
-        self._consumer.close(autocommit=False)
+        self._reader.close()
 
 
 def current_plan(settings: Settings) -> ServingPlan:

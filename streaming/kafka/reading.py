@@ -1,7 +1,10 @@
-"""Read every partition of one topic outside any consumer group.
+"""Read every partition of one topic outside any consumer group: the one "read a topic".
 
-For tools that look at a topic rather than process it (``driftloop events tail``): no
-group, no commits, every partition assigned, starting at the beginning or the end.
+For everything that looks at a topic rather than processes it: the model-update follower
+(from the beginning, then to the end, then follow), the monitors' state restore, the
+retraining window (from a timestamp to the current end), the canary's evidence (from the
+step's start), ``driftloop events tail``, the demo's outcome report, the benchmarks and the
+tests. No group, no commits, every partition assigned.
 """
 
 from __future__ import annotations
@@ -13,41 +16,88 @@ from typing import Any, Literal
 from kafka import TopicPartition
 
 from streaming.config import KafkaSettings
+from streaming.errors import KafkaUnavailableError
 from streaming.kafka.clients import make_consumer, wait_for_topic
 
-Start = Literal["beginning", "end"]
+Start = Literal["beginning", "end"] | int
+"""Where a reader starts: the beginning, the end, or a timestamp in epoch milliseconds (the
+first record at or after it; the end of a partition that has none)."""
 
 
 class TopicReader:
     """Records of ``topic`` from ``start``, partition by partition in offset order.
 
-    ``ends`` are the partitions' end offsets when the reader opened: :meth:`caught_up`
-    says whether everything that existed then has been read.
+    ``starts`` are the offsets each partition started at; ``ends`` its end offsets when the
+    reader opened (refreshed by :meth:`read_to_end`): :meth:`caught_up` says whether
+    everything that existed then has been read. Extra keywords go to the consumer.
     """
 
-    def __init__(self, kafka: KafkaSettings, topic: str, start: Start = "beginning") -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        start: Start = "beginning",
+        *,
+        topic_timeout_s: float = 10.0,
+        **consumer_config: Any,
+    ) -> None:
         self.topic = topic
-        self._consumer = make_consumer(kafka, None, enable_auto_commit=False)
+        self._consumer = make_consumer(kafka, None, enable_auto_commit=False, **consumer_config)
         try:
-            partitions = wait_for_topic(self._consumer, topic, timeout_s=10)
+            partitions = wait_for_topic(self._consumer, topic, timeout_s=topic_timeout_s)
             self._partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
             self._consumer.assign(self._partitions)
+            self._ends: dict[TopicPartition, int] = self._consumer.end_offsets(self._partitions)
             if start == "beginning":
                 self._consumer.seek_to_beginning(*self._partitions)
-            else:
+            elif start == "end":
                 self._consumer.seek_to_end(*self._partitions)
-            self.ends: dict[TopicPartition, int] = self._consumer.end_offsets(self._partitions)
+            else:
+                found = self._consumer.offsets_for_times({tp: max(0, int(start)) for tp in self._partitions})
+                for tp in self._partitions:
+                    at = found.get(tp)
+                    self._consumer.seek(tp, at.offset if at is not None else self._ends[tp])
+            self.starts = {tp.partition: int(self._consumer.position(tp)) for tp in self._partitions}
         except BaseException:
             self._consumer.close(autocommit=False)
             raise
 
-    def poll(self, timeout_ms: int = 500) -> list[Any]:
+    @property
+    def partitions(self) -> list[int]:
+        return [tp.partition for tp in self._partitions]
+
+    @property
+    def ends(self) -> dict[int, int]:
+        """Each partition's end offset when the reader opened, or at the last :meth:`read_to_end`."""
+        return {tp.partition: int(end) for tp, end in self._ends.items()}
+
+    def poll(self, timeout_ms: int = 500, max_records: int | None = None) -> list[Any]:
         """The records that arrived, ordered by partition then offset."""
-        polled = self._consumer.poll(timeout_ms=timeout_ms)
+        polled = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
         return [record for tp in sorted(polled, key=lambda tp: tp.partition) for record in polled[tp]]
 
     def caught_up(self) -> bool:
-        return all(self._consumer.position(tp) >= end for tp, end in self.ends.items())
+        return all(self._consumer.position(tp) >= end for tp, end in self._ends.items())
+
+    def read_to_end(self, timeout_s: float = 30.0, max_records: int | None = None) -> Iterator[Any]:
+        """Every record from the current positions to the topic's end *now*, and no further
+        (the reader stays at the end, ready to :meth:`poll` what comes next).
+
+        Raises :class:`KafkaUnavailableError` when the end is not reached within ``timeout_s``.
+        """
+        self._ends = self._consumer.end_offsets(self._partitions)
+        deadline = time.monotonic() + timeout_s
+        while not self.caught_up():
+            if time.monotonic() > deadline:
+                raise KafkaUnavailableError(f"could not read {self.topic} to its end within {timeout_s:.0f}s")
+            polled = self._consumer.poll(timeout_ms=200, max_records=max_records)
+            for tp in sorted(polled, key=lambda tp: tp.partition):
+                end = self._ends[tp]
+                records = polled[tp]
+                if records and records[-1].offset >= end:  # fetched past the end: leave those
+                    records = [r for r in records if r.offset < end]
+                    self._consumer.seek(tp, end)
+                yield from records
 
     def records(self, follow: bool, stop_after_s: float | None = None) -> Iterator[Any]:
         """Every record from the start; with ``follow``, keep waiting for new ones (until
@@ -66,3 +116,9 @@ class TopicReader:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def end_offsets(kafka: KafkaSettings, topic: str, topic_timeout_s: float = 10.0) -> dict[int, int]:
+    """Each partition's end offset (what has been written to it so far)."""
+    with TopicReader(kafka, topic, "end", topic_timeout_s=topic_timeout_s) as reader:
+        return reader.ends

@@ -21,8 +21,6 @@ One :class:`DriftMonitor` per scorer process, one suite per owned partition:
 
 from __future__ import annotations
 
-import time
-from collections import deque
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -36,16 +34,17 @@ from streaming.config import Settings
 from streaming.errors import (
     ConfigError,
     DecodeError,
-    KafkaUnavailableError,
     ModelRejectedError,
     StateRejectedError,
 )
 from streaming.events import EventCodec, encode_event, label_type
 from streaming.kafka.clients import close_all, make_consumer, make_producer, wait_for_topic
 from streaming.kafka.dead_letters import dead_letter
+from streaming.kafka.reading import TopicReader
 from streaming.logs import get_logger
 from streaming.models.reference import ReferenceProfile
 from streaming.models.registry import ModelRegistry
+from streaming.monitoring.label_gate import LabelGate
 from streaming.monitoring.state import read_envelope, seal, state_key, unseal
 from streaming.monitoring.suite import MonitorSuite
 from streaming.scoring.scorer import BatchObserver, ScoredBatch
@@ -71,7 +70,6 @@ class DriftMonitor(BatchObserver):
             max_block_ms=int(settings.scoring.delivery_timeout_s * 1000),  # as the scorer's own sends
         )
         self._labels = make_consumer(settings.kafka, None, enable_auto_commit=False)
-        self._states = make_consumer(settings.kafka, None, enable_auto_commit=False)
         label_partitions = wait_for_topic(self._labels, topics.labels)
         source_partitions = wait_for_topic(self._labels, topics.transactions)
         if len(label_partitions) != len(source_partitions):
@@ -80,20 +78,11 @@ class DriftMonitor(BatchObserver):
                 f"{len(source_partitions)}; labels must be co-partitioned with transactions "
                 "(same key, same partition count)"
             )
-        state_partitions = [
-            TopicPartition(topics.state, p) for p in sorted(wait_for_topic(self._states, topics.state))
-        ]
-        self._states.assign(state_partitions)
-        self._states.seek_to_beginning(*state_partitions)
-        self._state_partitions = state_partitions
+        self._states = TopicReader(settings.kafka, topics.state, topic_timeout_s=30.0)
         self._label_codec = EventCodec(label_type(settings.messages.limits()), settings.messages.max_bytes)
         self._suites: dict[int, MonitorSuite] = {}
         self._versions: dict[int, str] = {}
-        self._fetched: dict[int, int] = {}  # next labels offset to fetch, per partition
-        self._handed: dict[int, int] = {}  # next labels offset to hand to the suite
-        self._held: dict[int, deque[Any]] = {}
-        self._watermark: dict[int, int] = {}  # latest scored record timestamp (ms)
-        self._last_scored: dict[int, float] = {}  # time.monotonic() of the latest scored batch
+        self._gate = LabelGate(settings.monitoring.label_idle_release_s, settings.monitoring.max_held_labels)
         self._snapshots: dict[int, list[tuple[int, bytes]]] = {}
         self._references: dict[str, ReferenceProfile | None] = {}
         # Positions of the numeric and categorical values in a feature row (spec order).
@@ -110,6 +99,12 @@ class DriftMonitor(BatchObserver):
             ),
         )
         self._closed = False
+
+    def suite(self, partition: int) -> MonitorSuite | None:
+        """The monitors of ``partition`` while this scorer owns it and has scored on it (its
+        counters, e.g. ``suite.scored`` and ``suite.joiner.matched``, are what a test or a
+        debugger reads)."""
+        return self._suites.get(partition)
 
     # -- scored batches ----------------------------------------------------------------
 
@@ -145,8 +140,7 @@ class DriftMonitor(BatchObserver):
                 (timestamps / 1000.0).tolist(),
                 batch.offsets[where],
             )
-            self._watermark[partition] = max(self._watermark.get(partition, 0), int(timestamps.max()))
-            self._last_scored[partition] = time.monotonic()
+            self._gate.scored(partition, int(timestamps.max()))
             self._publish(alarms, partition, version)
             self._release_labels(partition)
 
@@ -156,28 +150,17 @@ class DriftMonitor(BatchObserver):
         if not self._suites:
             return
         for tp, records in self._labels.poll(timeout_ms=0).items():
-            if tp.partition not in self._suites:
-                continue
-            self._held.setdefault(tp.partition, deque()).extend(records)
-            self._fetched[tp.partition] = records[-1].offset + 1
-        now = time.monotonic()
-        for partition in list(self._held):
-            idle = now - self._last_scored.get(partition, now) > self.settings.monitoring.label_idle_release_s
-            self._release_labels(partition, caught_up=idle)
+            self._gate.fetched(tp.partition, records)
+        for partition in self._gate.holding():
+            self._release_labels(partition, caught_up=self._gate.idle(partition))
 
     def _release_labels(self, partition: int, caught_up: bool = False) -> None:
-        held = self._held.get(partition)
         suite = self._suites.get(partition)
-        if not held or suite is None:
+        if suite is None:
             return
-        watermark = self._watermark.get(partition, -1) if not caught_up else 2**62
         ids: list[str] = []
         labels: list[int] = []
-        while held and (
-            held[0].timestamp <= watermark or len(held) > self.settings.monitoring.max_held_labels
-        ):
-            record = held.popleft()
-            self._handed[partition] = record.offset + 1
+        for record in self._gate.release(partition, caught_up):
             try:
                 label = self._label_codec.decode(record.value)
             except DecodeError as exc:
@@ -228,7 +211,7 @@ class DriftMonitor(BatchObserver):
                 topic=self._topics.transactions,
                 partition=partition,
                 offset=offset,
-                labels_offset=self._handed.get(partition, 0),
+                labels_offset=self._gate.handed_offset(partition),
                 model_version=self._versions[partition],
             )
             future = self._producer.send(
@@ -254,15 +237,9 @@ class DriftMonitor(BatchObserver):
         if self._closed:
             return
         for partition in partitions:
-            for owned in (
-                self._suites,
-                self._versions,
-                self._fetched,
-                self._handed,
-                self._held,
-                self._watermark,
-            ):
-                owned.pop(partition, None)
+            self._suites.pop(partition, None)
+            self._versions.pop(partition, None)
+            self._gate.forget(partition)
         self._assign_labels()
 
     def close(self, timeout_s: float | None = None) -> None:
@@ -272,7 +249,7 @@ class DriftMonitor(BatchObserver):
         close_all(
             partial(self._producer.close, timeout=30 if timeout_s is None else timeout_s),  # flushes first
             partial(self._labels.close, autocommit=False),
-            partial(self._states.close, autocommit=False),
+            self._states.close,
         )
 
     # -- internals -----------------------------------------------------------------------
@@ -300,7 +277,7 @@ class DriftMonitor(BatchObserver):
             )
         self._suites[partition] = suite
         self._versions[partition] = version
-        self._fetched[partition] = self._handed[partition] = labels_offset
+        self._gate.own(partition, labels_offset)
         self._assign_labels()
         return suite
 
@@ -352,27 +329,19 @@ class DriftMonitor(BatchObserver):
         return None
 
     def _read_states(self, timeout_s: float = 30.0) -> None:
-        """Read the state topic to its current end, keeping this group's snapshots."""
-        end = self._states.end_offsets(self._state_partitions)
-        deadline = time.monotonic() + timeout_s
+        """Read the state topic to its current end, keeping this group's newest snapshots."""
         prefix = f"{self._group}/{self._topics.transactions}/".encode()
-        while any(self._states.position(tp) < end[tp] for tp in self._state_partitions):
-            if time.monotonic() > deadline:
-                raise KafkaUnavailableError(
-                    f"could not read {self._topics.state} to its end in {timeout_s:.0f}s"
-                )
-            for records in self._states.poll(timeout_ms=200).values():
-                for record in records:
-                    if not record.key or not record.key.startswith(prefix) or not record.value:
-                        continue
-                    try:
-                        envelope = read_envelope(record.value)
-                    except StateRejectedError:
-                        continue
-                    kept = self._snapshots.setdefault(envelope.partition, [])
-                    kept.append((envelope.offset, record.value))
-                    kept.sort(key=lambda item: item[0])
-                    del kept[:-3]
+        for record in self._states.read_to_end(timeout_s):
+            if not record.key or not record.key.startswith(prefix) or not record.value:
+                continue
+            try:
+                envelope = read_envelope(record.value)
+            except StateRejectedError:
+                continue
+            kept = self._snapshots.setdefault(envelope.partition, [])
+            kept.append((envelope.offset, record.value))
+            kept.sort(key=lambda item: item[0])
+            del kept[:-3]
 
     def _labels_offset_at(self, partition: int, timestamp_ms: int) -> int:
         """Where a fresh suite starts reading labels: the first at or after its first transaction."""
@@ -386,7 +355,7 @@ class DriftMonitor(BatchObserver):
         partitions = [TopicPartition(self._topics.labels, p) for p in sorted(self._suites)]
         self._labels.assign(partitions)
         for tp in partitions:
-            self._labels.seek(tp, self._fetched[tp.partition])
+            self._labels.seek(tp, self._gate.fetch_offset(tp.partition))
 
     def _publish(self, alarms: Sequence[Any], partition: int, version: str) -> None:
         for alarm in alarms:

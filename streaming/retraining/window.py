@@ -10,19 +10,17 @@ partition, counts) is returned as lineage for the dataset snapshot.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from kafka import TopicPartition
 from kafka.errors import KafkaError
 
 from streaming.config import Settings
 from streaming.errors import DecodeError, KafkaUnavailableError
 from streaming.events import EventCodec, label_type, transaction_type
-from streaming.kafka.clients import make_consumer, wait_for_topic
+from streaming.kafka.reading import TopicReader
 
 
 @dataclass
@@ -96,36 +94,18 @@ def _read_range(
     settings: Settings, topic: str, start_ms: int, codec: EventCodec[Any], timeout_s: float
 ) -> tuple[list[tuple[int, int, Any]], dict[str, list[int]], int]:
     """Every decodable record of ``topic`` from ``start_ms`` to the current end, per partition."""
-    consumer = make_consumer(settings.kafka, None, enable_auto_commit=False, request_timeout_ms=30_000)
     try:
-        partitions = [TopicPartition(topic, p) for p in sorted(wait_for_topic(consumer, topic))]
-        consumer.assign(partitions)
-        starts = consumer.offsets_for_times({tp: start_ms for tp in partitions})
-        ends = consumer.end_offsets(partitions)
-        ranges: dict[str, list[int]] = {}
-        for tp in partitions:
-            found = starts.get(tp)
-            begin = found.offset if found is not None else ends[tp]
-            consumer.seek(tp, begin)
-            ranges[str(tp.partition)] = [begin, ends[tp]]
-        records: list[tuple[int, int, Any]] = []
-        undecodable = 0
-        deadline = time.monotonic() + timeout_s
-        pending = {tp for tp in partitions if ranges[str(tp.partition)][0] < ends[tp]}
-        while pending:
-            if time.monotonic() > deadline:
-                raise KafkaUnavailableError(f"reading {topic} did not finish within {timeout_s:.0f}s")
-            for tp, batch in consumer.poll(timeout_ms=500, max_records=5000).items():
-                for record in batch:
-                    if record.offset >= ends[tp]:
-                        continue
-                    try:
-                        records.append((record.partition, record.offset, codec.decode(record.value)))
-                    except DecodeError:
-                        undecodable += 1  # the scorer already dead-lettered it
-            pending = {tp for tp in pending if consumer.position(tp) < ends[tp]}
-        return records, ranges, undecodable
+        with TopicReader(
+            settings.kafka, topic, start_ms, topic_timeout_s=30.0, request_timeout_ms=30_000
+        ) as reader:
+            records: list[tuple[int, int, Any]] = []
+            undecodable = 0
+            for record in reader.read_to_end(timeout_s, max_records=5000):
+                try:
+                    records.append((record.partition, record.offset, codec.decode(record.value)))
+                except DecodeError:
+                    undecodable += 1  # the scorer already dead-lettered it
+            ranges = {str(p): [reader.starts[p], end] for p, end in reader.ends.items()}
+            return records, ranges, undecodable
     except KafkaError as exc:
         raise KafkaUnavailableError(f"reading {topic} failed: {exc}") from exc
-    finally:
-        consumer.close(autocommit=False)

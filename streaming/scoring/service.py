@@ -401,18 +401,33 @@ def _log_async_commit(offsets: dict[TopicPartition, OffsetAndMetadata], response
 
 
 class _FinishBatchOnRevoke(ConsumerRebalanceListener):
+    """The scorer's rebalance listener; also keeps ``driftloop_partitions_owned`` true (the
+    readiness signal: a scorer that owns partitions is consuming them)."""
+
     def __init__(self, service: ScoringService) -> None:
         self._service = service
+        self._owned: set[int] = set()
 
     def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         if revoked:
             self._service._on_revoked(revoked)
+        self._disown(revoked)
 
     def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        log.info("partitions assigned", extra={"partitions": sorted(tp.partition for tp in assigned)})
+        self._owned |= {tp.partition for tp in assigned}
+        metrics.PARTITIONS_OWNED.set(len(self._owned))
+        log.info(
+            "partitions assigned",
+            extra={"partitions": sorted(tp.partition for tp in assigned), "owned": sorted(self._owned)},
+        )
 
     def on_partitions_lost(self, lost: Sequence[TopicPartition]) -> None:
         self._service._on_lost(lost)
+        self._disown(lost)
+
+    def _disown(self, partitions: Sequence[TopicPartition]) -> None:
+        self._owned -= {tp.partition for tp in partitions}
+        metrics.PARTITIONS_OWNED.set(len(self._owned))
 
 
 def _count_scores(scores: Sequence[Any]) -> None:

@@ -22,14 +22,14 @@ import pytest
 from streaming.config import Settings
 from streaming.control.updates import champion_update
 from streaming.events import DeadLetter, Score, encode_event
-from streaming.kafka.clients import ensure_topics, make_consumer
+from streaming.kafka.clients import ensure_topics
 from streaming.kafka.publishing import publish_model_update
 from streaming.models.first_champion import train_and_register
 from streaming.models.training import TrainingParams
 from streaming.topics import TopicSpec
-from tests.kafka_helpers import decode_all, read_topic
+from tests.kafka_helpers import decode_all, read_topic, wait_for_commits_at_the_end
 from tests.malformed import malformed_kinds, valid_transactions
-from tests.test_commands_at_info import Command
+from tests.processes import Command
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,8 @@ def test_malformed_messages_from_a_foreign_client_are_dead_lettered_and_scoring_
             DeadLetter,
         )
         assert scorer.process.poll() is None, f"the scorer exited:\n{scorer.tail()}"
-        committed = _committed_offsets(settings, big.name)
+        # every partition's committed offset reaches its end
+        wait_for_commits_at_the_end(settings, settings.scoring.group_id, big.name)
     finally:
         code, _ = scorer.stop()
     assert code == 0, scorer.tail()
@@ -133,35 +134,3 @@ def test_malformed_messages_from_a_foreign_client_are_dead_lettered_and_scoring_
     large = next(d for p, d in letters_at.items() if bad_places[p] == "two_megabytes")
     assert large.truncated and large.value_size is not None and large.value_size > 2 * MB - 1000
     assert large.value is not None and len(large.value) == settings.messages.dead_letter_value_bytes
-    ends = _end_offsets(settings, big.name)
-    assert committed == ends, "every partition's committed offset reaches its end"
-
-
-def _end_offsets(settings: Settings, topic: str) -> dict[int, int]:
-    from kafka import TopicPartition
-
-    consumer = make_consumer(settings.kafka, None)
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close(autocommit=False)
-
-
-def _committed_offsets(settings: Settings, topic: str, timeout_s: float = 60) -> dict[int, int | None]:
-    """The scorer group's committed offsets, once they reach the ends (or after ``timeout_s``)."""
-    import time
-
-    from kafka import TopicPartition
-
-    ends = _end_offsets(settings, topic)
-    consumer = make_consumer(settings.kafka, settings.scoring.group_id)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            committed = {p: consumer.committed(TopicPartition(topic, p)) for p in ends}
-            if committed == ends or time.monotonic() > deadline:
-                return committed
-            time.sleep(0.5)
-    finally:
-        consumer.close(autocommit=False)

@@ -15,6 +15,8 @@ import pytest
 
 from streaming.config import KafkaSettings
 from streaming.kafka.clients import make_admin
+from tests.kafka_helpers import records_written
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -35,21 +37,14 @@ def demo_topics(kafka_bootstrap: str, run_home: Path) -> list[str]:
 
 def scores_written(kafka_bootstrap: str, home: Path) -> int:
     """Scores on the running demo's scores topic so far (0 before it exists)."""
-    from kafka import TopicPartition
-
-    from streaming.kafka.clients import make_consumer
-
     runs = list(home.glob("demo/*"))
     if not runs:
         return 0
-    topic = f"demo-{runs[0].name}-scores"
-    consumer = make_consumer(KafkaSettings(bootstrap_servers=kafka_bootstrap), None)
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return sum(ends.values())
-    finally:
-        consumer.close(autocommit=False)
+    return records_written(KafkaSettings(bootstrap_servers=kafka_bootstrap), f"demo-{runs[0].name}-scores")
+
+
+def assert_running(demo: subprocess.Popen[str]) -> None:
+    assert demo.poll() is None, demo.communicate()[1][-3000:]
 
 
 def test_the_demo_detects_retrains_promotes_and_beats_the_static_model(
@@ -103,11 +98,13 @@ def test_ctrl_c_stops_the_demo_within_seconds_and_keeps_the_previous_report(
     )
     try:
         # Interrupt once a few thousand transactions are scored: there is something to report.
-        deadline = time.monotonic() + 180
-        while scores_written(kafka_bootstrap, home) < 3000:
-            assert demo.poll() is None, demo.communicate()[1][-3000:]
-            assert time.monotonic() < deadline, "the demo never scored 3,000 transactions"
-            time.sleep(0.5)
+        eventually(
+            lambda: scores_written(kafka_bootstrap, home) >= 3000,
+            "the demo scoring 3,000 transactions",
+            timeout_s=180,
+            every_s=0.5,
+            alive=lambda: assert_running(demo),
+        )
         demo.send_signal(signal.SIGINT)
         interrupted_at = time.monotonic()
         stdout, stderr = demo.communicate(timeout=60)

@@ -25,7 +25,8 @@ from streaming.simulation.generator import SCENARIOS, TransactionSimulator
 from streaming.simulation.streamer import stream_transactions
 from streaming.topics import topic_catalogue
 from tests.conftest import free_port
-from tests.kafka_helpers import decode_all, produce, read_topic, running
+from tests.kafka_helpers import committed_total, decode_all, produce, read_topic, running
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -129,18 +130,12 @@ class RecordingLauncher:
 def run_trigger_over(settings: Settings, launcher: RecordingLauncher, expected_offset: int) -> RetrainTrigger:
     trigger = RetrainTrigger(settings, launcher)
     with running(trigger):
-        consumer = make_consumer(settings.kafka, settings.trigger.group_id)
-        try:
-            from kafka import TopicPartition
-
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                committed = consumer.committed(TopicPartition(settings.topics.drift_events, 0))
-                if (committed or 0) >= expected_offset:
-                    break
-                time.sleep(0.3)
-        finally:
-            consumer.close(autocommit=False)
+        group, topic = settings.trigger.group_id, settings.topics.drift_events
+        eventually(
+            lambda: committed_total(settings, group, topic) >= expected_offset,
+            f"the trigger committing {expected_offset} drift events",
+            timeout_s=60,
+        )
     return trigger
 
 
@@ -262,6 +257,7 @@ def test_the_trigger_runs_a_served_deployment_once_per_drift_event(
     import sys
 
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL
 
     from streaming.benchmarks.throughput import child_env
@@ -277,15 +273,18 @@ def test_the_trigger_runs_a_served_deployment_once_per_drift_event(
     )
     try:
         with get_client(sync_client=True) as client:
-            deadline = time.monotonic() + 90
-            while True:
+
+            def served_deployment() -> bool:
                 try:
                     client.read_deployment_by_name("retrain/driftloop")
-                    break
-                except Exception:
-                    assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
-                    assert time.monotonic() < deadline, "the worker did not serve retrain/driftloop"
-                    time.sleep(1)
+                except ObjectNotFound:
+                    return False
+                return True
+
+            def worker_alive() -> None:
+                assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+
+            eventually(served_deployment, "the worker serving retrain/driftloop", 90, 1.0, worker_alive)
             served = settings.model_copy(
                 update={"trigger": settings.trigger.model_copy(update={"deployment": "retrain/driftloop"})}
             )
@@ -301,10 +300,12 @@ def test_the_trigger_runs_a_served_deployment_once_per_drift_event(
             assert run.name == f"retrain-fraud-{event.event_id}"
             assert f"drift-event:{event.event_id}" in run.tags and "signal:feature" in run.tags
             # The challenger is the flow's last output; the run reports Completed just after.
-            deadline = time.monotonic() + 60
-            while not (run.state is not None and run.state.is_final()) and time.monotonic() < deadline:
-                time.sleep(0.5)
-                run = client.read_flow_run(run_id)
+
+            def finished() -> Any:
+                polled = client.read_flow_run(run_id)
+                return polled if polled.state is not None and polled.state.is_final() else None
+
+            run = eventually(finished, f"flow run {run_id} finishing", timeout_s=60, every_s=0.5)
             assert run.state is not None and run.state.is_completed(), run.state
             # The same drift event again (a replay): the idempotency key returns the same run.
             assert DeploymentLauncher("retrain/driftloop").launch(event)["flow_run_id"] == run_id

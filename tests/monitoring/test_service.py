@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -29,8 +28,14 @@ from tests.kafka_helpers import (
     start_scorer_process,
     wait_for_checkpoint,
 )
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
+
+
+def labels_joined(monitor: DriftMonitor, partition: int = 0) -> int:
+    suite = monitor.suite(partition)
+    return 0 if suite is None else suite.joiner.matched
 
 
 def publish_champion(settings: Settings, history: pd.DataFrame) -> None:
@@ -113,12 +118,8 @@ def test_bad_labels_go_to_the_dead_letter_topic_and_good_ones_are_joined(
     with scorer_thread(settings, registry, [monitor]):
         scored(settings, 2000)
         letters = read_topic(settings, settings.topics.labels_dlq, until=lambda rs: len(rs) >= 2)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and (
-            not monitor._suites or monitor._suites[0].joiner.matched < 2000
-        ):
-            time.sleep(0.2)
-        assert monitor._suites[0].joiner.matched == 2000
+        eventually(lambda: labels_joined(monitor) >= 2000, "2,000 labels joined", timeout_s=30)
+        assert labels_joined(monitor) == 2000
     assert len(letters) == 2
     assert {r.key for r in letters} == {b"acct"}
 
@@ -195,7 +196,8 @@ def test_a_forged_or_too_new_snapshot_is_not_restored(
     monitor = DriftMonitor(settings, registry)
     with scorer_thread(settings, registry, [monitor]):
         scored(settings, 1000)
-        assert monitor._suites[0].scored == 1000  # a fresh suite saw every transaction
+        suite = monitor.suite(0)
+        assert suite is not None and suite.scored == 1000  # a fresh suite saw every transaction
     messages = [r.getMessage() for r in caplog.records if r.name == "driftloop.monitor"]
     assert "ignoring a state snapshot newer than the committed offset" in messages
     assert any(m.startswith("state snapshot refused: bad_signature") for m in messages), messages

@@ -8,20 +8,12 @@ exists for, logs about it at INFO, then stops cleanly on SIGTERM with exit code 
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 
-from streaming.benchmarks.throughput import child_env
 from streaming.config import CanarySettings, RetrainingSettings, Settings
 from streaming.control.updates import champion_update
 from streaming.events import DriftEvent, ModelUpdate, encode_event
@@ -31,47 +23,9 @@ from streaming.models.training import TrainingParams
 from streaming.simulation.generator import SCENARIOS, TransactionSimulator, to_labels, to_transactions
 from streaming.simulation.streamer import stream_transactions
 from tests.kafka_helpers import decode_all, produce, read_topic
+from tests.processes import Command
 
 pytestmark = pytest.mark.integration
-
-
-class Command:
-    """`python -m streaming.cli ARGS` with the settings' environment, stderr to a file."""
-
-    def __init__(self, settings: Settings, log: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.log = log
-        self._out = log.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "streaming.cli", *args],
-            env={**child_env(settings), **(env or {})},
-            stdout=subprocess.PIPE,
-            stderr=self._out,
-        )
-
-    def wait_for(self, condition: Callable[[], bool], what: str, timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not condition():
-            assert self.process.poll() is None, f"exited {self.process.returncode}:\n{self.tail()}"
-            assert time.monotonic() < deadline, f"{what} not seen within {timeout_s:.0f} s:\n{self.tail()}"
-            time.sleep(0.3)
-
-    def stop(self) -> tuple[int, str]:
-        """SIGTERM; the exit code and stdout."""
-        self.process.send_signal(signal.SIGTERM)
-        stdout, _ = self.process.communicate(timeout=90)
-        self._out.close()
-        return self.process.returncode, stdout.decode()
-
-    def logged(self) -> list[dict[str, Any]]:
-        """driftloop's log lines (JSON objects) so far."""
-        entries = []
-        for line in self.log.read_text().splitlines():
-            if line.startswith("{"):
-                entries.append(json.loads(line))
-        return entries
-
-    def tail(self) -> str:
-        return self.log.read_text()[-4000:]
 
 
 def messages(command: Command, level: str = "info") -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -19,12 +20,24 @@ from streaming.errors import DeliveryError
 from streaming.events import DeadLetter, Score, encode_event
 from streaming.kafka.clients import make_consumer, make_producer
 from streaming.kafka.publishing import publish_model_update
+from streaming.kafka.reading import end_offsets
 from streaming.models.first_champion import open_registry, train_and_register
 from streaming.models.registry import ARTIFACT_FILE, ModelManifest
 from streaming.models.training import TrainingParams
 from streaming.scoring.service import ScoringService
 from streaming.simulation.generator import TransactionSimulator, to_transactions
-from tests.kafka_helpers import decode_all, produce, read_topic, scorer_thread, start_scorer_process
+from tests.conftest import free_port
+from tests.kafka_helpers import (
+    committed_offsets,
+    decode_all,
+    partitions_owned,
+    produce,
+    read_topic,
+    scorer_thread,
+    start_scorer_process,
+    wait_for_group,
+)
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +57,9 @@ def ids_of(messages: list[tuple[bytes, bytes]]) -> set[str]:
     return {msgspec.json.decode(value)["transaction_id"] for _, value in messages}
 
 
-def wait_for_log(path: Path, text: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{text!r} not in {path} after {timeout_s:.0f}s")
+def all_running(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        assert process.poll() is None, f"a scorer exited with {process.returncode}"
 
 
 def wait_for_scores(settings: Settings, expected: set[str], timeout_s: float = 120) -> list[Score]:
@@ -159,11 +168,11 @@ def test_a_tampered_update_is_refused_and_a_good_one_is_hot_swapped(
 
         v3 = register(settings, history, iterations=15)
         publish_model_update(settings, champion_update(v3))
-        deadline = time.monotonic() + 30
-        while (
-            service.holder.champion is None or service.holder.champion.version != v3.version
-        ) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually(
+            lambda: service.holder.champion is not None and service.holder.champion.version == v3.version,
+            f"the scorer serving {v3.version}",
+            timeout_s=30,
+        )
         produce(settings, settings.topics.transactions, second)
         after = wait_for_scores(settings, ids_of(first) | ids_of(second))
     assert Counter(s.transaction_id for s in after).most_common(1)[0][1] == 1, "nothing scored twice"
@@ -176,12 +185,22 @@ def test_two_scorer_processes_split_four_partitions_and_lose_nothing(
 ) -> None:
     settings = driftloop_settings
     publish_model_update(settings, champion_update(register(settings, history)))
-    scorers = [start_scorer_process(settings, tmp_path / f"scorer-{i}.log") for i in range(2)]
+    ports = [free_port(), free_port()]
+    scorers = [
+        start_scorer_process(settings, tmp_path / f"scorer-{i}.log", port) for i, port in enumerate(ports)
+    ]
     try:
-        # Both join the group (imports and model loading take seconds) before data arrives.
-        for i in range(2):
-            wait_for_log(tmp_path / f"scorer-{i}.log", "partitions assigned")
-        time.sleep(2)  # the second round of the cooperative rebalance
+        # Both own partitions (imports and model loading take seconds; the cooperative
+        # rebalance takes two rounds) before data arrives: each reports it, and the group agrees.
+        eventually(
+            lambda: (
+                all(partitions_owned(port) > 0 for port in ports) and sum(map(partitions_owned, ports)) == 4
+            ),
+            "both scorers owning partitions",
+            timeout_s=120,
+            alive=lambda: all_running(scorers),
+        )
+        wait_for_group(settings, settings.scoring.group_id, settings.topics.transactions, members=2)
         messages = transactions(8000)
         produce(settings, settings.topics.transactions, messages)
         scores = wait_for_scores(settings, ids_of(messages), timeout_s=180)
@@ -198,12 +217,9 @@ def test_two_scorer_processes_split_four_partitions_and_lose_nothing(
     assert sum(scored) == len(messages)
 
     # SIGTERM drained and committed: the group's offsets are at the end of every partition.
-    consumer = make_consumer(settings.kafka, settings.scoring.group_id)
-    partitions = [TopicPartition(settings.topics.transactions, p) for p in range(4)]
-    end = consumer.end_offsets(partitions)
-    committed = {tp: consumer.committed(tp) for tp in partitions}
-    consumer.close(autocommit=False)
-    assert committed == end
+    topic = settings.topics.transactions
+    ends = end_offsets(settings.kafka, topic)
+    assert committed_offsets(settings, settings.scoring.group_id, topic) == ends and len(ends) == 4
 
 
 def test_a_batch_waits_for_more_records_only_until_its_first_is_max_wait_ms_old(
@@ -331,16 +347,17 @@ def test_a_scorer_restarted_with_its_group_instance_id_owns_its_partitions_again
     scoring = driftloop_settings.scoring.model_copy(update={"group_instance_id": "scorer-0"})
     settings = driftloop_settings.model_copy(update={"scoring": scoring})
     publish_model_update(settings, champion_update(register(settings, history)))
-    first = start_scorer_process(settings, tmp_path / "first.log")
+    port = free_port()
+    first = start_scorer_process(settings, tmp_path / "first.log", port)
     try:
-        wait_for_log(tmp_path / "first.log", "partitions assigned")
+        eventually(lambda: partitions_owned(port) == 4, "the first scorer owning its partitions", 120)
     finally:
         first.kill()  # a crash: no leave-group request
         first.wait(timeout=30)
     restarted = time.monotonic()
-    second = start_scorer_process(settings, tmp_path / "second.log")
+    second = start_scorer_process(settings, tmp_path / "second.log", port)
     try:
-        wait_for_log(tmp_path / "second.log", "partitions assigned")
+        eventually(lambda: partitions_owned(port) == 4, "the restarted scorer owning its partitions", 60, 0.1)
         owned_after = time.monotonic() - restarted
         batch = transactions(500, seed=21)
         produce(settings, settings.topics.transactions, batch)

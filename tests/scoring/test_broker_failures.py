@@ -14,7 +14,7 @@ import pytest
 from streaming.config import KAFKA_VERSION, KafkaSettings, ScoringSettings, Settings, load_settings
 from streaming.control.updates import champion_update
 from streaming.events import Score, encode_event
-from streaming.kafka.clients import ensure_topics, make_consumer
+from streaming.kafka.clients import ensure_topics
 from streaming.kafka.local_broker import LocalBroker
 from streaming.kafka.publishing import publish_model_update
 from streaming.models.first_champion import train_and_register
@@ -22,8 +22,8 @@ from streaming.models.training import TrainingParams
 from streaming.simulation.generator import TransactionSimulator, to_transactions
 from streaming.topics import topic_catalogue
 from tests.conftest import free_port
-from tests.kafka_helpers import decode_all, produce, read_topic
-from tests.test_commands_at_info import Command
+from tests.kafka_helpers import decode_all, produce, read_topic, records_written
+from tests.processes import Command
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +39,7 @@ def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
 
 
 def _scores_written(settings: Settings) -> int:
-    from kafka import TopicPartition
-
-    consumer = make_consumer(settings.kafka, None)
-    try:
-        topic = settings.topics.scores
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        return sum(consumer.end_offsets(partitions).values())
-    finally:
-        consumer.close(autocommit=False)
+    return records_written(settings.kafka, settings.topics.scores)
 
 
 def test_a_90_second_broker_outage_ends_the_scorer_with_one_line_and_loses_nothing(
