@@ -431,6 +431,47 @@ def run_throughput_benchmark(
     publish_model_update(settings, champion_update(manifest))
     event_bytes = preload(settings, count)
 
+    runs = _rounds(settings, count, naive_count, repeats, observers_factory, echo)
+    eps = {name: statistics.median(m.eps for m in measurements) for name, measurements in runs.items()}
+    latency_pipeline = "scorer+monitors" if "scorer+monitors" in eps else "scorer"
+    rate = eps[latency_pipeline] / 2
+    echo(
+        f"latency: offering {rate:,.0f} transactions/s (half the {latency_pipeline} maximum) "
+        f"to a `driftloop score` process for {latency_seconds:.0f}s..."
+    )
+    latency_run = measure_latency(
+        settings,
+        rate,
+        latency_seconds,
+        home / "bench-latency-scorer.log",
+        monitors=latency_pipeline == "scorer+monitors",
+    )
+    summary = {
+        "events": count,
+        "event_bytes": round(event_bytes, 1),
+        "partitions": PARTITIONS,
+        "max_batch": settings.scoring.max_batch,
+        "max_wait_ms": settings.scoring.max_wait_ms,
+        "repeats": repeats,
+        **_throughput_summary(runs, eps),
+        **_latency_summary(latency_run, latency_pipeline, rate),
+    }
+    if "scorer+monitors" in eps:
+        summary["monitored_eps"] = round(eps["scorer+monitors"], 1)
+        summary["monitor_overhead"] = round(eps["scorer"] / eps["scorer+monitors"] - 1, 3)
+    _print_summary(summary, eps, echo)
+    return summary
+
+
+def _rounds(
+    settings: Settings,
+    count: int,
+    naive_count: int,
+    repeats: int,
+    observers_factory: Callable[[Settings], Sequence[BatchObserver]] | None,
+    echo: Callable[[str], None],
+) -> dict[str, list[Measurement]]:
+    """``repeats`` rounds of every pipeline over the preloaded topic, by pipeline name."""
     runs: dict[str, list[Measurement]] = {
         "passthrough": [],
         "scorer": [],
@@ -463,31 +504,16 @@ def run_throughput_benchmark(
             f"  round {repeat + 1}: "
             + ", ".join(f"{name} {measurements[-1].eps:,.0f}/s" for name, measurements in runs.items())
         )
-    eps = {name: statistics.median(m.eps for m in measurements) for name, measurements in runs.items()}
+    return runs
+
+
+def _throughput_summary(runs: dict[str, list[Measurement]], eps: dict[str, float]) -> dict[str, Any]:
     # Each round runs the passthrough and the scorer back to back; the machine's speed drifts
     # between rounds (a shared 2-core VM), so the ratio is taken within each round.
     paired = statistics.median(
         scored.eps / passed.eps for scored, passed in zip(runs["scorer"], runs["passthrough"], strict=True)
     )
-
-    monitored = "scorer+monitors" in eps
-    latency_pipeline = "scorer+monitors" if monitored else "scorer"
-    rate = eps[latency_pipeline] / 2
-    echo(
-        f"latency: offering {rate:,.0f} transactions/s (half the {latency_pipeline} maximum) "
-        f"to a `driftloop score` process for {latency_seconds:.0f}s..."
-    )
-    latency_run = measure_latency(
-        settings, rate, latency_seconds, home / "bench-latency-scorer.log", monitors=monitored
-    )
-    latencies, offered = latency_run.latencies_ms, latency_run.achieved_rate
-
-    summary: dict[str, Any] = {
-        "events": count,
-        "event_bytes": round(event_bytes, 1),
-        "partitions": PARTITIONS,
-        "max_batch": settings.scoring.max_batch,
-        "repeats": repeats,
+    return {
         "pipeline_eps": round(eps["scorer"], 1),
         "passthrough_eps": round(eps["passthrough"], 1),
         "naive_eps": round(eps["naive"], 1),
@@ -496,34 +522,42 @@ def run_throughput_benchmark(
         "speedup_vs_naive": round(eps["scorer"] / eps["naive"], 1),
         "naive_compiled_eps": round(eps["naive (compiled)"], 1),
         "speedup_vs_naive_compiled": round(eps["scorer"] / eps["naive (compiled)"], 1),
-        "max_wait_ms": settings.scoring.max_wait_ms,
-        "latency_pipeline": latency_pipeline,
+    }
+
+
+def _latency_summary(run: LatencyRun, pipeline: str, rate: float) -> dict[str, Any]:
+    latencies = run.latencies_ms
+    return {
+        "latency_pipeline": pipeline,
         "offered_rate_eps": round(rate, 1),
-        "achieved_rate_eps": round(offered, 1),
-        "load_generator": latency_run.load_generator,
+        "achieved_rate_eps": round(run.achieved_rate, 1),
+        "load_generator": run.load_generator,
         "latency_samples": len(latencies),
         "p50_latency_ms": round(_percentile(latencies, 50), 1),
         "p99_latency_ms": round(_percentile(latencies, 99), 1),
         "max_latency_ms": round(max(latencies), 1) if latencies else float("nan"),
     }
-    if monitored:
-        summary["monitored_eps"] = round(eps["scorer+monitors"], 1)
-        summary["monitor_overhead"] = round(eps["scorer"] / eps["scorer+monitors"] - 1, 3)
+
+
+def _print_summary(summary: dict[str, Any], eps: dict[str, float], echo: Callable[[str], None]) -> None:
+    """The table of medians, the ratios, the latency line, then the JSON summary (last)."""
     echo("")
     echo(f"{'pipeline':18} {'events/s (median)':>18} {'vs passthrough':>15}")
     for name, value in eps.items():
         echo(f"{name:18} {value:18,.0f} {value / eps['passthrough']:15.3f}")
-    echo(f"scorer vs passthrough, median of the {repeats} rounds' ratios: {summary['ratio_vs_passthrough']}")
+    echo(
+        f"scorer vs passthrough, median of the {summary['repeats']} rounds' ratios: "
+        f"{summary['ratio_vs_passthrough']}"
+    )
     echo(
         f"speedup of the scorer over the naive loop: {summary['speedup_vs_naive']}x "
         f"(scikit-learn predict_proba per message), {summary['speedup_vs_naive_compiled']}x "
         "(the compiled tree walker per message)"
     )
     echo(
-        f"end-to-end latency ({latency_pipeline}) at {rate:,.0f}/s offered ({offered:,.0f}/s achieved "
-        f"by {latency_run.load_generator}): "
+        f"end-to-end latency ({summary['latency_pipeline']}) at {summary['offered_rate_eps']:,.0f}/s "
+        f"offered ({summary['achieved_rate_eps']:,.0f}/s achieved by {summary['load_generator']}): "
         f"p50 {summary['p50_latency_ms']} ms, p99 {summary['p99_latency_ms']} ms, "
-        f"max {summary['max_latency_ms']} ms ({len(latencies)} samples)"
+        f"max {summary['max_latency_ms']} ms ({summary['latency_samples']} samples)"
     )
     echo(json.dumps(summary))
-    return summary

@@ -16,7 +16,9 @@ from streaming.cli._common import app, console, local_broker, settings_of
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from streaming.demo.run import DemoStatus
+    from streaming.config import Settings
+    from streaming.demo.run import DemoPlan, DemoResult, DemoStatus
+    from streaming.kafka.local_broker import LocalBroker
 
 #: The exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED_EXIT = 130
@@ -49,43 +51,84 @@ def demo(
     seconds, marks the summary interrupted, writes the report to report.interrupted.html
     (a complete report is never overwritten) and exits with 130.
     """
+    from streaming.demo.outcomes import summary_json
+    from streaming.demo.run import new_run_id
+    from streaming.kafka.clients import require_broker
+
+    plan = _plan(scenario, short, rate)
+    settings, broker = _on_a_broker(settings_of(ctx))
+    try:
+        require_broker(settings.kafka)
+        run_id = new_run_id()
+        run_dir = (settings.home / "demo" / run_id).resolve()
+        log_path = run_dir / "demo.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        result, note = _run_in_live_view(settings, plan, report, keep_topics, run_id, run_dir, log_path)
+    finally:
+        if broker is not None:
+            broker.stop()
+    if result is None:
+        console.print(f"stopped: {note}; logs: {log_path}", highlight=False, soft_wrap=True)
+        raise typer.Exit(INTERRUPTED_EXIT)
+    for key, value in result.summary.items():
+        typer.echo(f"{key:32} {value}")
+    typer.echo(f"report: {result.report.resolve()}")
+    typer.echo(f"logs: {log_path}")
+    typer.echo(summary_json(result.summary))
+    sys.stdout.flush()
+    if result.summary["interrupted"]:
+        raise typer.Exit(INTERRUPTED_EXIT)
+
+
+def _plan(scenario: str, short: bool, rate: float | None) -> DemoPlan:
     import dataclasses
 
-    from rich.console import Console
-    from rich.live import Live
-
-    from streaming.demo.outcomes import summary_json
-    from streaming.demo.run import SHORT, DemoPlan, new_run_id, run_demo
-    from streaming.errors import NothingToReportError
-    from streaming.logs import configure_logging, stderr_into
+    from streaming.demo.run import SHORT, DemoPlan
     from streaming.simulation.generator import SCENARIOS
 
     if scenario not in SCENARIOS or scenario == "baseline":
         raise typer.BadParameter("choose concept, covariate or prior", param_hint="--scenario")
-    settings = settings_of(ctx)
     plan = dataclasses.replace(SHORT if short else DemoPlan(), scenario=scenario)
-    if rate:
-        plan = dataclasses.replace(plan, rate=rate)
-    broker = None
+    return dataclasses.replace(plan, rate=rate) if rate else plan
+
+
+def _on_a_broker(settings: Settings) -> tuple[Settings, LocalBroker | None]:
+    """The configured broker, or else the local one (started if it is not running: then it
+    is returned, to be stopped at the end)."""
     configured = (
         os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "bootstrap_servers" in settings.kafka.model_fields_set
     )
-    if not configured:
-        local = local_broker(settings)
-        kafka = settings.kafka.model_copy(update={"bootstrap_servers": local.bootstrap_servers})
-        settings = settings.model_copy(update={"kafka": kafka})
-        if not local.status().running:
-            console.print("starting the local Kafka broker...")
-            local.start(timeout_s=settings.local_kafka.start_timeout_s)
-            broker = local  # ours: stopped at the end
-    from streaming.kafka.clients import require_broker
+    if configured:
+        return settings, None
+    local = local_broker(settings)
+    kafka = settings.kafka.model_copy(update={"bootstrap_servers": local.bootstrap_servers})
+    settings = settings.model_copy(update={"kafka": kafka})
+    if local.status().running:
+        return settings, None
+    console.print("starting the local Kafka broker...")
+    local.start(timeout_s=settings.local_kafka.start_timeout_s)
+    return settings, local
 
-    require_broker(settings.kafka)
 
-    run_id = new_run_id()
-    run_dir = (settings.home / "demo" / run_id).resolve()
-    log_path = run_dir / "demo.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+def _run_in_live_view(
+    settings: Settings,
+    plan: DemoPlan,
+    report: Path,
+    keep_topics: bool,
+    run_id: str,
+    run_dir: Path,
+    log_path: Path,
+) -> tuple[DemoResult | None, str]:
+    """Run the demo under the live view, every log line into ``log_path``; Ctrl-C (or
+    SIGTERM) interrupts it, a second one leaves at once. The result (None if there was
+    nothing to report) and the view's last note."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from streaming.demo.run import run_demo
+    from streaming.errors import NothingToReportError
+    from streaming.logs import configure_logging, stderr_into
+
     prefect_ready, prefect_ui = _prefect_server(run_dir, log_path)
     interrupt = threading.Event()
     view = _LiveView(interrupt, log_path, prefect_ui)
@@ -123,19 +166,7 @@ def demo(
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        if broker is not None:
-            broker.stop()
-    if result is None:
-        console.print(f"stopped: {view.note}; logs: {log_path}", highlight=False, soft_wrap=True)
-        raise typer.Exit(INTERRUPTED_EXIT)
-    for key, value in result.summary.items():
-        typer.echo(f"{key:32} {value}")
-    typer.echo(f"report: {result.report.resolve()}")
-    typer.echo(f"logs: {log_path}")
-    typer.echo(summary_json(result.summary))
-    sys.stdout.flush()
-    if result.summary["interrupted"]:
-        raise typer.Exit(INTERRUPTED_EXIT)
+    return result, view.note
 
 
 def _prefect_server(run_dir: Path, log_path: Path) -> tuple[Any, str]:

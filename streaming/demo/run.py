@@ -176,11 +176,7 @@ def _run(
     view: Callable[[DemoStatus], None],
     prefect_ready: Callable[[], None],
 ) -> DemoResult:
-    from streaming.canary.service import CanaryService
     from streaming.control.follower import ModelUpdateFollower
-    from streaming.monitoring.service import DriftMonitor
-    from streaming.retraining.trigger import InProcessLauncher, RetrainTrigger
-    from streaming.scoring.service import ScoringService
 
     run = _Run(settings, plan)
     view(_status(run, None, None, None, [], "training the first champion", _TRAINING))
@@ -191,19 +187,7 @@ def _run(
     publish_model_update(settings, champion_update(champion))
     if interrupt.is_set():
         raise NothingToReportError("interrupted before the stream began: nothing to report")
-    registry = open_registry(settings)
-    monitor = DriftMonitor(settings, registry)
-    scorer = ScoringService(settings, registry, [monitor])
-    trigger = RetrainTrigger(settings, _ReadyFirst(InProcessLauncher(settings), prefect_ready))
-    canary = CanaryService(settings)
-    halt = threading.Event()
-    producer = threading.Thread(target=_produce, args=(run, simulator, halt), name="simulator", daemon=True)
-    services = [
-        threading.Thread(target=_guard(run, s.run), name=type(s).__name__, daemon=True)
-        for s in (scorer, trigger, canary)
-    ]
-    for thread in (producer, *services):
-        thread.start()
+    services = _Services.start(run, simulator, prefect_ready)
     follower = ModelUpdateFollower(settings)
     alerts = _DriftFollower(settings)
     updates: list[ModelUpdate] = []
@@ -212,39 +196,86 @@ def _run(
             updates += follower.poll(timeout_ms=250)[0]
             alerts.poll()
             elapsed = time.monotonic() - run.started
-            view(_status(run, scorer, alerts, trigger, updates))
+            view(_status(run, services.scorer, alerts, services.trigger, updates))
             finished = any(u.status in ("promoted", "rolled_back") for u in updates)
             if (run.done_producing and (finished or elapsed > plan.max_seconds * 0.8)) or (
                 elapsed > plan.max_seconds
             ):
                 break
     finally:
-        halt.set()
-        stopping = _status(run, scorer, alerts, trigger, updates)
+        stopping = _status(run, services.scorer, alerts, services.trigger, updates)
         view(replace(stopping, phase="stopping the services", next_step=_READING, stopping=True))
-        for service in (scorer, trigger, canary):
+        services.stop()
+        close_all(follower.close, alerts.close)
+    if run.errors:
+        raise DriftloopError("the demo stopped: " + "; ".join(run.errors))
+    last = _status(run, services.scorer, alerts, services.trigger, updates)
+    view(replace(last, phase=_READING, next_step="", stopping=True))
+    return _read_back_and_report(run, champion.version, report, interrupt.is_set())
+
+
+@dataclass
+class _Services:
+    """The demo's services, each in a thread, and the simulator feeding them."""
+
+    scorer: Any
+    trigger: Any
+    canary: Any
+    halt: threading.Event
+    threads: list[threading.Thread]
+
+    @classmethod
+    def start(
+        cls, run: _Run, simulator: TransactionSimulator, prefect_ready: Callable[[], None]
+    ) -> _Services:
+        from streaming.canary.service import CanaryService
+        from streaming.monitoring.service import DriftMonitor
+        from streaming.retraining.trigger import InProcessLauncher, RetrainTrigger
+        from streaming.scoring.service import ScoringService
+
+        settings = run.settings
+        registry = open_registry(settings)
+        scorer = ScoringService(settings, registry, [DriftMonitor(settings, registry)])
+        trigger = RetrainTrigger(settings, _ReadyFirst(InProcessLauncher(settings), prefect_ready))
+        canary = CanaryService(settings)
+        halt = threading.Event()
+        threads = [
+            threading.Thread(target=_produce, args=(run, simulator, halt), name="simulator", daemon=True),
+            *(
+                threading.Thread(target=_guard(run, s.run), name=type(s).__name__, daemon=True)
+                for s in (scorer, trigger, canary)
+            ),
+        ]
+        for thread in threads:
+            thread.start()
+        return cls(scorer, trigger, canary, halt, threads)
+
+    def stop(self) -> None:
+        """Stop producing and every service; wait up to ``_STOP_WAIT_S`` for their threads."""
+        self.halt.set()
+        for service in (self.scorer, self.trigger, self.canary):
             service.stop()
         stopping_at = time.monotonic()
         deadline = stopping_at + _STOP_WAIT_S
-        for thread in (producer, *services):
+        for thread in self.threads:
             thread.join(max(0.1, deadline - time.monotonic()))
-        close_all(follower.close, alerts.close)
         log.info(
             "demo services stopped",
             extra={
                 "seconds": round(time.monotonic() - stopping_at, 2),
-                "still_running": [t.name for t in (producer, *services) if t.is_alive()],
+                "still_running": [t.name for t in self.threads if t.is_alive()],
             },
         )
-    if run.errors:
-        raise DriftloopError("the demo stopped: " + "; ".join(run.errors))
-    interrupted = interrupt.is_set()
-    view(replace(_status(run, scorer, alerts, trigger, updates), phase=_READING, next_step="", stopping=True))
-    reading_at = time.monotonic()
-    observed = observe_run(run, champion.version, deadline=reading_at + _READ_BACK_S[interrupted])
-    summary = summarize(observed, plan.scenario, time.monotonic() - run.started, interrupted)
+
+
+def _read_back_and_report(run: _Run, champion: str, report: Path, interrupted: bool) -> DemoResult:
+    """Read the run's topics back, summarize, write the report (``report.interrupted.html``
+    when interrupted: a complete report is never overwritten)."""
     from streaming.demo.report import write_report
 
+    reading_at = time.monotonic()
+    observed = observe_run(run, champion, deadline=reading_at + _READ_BACK_S[interrupted])
+    summary = summarize(observed, run.plan.scenario, time.monotonic() - run.started, interrupted)
     path = interrupted_report_path(report) if interrupted else report
     writing_at = time.monotonic()
     write_report(path, observed, summary)

@@ -52,6 +52,13 @@ class Outcome:
     def cost(self, fp_cost: float, fn_cost: float) -> float:
         return self.false_positives * fp_cost + self.false_negatives * fn_cost
 
+    def count(self, decisions: np.ndarray, labels: np.ndarray) -> None:
+        """One batch's decisions (bool) against its labels (0/1)."""
+        self.rows += len(decisions)
+        self.correct += int((decisions == labels.astype(bool)).sum())
+        self.false_positives += int((decisions & (labels == 0)).sum())
+        self.false_negatives += int((~decisions & (labels == 1)).sum())
+
 
 @dataclass
 class BacktestResult:
@@ -196,11 +203,7 @@ def _stream(
         scores = model.predict_proba(model.encoder.frame_matrix(frame.iloc[rows]))
         static_scores[row - start : end - start] = scores
         decisions = scores >= threshold
-        y = labels_all[rows]
-        outcome.rows += end - row
-        outcome.correct += int((decisions == y.astype(bool)).sum())
-        outcome.false_positives += int((decisions & (y == 0)).sum())
-        outcome.false_negatives += int((~decisions & (y == 1)).sum())
+        outcome.count(decisions, labels_all[rows])
         positions = np.arange(row, end)
         alarms = suite.observe_scored(
             numeric_all[rows],
@@ -230,15 +233,25 @@ def _stream(
         row = end
         if pending_retrain is not None and row >= pending_retrain:
             # The new concept only: labelled rows since the drift began (at most train_rows).
+            assert params is not None
             labelled = frame.iloc[max(drift_since, revealed - start) : revealed]
-            try:
-                assert params is not None
-                model = train_classifier(labelled, spec, label_column, params)
-            except TrainingError:
+            retrained = _retrained(labelled, spec, label_column, params)
+            if retrained is None:
                 pending_retrain = row + (retrain_after or 0)  # e.g. one class only yet: wait
                 continue
+            model = retrained
             version = f"v{len(outcome.retrains) + 2}"
             outcome.retrains.append(row)
             suite = MonitorSuite(settings, spec, model.reference)
             pending_retrain = None
     return events, static_scores, outcome
+
+
+def _retrained(
+    labelled: pd.DataFrame, spec: FeatureSpec, label_column: str, params: TrainingParams
+) -> TrainedModel | None:
+    """A model trained on ``labelled``, or None when it cannot be yet (one class only)."""
+    try:
+        return train_classifier(labelled, spec, label_column, params)
+    except TrainingError:
+        return None
