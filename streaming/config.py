@@ -121,6 +121,8 @@ class TopicNames(_Section):
     transactions: str = "transactions"
     labels: str = "labels"
     scores: str = "scores"
+    outcomes: str = "outcomes"
+    outcomes_changelog: str = "driftloop.outcomes.changelog"
     drift_events: str = "drift.events"
     model_updates: str = "model.updates"
     state: str = "driftloop.state"
@@ -401,6 +403,47 @@ class TriggerSettings(_Section):
     )
 
 
+class JoinSettings(_Section):
+    """`driftloop join`: predictions wait on disk for their labels, in event time."""
+
+    group_id: str = "driftloop-join"
+    ttl_s: float = Field(
+        default=120 * 86_400.0,
+        gt=0,
+        description="A prediction waits this long (event time) for its label; later labels are 'late'.",
+    )
+    label_wait_s: float = Field(
+        default=3600.0,
+        ge=0,
+        description="A label that came before its score waits until the scores' event time passes "
+        "its label time by this much; then it is 'unknown_transaction'.",
+    )
+    max_waiting_labels: int = Field(
+        default=100_000,
+        ge=2,
+        description="Labels waiting for their score, per partition; when full, the partition's labels "
+        "pause (they wait in Kafka) until half the room is free.",
+    )
+    state_dir: Path | None = Field(
+        default=None, description="Where the partitions' RocksDB stores live; default <home>/state/join."
+    )
+    checkpoint_interval_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="Flush outcomes, write the changelog and the stores, commit, this often.",
+    )
+    max_batch: int = Field(default=5000, ge=1, description="Records (scores and labels) per poll.")
+    delivery_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long a checkpoint waits for outcomes and changelog records to land.",
+    )
+    session_timeout_ms: int = Field(
+        default=30_000, ge=6000, description="A join that stops heartbeating loses its partitions after this."
+    )
+    metrics_port: int = Field(default=9109, ge=0, le=65535, description="Prometheus port; 0 turns it off.")
+
+
 class CanarySettings(_Section):
     """`driftloop canary`: the traffic schedule and the evidence a challenger needs."""
 
@@ -471,6 +514,7 @@ class Settings(BaseSettings):
     retraining: RetrainingSettings = Field(default_factory=RetrainingSettings)
     trigger: TriggerSettings = Field(default_factory=TriggerSettings)
     canary: CanarySettings = Field(default_factory=CanarySettings)
+    join: JoinSettings = Field(default_factory=JoinSettings)
     features: dict[str, FeatureKind] = Field(default_factory=lambda: dict(DEFAULT_FEATURES))
     model_name: str = "fraud"
 
@@ -498,6 +542,10 @@ class Settings(BaseSettings):
     @property
     def registry_path(self) -> Path:
         return self.registry.path or self.home / "registry"
+
+    @property
+    def join_state_dir(self) -> Path:
+        return self.join.state_dir or self.home / "state" / "join"
 
     def to_env(self) -> dict[str, str]:
         """``DRIFTLOOP_*`` variables that give a child process exactly these settings."""

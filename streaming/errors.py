@@ -7,6 +7,7 @@ errors are wrapped (``raise ... from exc``) so a caller catches one type per are
   crash: a message (:class:`DecodeError`, dead-lettered), a model version
   (:class:`ModelRejectedError`, refused while the last good one serves), a drift-monitor
   snapshot (:class:`StateRejectedError`, ignored and rebuilt);
+- :class:`StateStoreError`: a partition's on-disk state store (the outcome join's);
 - :class:`ConfigError`: the configuration (environment, config file, feature spec);
 - Kafka: :class:`KafkaUnavailableError` (no broker, or one that fails us),
   :class:`DeliveryError` (outputs not acknowledged, offsets not committed),
@@ -59,6 +60,11 @@ class StateRejectedError(RejectedInputError):
 
 
 # -- configuration ------------------------------------------------------------------------
+
+
+class StateStoreError(DriftloopError):
+    """A partition's on-disk state store could not be opened or written (disk full, a
+    database another process holds, corruption)."""
 
 
 class ConfigError(DriftloopError):

@@ -104,6 +104,52 @@ class Score(_Event, frozen=True, kw_only=True):
             _require_finite("Score", score=self.score, latency_ms=self.latency_ms)
 
 
+class Outcome(_Event, frozen=True, kw_only=True):
+    """A prediction and the label that closed it: what `driftloop join` writes on ``outcomes``,
+    keyed by account_id (co-partitioned with the transactions).
+
+    One per score: a transaction scored by a champion and a challenger has two. ``delay_s``
+    is ``label_time - event_time``, the label's delay in event time.
+    """
+
+    transaction_id: str
+    account_id: str
+    model_name: str
+    model_version: str
+    role: ModelRole
+    score: Probability
+    threshold: Probability
+    decision: bool
+    label: Annotated[int, msgspec.Meta(ge=0, le=1)]
+    event_time: AwareDatetime
+    scored_at: AwareDatetime
+    label_time: AwareDatetime
+    delay_s: float
+    latency_ms: Annotated[float, msgspec.Meta(ge=0.0)]
+
+    def __post_init__(self) -> None:
+        _require_finite("Outcome", score=self.score, delay_s=self.delay_s, latency_ms=self.latency_ms)
+
+    @classmethod
+    def of(cls, score: Score, label: Label) -> Outcome:
+        return cls(
+            transaction_id=score.transaction_id,
+            account_id=score.account_id,
+            model_name=score.model_name,
+            model_version=score.model_version,
+            role=score.role,
+            score=score.score,
+            threshold=score.threshold,
+            decision=score.decision,
+            label=label.label,
+            event_time=score.event_time,
+            scored_at=score.scored_at,
+            label_time=label.label_time,
+            delay_s=(label.label_time - score.event_time).total_seconds(),
+            latency_ms=score.latency_ms,
+        )
+
+
 class WindowStats(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Summary of one window of a monitored signal."""
 
@@ -252,6 +298,7 @@ EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
     Transaction,
     Label,
     Score,
+    Outcome,
     DriftEvent,
     ModelUpdate,
     DeadLetter,

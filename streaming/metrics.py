@@ -70,6 +70,42 @@ STATE_RESTORES = Counter(
     ["outcome"],
 )
 
+# -- `driftloop join` -------------------------------------------------------------------------
+JOIN_INPUTS = Counter(
+    "driftloop_join_inputs_total",
+    "Scores and labels the join read, by what became of them (labels: matched, late, duplicate, "
+    "unknown_transaction, not_keyed_by_transaction_id or a decode reason; scores: duplicate, undecodable).",
+    ["topic", "outcome"],
+)
+JOIN_OUTCOMES = Counter("driftloop_join_outcomes_total", "Outcomes written (one per joined score).")
+JOIN_EXPIRED = Counter(
+    "driftloop_join_expired_total", "Predictions that reached their time-to-live without a label."
+)
+JOIN_PENDING = Gauge(
+    "driftloop_join_pending", "Predictions waiting for their label, per partition.", ["partition"]
+)
+JOIN_WAITING_LABELS = Gauge(
+    "driftloop_join_waiting_labels",
+    "Labels that came before their score and wait, per partition.",
+    ["partition"],
+)
+JOIN_OLDEST_PENDING_SECONDS = Gauge(
+    "driftloop_join_oldest_pending_seconds",
+    "Event-time age of the oldest prediction still waiting for its label, per partition.",
+    ["partition"],
+)
+JOIN_STORE_BYTES = Gauge(
+    "driftloop_join_store_bytes", "The partition's RocksDB store on disk.", ["partition"]
+)
+JOIN_LAG = Gauge(
+    "driftloop_join_lag", "Records behind the log end, per input partition.", ["topic", "partition"]
+)
+JOIN_CHECKPOINT_SECONDS = Histogram(
+    "driftloop_join_checkpoint_seconds",
+    "One checkpoint of the join: expiry, flush, changelog, store commits, offset commit.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
 
 def serve_metrics(port: int, address: str = "0.0.0.0") -> str | None:
     """Expose /metrics on ``address:port`` (port 0: do nothing); return and log its URL."""
@@ -80,7 +116,7 @@ def serve_metrics(port: int, address: str = "0.0.0.0") -> str | None:
     except OSError as exc:
         raise ConfigError(
             f"cannot serve metrics on {address}:{port}: {exc.strerror or exc}; "
-            "choose another --metrics-port (scoring.metrics_port), or 0 to turn them off"
+            "choose another --metrics-port (scoring.metrics_port, join.metrics_port), or 0 to turn them off"
         ) from exc
     url = f"http://{address}:{port}/metrics"
     log.info("Prometheus metrics on %s", url, extra={"metrics_url": url})

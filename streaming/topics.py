@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from streaming.config import MonitoringSettings, TopicNames
-from streaming.events import DeadLetter, DriftEvent, Label, ModelUpdate, Score, Transaction
+from streaming.events import DeadLetter, DriftEvent, Label, ModelUpdate, Outcome, Score, Transaction
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,25 @@ def topic_catalogue(
             "One score per transaction and model role; consumers deduplicate by key.",
             partitions,
             rf,
+        ),
+        TopicSpec(
+            names.outcomes,
+            Outcome,
+            "account_id",
+            "A prediction and the label that closed it, one per score (`driftloop join`); keyed like "
+            "the transactions, on as many partitions.",
+            partitions,
+            rf,
+        ),
+        TopicSpec(
+            names.outcomes_changelog,
+            None,
+            "store key",
+            "Internal: the join's state stores, one partition per scores partition (compacted); a "
+            "partition that moves to an empty disk is rebuilt from it.",
+            partitions,
+            rf,
+            _COMPACT,
         ),
         TopicSpec(
             names.drift_events,

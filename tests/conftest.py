@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from streaming.config import KAFKA_VERSION, KafkaSettings, ScoringSettings, Settings, TopicNames
+from streaming.config import KAFKA_VERSION, JoinSettings, KafkaSettings, ScoringSettings, Settings, TopicNames
 from streaming.kafka.clients import broker_answers, ensure_topics
 from streaming.simulation.generator import TransactionSimulator
 from streaming.topics import TopicSpec, topic_catalogue
@@ -128,6 +128,9 @@ def driftloop_settings(
         kafka=kafka_settings,
         topics=names,
         scoring=ScoringSettings(group_id=unique_name("scorer"), metrics_port=0, max_wait_ms=20),
+        join=JoinSettings(
+            group_id=unique_name("join"), metrics_port=0, checkpoint_interval_s=0.5, session_timeout_ms=10_000
+        ),
     )
     ensure_topics(kafka_settings, topic_catalogue(names, partitions=4))
     return settings
@@ -145,6 +148,9 @@ def one_partition_settings(
         kafka=kafka_settings,
         topics=names,
         scoring=ScoringSettings(group_id=unique_name("scorer"), metrics_port=0, max_wait_ms=20),
+        join=JoinSettings(
+            group_id=unique_name("join"), metrics_port=0, checkpoint_interval_s=0.5, session_timeout_ms=10_000
+        ),
     )
 
 

@@ -25,6 +25,9 @@ app = typer.Typer(
     help="Event-driven drift detection and retraining for models that score Kafka streams.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Markdown joins a paragraph's lines (typer 0.28 keeps a docstring's line breaks, and
+    # rich then wraps them again: ragged help).
+    rich_markup_mode="markdown",
 )
 
 #: Messages for the user (progress, errors) go to stderr; results go to stdout.

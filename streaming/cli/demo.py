@@ -39,7 +39,7 @@ def demo(
         typer.Option(min=50, help="Transactions per second.", show_default="1000"),
     ] = None,
     keep_topics: Annotated[
-        bool, typer.Option("--keep-topics", help="Keep the run's demo-<id>-* topics (deleted by default).")
+        bool, typer.Option("--keep-topics", help="Keep the run's `demo-<id>-*` topics (deleted by default).")
     ] = False,
 ) -> None:
     """The whole loop in one command: stream, score, detect, retrain (Prefect), canary, promote.

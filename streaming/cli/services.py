@@ -1,4 +1,4 @@
-"""The long-running commands (``score``, ``trigger``, ``canary``, ``worker``) and ``retrain``.
+"""The long-running commands (``score``, ``join``, ``trigger``, ``canary``, ``worker``) and ``retrain``.
 
 Each runs until SIGTERM or SIGINT, logs JSON lines on stderr at ``--log-level`` (INFO by
 default), and ends with exit code 0 after a clean stop.
@@ -115,6 +115,47 @@ def trigger(
     if settings.trigger.deployment:
         require_prefect_server()
     RetrainTrigger(settings).run()
+
+
+@app.command("join")
+def join(
+    ctx: typer.Context,
+    metrics_port: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            min=0,
+            help="Prometheus port (0: off); listens on scoring.metrics_address.",
+            show_default=setting_default("join", "metrics_port"),
+        ),
+    ] = None,
+    log_level: LogLevelOption = "INFO",
+) -> None:
+    """Join `scores` with their delayed `labels` into `outcomes` until SIGTERM/SIGINT.
+
+    Each prediction waits on local disk (RocksDB, join.state_dir, default
+    `<home>/state/join`) until its label comes or join.ttl_s (120 days of event time) passes.
+    Labels must be keyed by transaction_id, on as many partitions as scores. Late,
+    duplicate, unknown and malformed labels go to labels.dlq with the reason. The stores
+    are backed by the compacted driftloop.outcomes.changelog topic: a restart, or another
+    machine taking a partition over, continues where the last checkpoint left off.
+    """
+    from streaming.logs import configure_logging
+
+    configure_logging(log_level)
+    settings = kafka_settings_of(ctx)
+    from streaming.metrics import serve_metrics
+    from streaming.outcomes.service import JoinService
+
+    if metrics_port is not None:
+        settings = settings.model_copy(
+            update={"join": settings.join.model_copy(update={"metrics_port": metrics_port})}
+        )
+    serve_metrics(settings.join.metrics_port, settings.scoring.metrics_address)
+    stats = JoinService(settings).run()
+    refused = ", ".join(f"{n} {reason}" for reason, n in sorted(stats.refused.items())) or "none"
+    typer.echo(
+        f"joined {stats.outcomes} outcomes from {stats.scores} scores and {stats.labels} labels; refused: {refused}"
+    )
 
 
 @app.command("canary")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,7 +19,7 @@ from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from kafka.structs import OffsetAndMetadata
 
 from streaming.config import KafkaSettings
-from streaming.errors import KafkaUnavailableError
+from streaming.errors import ConfigError, KafkaUnavailableError
 from streaming.logs import get_logger
 from streaming.topics import TopicSpec
 
@@ -234,6 +234,17 @@ def wait_for_topic(consumer: Any, topic: str, timeout_s: float = 30.0) -> set[in
             )
         time.sleep(0.2)
     return set(partitions)
+
+
+def require_co_partitioned(consumer: Any, topics: Sequence[str], why: str) -> int:
+    """The partition count ``topics`` share; :class:`ConfigError` naming each count (and
+    ``why`` they must agree) when they differ."""
+    counts = {topic: len(wait_for_topic(consumer, topic)) for topic in topics}
+    if len(set(counts.values())) != 1:
+        raise ConfigError(
+            ", ".join(f"{topic} has {n} partitions" for topic, n in counts.items()) + f"; {why}"
+        )
+    return next(iter(counts.values()))
 
 
 def commit_or_defer(consumer: Any, offsets: Mapping[Any, int]) -> bool:

@@ -10,7 +10,7 @@ tests. No group, no commits, every partition assigned.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any, Literal
 
 from kafka import TopicPartition
@@ -19,9 +19,10 @@ from streaming.config import KafkaSettings
 from streaming.errors import KafkaUnavailableError
 from streaming.kafka.clients import make_consumer, wait_for_topic
 
-Start = Literal["beginning", "end"] | int
-"""Where a reader starts: the beginning, the end, or a timestamp in epoch milliseconds (the
-first record at or after it; the end of a partition that has none)."""
+Start = Literal["beginning", "end"] | int | Mapping[int, int]
+"""Where a reader starts: the beginning, the end, a timestamp in epoch milliseconds (the
+first record at or after it; the end of a partition that has none), or an offset per
+partition (``{partition: offset}``)."""
 
 
 class TopicReader:
@@ -29,7 +30,8 @@ class TopicReader:
 
     ``starts`` are the offsets each partition started at; ``ends`` its end offsets when the
     reader opened (refreshed by :meth:`read_to_end`): :meth:`caught_up` says whether
-    everything that existed then has been read. Extra keywords go to the consumer.
+    everything that existed then has been read. ``partitions`` reads only those (all by
+    default). Extra keywords go to the consumer.
     """
 
     def __init__(
@@ -38,20 +40,25 @@ class TopicReader:
         topic: str,
         start: Start = "beginning",
         *,
+        partitions: Collection[int] | None = None,
         topic_timeout_s: float = 10.0,
         **consumer_config: Any,
     ) -> None:
         self.topic = topic
         self._consumer = make_consumer(kafka, None, enable_auto_commit=False, **consumer_config)
         try:
-            partitions = wait_for_topic(self._consumer, topic, timeout_s=topic_timeout_s)
-            self._partitions = [TopicPartition(topic, p) for p in sorted(partitions)]
+            existing = wait_for_topic(self._consumer, topic, timeout_s=topic_timeout_s)
+            chosen = existing if partitions is None else existing & set(partitions)
+            self._partitions = [TopicPartition(topic, p) for p in sorted(chosen)]
             self._consumer.assign(self._partitions)
             self._ends: dict[TopicPartition, int] = self._consumer.end_offsets(self._partitions)
             if start == "beginning":
                 self._consumer.seek_to_beginning(*self._partitions)
             elif start == "end":
                 self._consumer.seek_to_end(*self._partitions)
+            elif isinstance(start, Mapping):
+                for tp in self._partitions:
+                    self._consumer.seek(tp, min(max(0, start.get(tp.partition, 0)), self._ends[tp]))
             else:
                 found = self._consumer.offsets_for_times({tp: max(0, int(start)) for tp in self._partitions})
                 for tp in self._partitions:

@@ -32,13 +32,12 @@ from streaming import metrics
 from streaming.checkpointing import DeliveryTracker
 from streaming.config import Settings
 from streaming.errors import (
-    ConfigError,
     DecodeError,
     ModelRejectedError,
     StateRejectedError,
 )
 from streaming.events import EventCodec, encode_event, label_type
-from streaming.kafka.clients import close_all, make_consumer, make_producer, wait_for_topic
+from streaming.kafka.clients import close_all, make_consumer, make_producer, require_co_partitioned
 from streaming.kafka.dead_letters import dead_letter
 from streaming.kafka.reading import TopicReader
 from streaming.logs import get_logger
@@ -70,14 +69,11 @@ class DriftMonitor(BatchObserver):
             max_block_ms=int(settings.scoring.delivery_timeout_s * 1000),  # as the scorer's own sends
         )
         self._labels = make_consumer(settings.kafka, None, enable_auto_commit=False)
-        label_partitions = wait_for_topic(self._labels, topics.labels)
-        source_partitions = wait_for_topic(self._labels, topics.transactions)
-        if len(label_partitions) != len(source_partitions):
-            raise ConfigError(
-                f"{topics.labels} has {len(label_partitions)} partitions and {topics.transactions} "
-                f"{len(source_partitions)}; labels must be co-partitioned with transactions "
-                "(same key, same partition count)"
-            )
+        require_co_partitioned(
+            self._labels,
+            [topics.labels, topics.transactions],
+            "labels must be co-partitioned with transactions (same key, same partition count)",
+        )
         self._states = TopicReader(settings.kafka, topics.state, topic_timeout_s=30.0)
         self._label_codec = EventCodec(label_type(settings.messages.limits()), settings.messages.max_bytes)
         self._suites: dict[int, MonitorSuite] = {}

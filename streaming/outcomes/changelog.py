@@ -1,0 +1,68 @@
+"""The join stores' changelog topic: what a checkpoint changed, and how a store catches up.
+
+Partition p of the compacted changelog belongs to store p. A checkpoint produces each
+changed key (``None``: a deletion, a tombstone) and the store's input offsets, flushes, and
+only then is the store committed, with the changelog position after its records. A store
+opened on a disk that lacks it, or holds an older copy, replays the changelog from that
+position to the end before the partition is processed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kafka.errors import KafkaError
+
+from streaming.config import KafkaSettings
+from streaming.errors import DeliveryError
+from streaming.kafka.reading import TopicReader
+from streaming.outcomes.store import PartitionStore
+
+_APPLY_EVERY = 10_000  # records per RocksDB batch while replaying
+
+
+def catch_up(
+    store: PartitionStore, kafka: KafkaSettings, topic: str, partition: int, timeout_s: float = 600.0
+) -> int:
+    """Replay ``topic``'s partition into ``store`` from where it stopped; the records applied."""
+    applied = 0
+    start = store.changelog_position
+    with TopicReader(
+        kafka, topic, {partition: start}, partitions=[partition], topic_timeout_s=30.0
+    ) as reader:
+        batch: list[tuple[bytes, bytes | None]] = []
+        position = start
+        for record in reader.read_to_end(timeout_s=timeout_s, max_records=_APPLY_EVERY):
+            batch.append((record.key, record.value))
+            position = record.offset + 1
+            if len(batch) >= _APPLY_EVERY:
+                applied += store.apply(batch, position)
+                batch.clear()
+        if batch or position != start:
+            applied += store.apply(batch, position)
+    return applied
+
+
+def produce_changes(
+    producer: Any, topic: str, changes: Mapping[int, Mapping[bytes, bytes | None]], timeout_s: float
+) -> dict[int, int]:
+    """Produce each partition's changes, flush, and return the changelog position after each
+    partition's records. Raises :class:`DeliveryError` unless every record landed."""
+    last: dict[int, Any] = {}
+    try:
+        for partition, records in changes.items():
+            for key, value in records.items():
+                last[partition] = producer.send(topic, key=key, value=value, partition=partition)
+        producer.flush(timeout=timeout_s)
+    except KafkaError as exc:
+        raise DeliveryError(f"the join's changelog was not written ({exc!r}); offsets not committed") from exc
+    positions = {}
+    for partition, future in last.items():
+        if not future.is_done or future.failed():
+            raise DeliveryError(
+                f"the join's changelog for partition {partition} was not written "
+                f"({future.exception!r}); offsets not committed"
+            )
+        positions[partition] = future.value.offset + 1
+    return positions
