@@ -273,12 +273,6 @@ class MonitoringSettings(_Section):
     reference_rows: int = Field(
         default=2000, ge=100, description="Live rows taken as reference when a model carries none."
     )
-    joiner_max_entries: int = Field(
-        default=100_000, ge=1, description="Predictions kept per partition waiting for their labels."
-    )
-    joiner_ttl_s: float = Field(
-        default=7 * 86_400.0, gt=0, description="Forget a prediction this long (event time) after it."
-    )
     label_idle_release_s: float = Field(
         default=2.0,
         gt=0,
@@ -465,9 +459,6 @@ class CanarySettings(_Section):
         default=6 * 3600.0, gt=0, description="Roll back when a step stays undecided this long."
     )
     evaluate_every_s: float = Field(default=2.0, gt=0, description="How often the evidence is weighed.")
-    max_pending: int = Field(
-        default=500_000, ge=1000, description="Scores or labels kept waiting for a match."
-    )
 
 
 class RegistrySettings(_Section):

@@ -58,7 +58,8 @@ DRIFT_EVENTS = Counter(
 )
 LABELS = Counter(
     "driftloop_labels_total",
-    "Delayed labels read, by what became of them (joined, unmatched, evicted predictions).",
+    "Outcomes (labelled predictions) the drift monitors read: monitored, other_model (a "
+    "challenger's or an older champion's), undecodable.",
     ["outcome"],
 )
 STATE_SNAPSHOTS = Counter(

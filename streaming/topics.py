@@ -59,10 +59,10 @@ def topic_catalogue(
         TopicSpec(
             names.labels,
             Label,
-            "the transaction's key (account_id)",
-            "Delayed ground truth, joined back to predictions by transaction_id. Keyed like the "
-            "transactions, on as many partitions, so label partition p holds the labels of "
-            "transaction partition p (co-partitioned).",
+            "transaction_id",
+            "Delayed ground truth (chargebacks), joined to the predictions by `driftloop join`. "
+            "Keyed by transaction_id on as many partitions as scores, so label partition p holds "
+            "the labels of score partition p (co-partitioned).",
             partitions,
             rf,
         ),

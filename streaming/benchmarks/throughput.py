@@ -1,12 +1,13 @@
 """`driftloop bench throughput`: the scorer against its baselines, on the real broker, in one run.
 
-1. Preload N simulated transactions into a fresh 4-partition topic, and their labels
-   (500 transactions later, co-partitioned) as `driftloop simulate` does.
+1. Preload N simulated transactions into a fresh 4-partition topic, their labels as
+   `driftloop simulate` does, and the outcomes `driftloop join` would write for them (each
+   after its transaction, co-partitioned), which the drift monitors read.
 2. Measure, each with a fresh consumer group over the same N records:
    (a) *passthrough*: consume and produce the same bytes with the same client settings,
        committing on the scorer's checkpoint cadence; no decoding, no model;
    (b) the *scorer* (`ScoringService`, micro-batched), and again with the drift monitors
-       (which also read and join the labels), unless ``--no-monitors``;
+       (which also read the outcomes), unless ``--no-monitors``;
    (c) a *naive* per-message loop: decode one, predict one, produce one (on a prefix of the
        records, since it is slow), predicting with scikit-learn's own ``predict_proba`` as a
        per-message consumer of a scikit-learn model would; and the same loop predicting
@@ -50,10 +51,11 @@ from streaming.config import KafkaSettings, Settings, TopicNames
 from streaming.control.plan import ServingPlan
 from streaming.control.updates import champion_update
 from streaming.errors import BenchmarkError
-from streaming.events import EventCodec, Label, Score, Transaction, encode_event, transaction_type
+from streaming.events import EventCodec, Outcome, Score, Transaction, encode_event, transaction_type
 from streaming.kafka.clients import (
     BATCH_FETCH_OPTIONS,
     BATCH_PRODUCE_OPTIONS,
+    close_all,
     commit_or_defer,
     ensure_topics,
     make_consumer,
@@ -67,8 +69,8 @@ from streaming.models.training import TrainingParams
 from streaming.scoring.holder import ModelHolder
 from streaming.scoring.scorer import BatchObserver, Scorer
 from streaming.scoring.service import ScoringService
-from streaming.simulation.generator import BASELINE, TransactionSimulator, to_labels, to_transactions
-from streaming.simulation.streamer import stream_transactions
+from streaming.simulation.generator import BASELINE, TransactionSimulator, to_outcomes, to_transactions
+from streaming.simulation.streamer import TransactionStreamer
 from streaming.topics import TopicSpec, topic_catalogue
 
 PARTITIONS = 4
@@ -92,11 +94,24 @@ def bench_settings(base: Settings, home: Path) -> Settings:
     return base.model_copy(update={"topics": names, "scoring": scoring, "home": home})
 
 
-def preload(settings: Settings, count: int, seed: int = 7, label_delay: int = 500) -> float:
-    """Produce ``count`` transactions and their labels (``label_delay`` transactions later),
-    as `driftloop simulate` does; return the mean transaction size in bytes."""
+def preload(settings: Settings, count: int, model_version: str, seed: int = 7, chunk: int = 5000) -> float:
+    """Produce ``count`` transactions and their labels as `driftloop simulate` does, and
+    after each chunk its outcomes (as `driftloop join` would write them for ``model_version``);
+    return the mean transaction size in bytes."""
     simulator = TransactionSimulator(seed=seed)
-    stream_transactions(settings, simulator, count, BASELINE, label_delay=label_delay, chunk=5000)
+    streamer = TransactionStreamer(settings)
+    outcomes = make_producer(settings.kafka, linger_ms=20, batch_size=262_144)
+    try:
+        while streamer.stats.transactions < count:
+            frame = simulator.generate(min(chunk, count - streamer.stats.transactions), BASELINE)
+            streamer.send(frame)
+            for outcome in to_outcomes(frame, settings.model_name, model_version):
+                outcomes.send(
+                    settings.topics.outcomes, key=outcome.account_id.encode(), value=encode_event(outcome)
+                )
+        outcomes.flush(timeout=60)
+    finally:
+        close_all(streamer.close, lambda: outcomes.close(timeout=10))
     sample = TransactionSimulator(seed=seed).generate(1000)
     return statistics.mean(len(encode_event(t)) for t in to_transactions(sample))
 
@@ -235,6 +250,7 @@ def measure_latency(
     rate: float,
     seconds: float,
     log_file: Path,
+    model_version: str,
     warmup_s: float = 3.0,
     monitors: bool = True,
     label_delay: int = 500,
@@ -244,12 +260,13 @@ def measure_latency(
     Load is offered for ``warmup_s + seconds``; only transactions sent after the warm-up
     (group join, first fetches) are measured, so the figures describe the steady state.
     The scorer runs the drift monitors when ``monitors`` is true; the load carries each
-    transaction's label ``label_delay`` transactions later, on the run's own labels topic.
+    transaction's outcome ``label_delay`` transactions later, on the run's own outcomes
+    topic (as `driftloop join` would write it).
     """
     topics = settings.topics.model_copy(
         update={
             "transactions": settings.topics.transactions + "-latency",
-            "labels": settings.topics.labels + "-latency",
+            "outcomes": settings.topics.outcomes + "-latency",
             "scores": settings.topics.scores + "-latency",
         }
     )
@@ -257,7 +274,7 @@ def measure_latency(
         settings.kafka,
         [
             TopicSpec(topics.transactions, Transaction, "account_id", "", PARTITIONS),
-            TopicSpec(topics.labels, Label, "account_id", "", PARTITIONS),
+            TopicSpec(topics.outcomes, Outcome, "account_id", "", PARTITIONS),
             TopicSpec(
                 topics.scores,
                 Score,
@@ -281,8 +298,8 @@ def measure_latency(
         _wait_for_assignment(log_file, timeout_s=60)
         frame = TransactionSimulator(seed=11).generate(int(rate * (warmup_s + seconds)))
         load = [(t.transaction_id, t.account_id.encode(), encode_event(t)) for t in to_transactions(frame)]
-        # Each label follows its transaction `label_delay` transactions later, as in `simulate`.
-        labels = [encode_event(label) for label in to_labels(frame)]
+        # Each outcome follows its transaction `label_delay` transactions later.
+        outcomes = [encode_event(o) for o in to_outcomes(frame, live.model_name, model_version)]
         producer = LoadProducer(live.kafka)
         send = producer.send
         sent_at: dict[str, int] = {}
@@ -297,7 +314,7 @@ def measure_latency(
                 sent_at[transaction_id] = stamp
             send(topics.transactions, key=key, value=value, timestamp_ms=stamp)
             if i >= label_delay:
-                send(topics.labels, key=load[i - label_delay][1], value=labels[i - label_delay])
+                send(topics.outcomes, key=load[i - label_delay][1], value=outcomes[i - label_delay])
         offered = len(load) / (time.monotonic() - started)
         producer.close()
         latencies = _score_latencies(live, sent_at)
@@ -429,7 +446,7 @@ def run_throughput_benchmark(
     history = TransactionSimulator(seed=3).generate(20_000)
     manifest = train_and_register(settings, history, params=TrainingParams())
     publish_model_update(settings, champion_update(manifest))
-    event_bytes = preload(settings, count)
+    event_bytes = preload(settings, count, manifest.version)
 
     runs = _rounds(settings, count, naive_count, repeats, observers_factory, echo)
     eps = {name: statistics.median(m.eps for m in measurements) for name, measurements in runs.items()}
@@ -444,6 +461,7 @@ def run_throughput_benchmark(
         rate,
         latency_seconds,
         home / "bench-latency-scorer.log",
+        manifest.version,
         monitors=latency_pipeline == "scorer+monitors",
     )
     summary = {

@@ -1,8 +1,9 @@
 """`driftloop canary`: the Kafka side of :class:`CanaryController`. Run one per model.
 
-It follows ``model.updates`` from the beginning (the canary's state), and reads ``scores``
-and ``labels`` from the current step's start (by timestamp), joining them by
-transaction_id in bounded maps. Every ``evaluate_every_s`` it weighs the evidence; a
+It follows ``model.updates`` from the beginning (the canary's state), and reads the
+``outcomes`` of `driftloop join` (scores with their labels) from the current step's start
+(by timestamp); the controller counts those scored within the step by the serving pair.
+Every ``evaluate_every_s`` it weighs the evidence; a
 decision is published on ``model.updates``, applied at once, and every scorer follows it.
 Restarted, it rebuilds the same step from the same topics: nothing of its own is stored.
 """
@@ -18,7 +19,7 @@ from typing import Any
 from streaming.canary.controller import CanaryController
 from streaming.config import Settings
 from streaming.errors import DecodeError
-from streaming.events import EventCodec, Score, label_type
+from streaming.events import EventCodec, Outcome
 from streaming.kafka.clients import close_all
 from streaming.kafka.publishing import publish_model_update
 from streaming.kafka.reading import TopicReader
@@ -34,12 +35,9 @@ class CanaryService:
         self.controller = CanaryController(settings.canary, settings.model_name)
         self.decisions: list[Any] = []
         self._stop = threading.Event()
-        self._scores: dict[str, Score] = {}
-        self._labels: dict[str, int] = {}
-        self._score_codec = EventCodec(Score, settings.messages.max_bytes)
-        self._label_codec = EventCodec(label_type(settings.messages.limits()), settings.messages.max_bytes)
+        self._codec = EventCodec(Outcome, settings.messages.max_bytes)
         self._window_start: datetime | None = None
-        self._readers: tuple[TopicReader, TopicReader] | None = None  # scores, labels
+        self._reader: TopicReader | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -67,7 +65,7 @@ class CanaryService:
                     last = time.monotonic()
                     self._decide()
         finally:
-            close_all(follower.close, self._close_readers)
+            close_all(follower.close, self._close_reader)
 
     def _decide(self) -> None:
         decision = self.controller.decide(datetime.now(UTC))
@@ -85,72 +83,36 @@ class CanaryService:
         )
 
     def _follow_window(self) -> None:
-        """(Re)open both readers at the current step's start when it changes."""
+        """(Re)open the outcomes reader at the current step's start when it changes."""
         start = self.controller.state.step_started_at
         if start == self._window_start:
             return
         self._window_start = start
-        self._scores.clear()
-        self._labels.clear()
-        self._close_readers()
+        self._close_reader()
         if start is None or self.controller.state.challenger is None:
             return
         since_ms = int(start.timestamp() * 1000)
-        topics = self.settings.topics
-        scores = TopicReader(self.settings.kafka, topics.scores, since_ms, topic_timeout_s=30.0)
-        try:
-            self._readers = (
-                scores,
-                TopicReader(self.settings.kafka, topics.labels, since_ms, topic_timeout_s=30.0),
-            )
-        except BaseException:
-            scores.close()
-            raise
+        self._reader = TopicReader(
+            self.settings.kafka, self.settings.topics.outcomes, since_ms, topic_timeout_s=30.0
+        )
 
-    def _close_readers(self) -> None:
-        if self._readers is not None:
-            readers, self._readers = self._readers, None
-            close_all(*(reader.close for reader in readers))
+    def _close_reader(self) -> None:
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            reader.close()
 
     def _read(self) -> None:
-        if self._readers is None or self.controller.state.challenger is None:
+        if self._reader is None or self.controller.state.challenger is None:
             time.sleep(0.2)
             return
-        scores, labels = self._readers
-        limit = self.settings.canary.max_pending
-        for record in scores.poll(timeout_ms=200):
+        for record in self._reader.poll(timeout_ms=200):
             try:
-                score = self._score_codec.decode(record.value)
+                o = self._codec.decode(record.value)
             except DecodeError:
-                continue  # the scorer wrote it; a bad one is not evidence
-            label = self._labels.pop(score.transaction_id, None)
-            if label is None:
-                if len(self._scores) < limit:
-                    self._scores[score.transaction_id] = score
-            else:
-                self._count(score, label)
-        for record in labels.poll(timeout_ms=0):
-            try:
-                truth = self._label_codec.decode(record.value)
-            except DecodeError:
-                continue  # the scorer dead-letters bad labels
-            matched = self._scores.pop(truth.transaction_id, None)
-            if matched is None:
-                if len(self._labels) < limit:
-                    self._labels[truth.transaction_id] = truth.label
-            else:
-                self._count(matched, truth.label)
-
-    def _count(self, score: Score, label: int) -> None:
-        self.controller.on_outcome(
-            score.role,
-            score.model_version,
-            score.score,
-            label,
-            score.decision,
-            score.latency_ms,
-            score.scored_at,
-        )
+                continue  # `driftloop join` wrote it; a bad one is not evidence
+            self.controller.on_outcome(
+                o.role, o.model_version, o.score, o.label, o.decision, o.latency_ms, o.scored_at
+            )
 
     def _state(self) -> dict[str, Any]:
         s = self.controller.state

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from streaming.cli._common import app, console, kafka_settings_of, settings_of
+
+if TYPE_CHECKING:
+    from streaming.simulation.delays import LabelDelay
 
 
 @app.command("simulate")
@@ -18,8 +21,27 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same stream.")] = 0,
     rate: Annotated[float, typer.Option(min=0, help="Transactions per second (0: as fast as possible).")] = 0,
     label_delay: Annotated[
-        int, typer.Option(min=0, help="Publish each label this many transactions later.")
-    ] = 0,
+        str,
+        typer.Option(
+            help="How late each label comes: a number of transactions (500), or a median duration "
+            "of event time (36h, 3d, 2w) drawn per label from a chargeback-like log-normal.",
+        ),
+    ] = "0",
+    label_spread: Annotated[
+        float,
+        typer.Option(
+            min=0, help="Sigma of the log-normal delays (0: every label exactly --label-delay late)."
+        ),
+    ] = 0.7,
+    time_scale: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            min=1,
+            help="Event time runs this many times faster than wall time (needs --rate): a month of "
+            "traffic in minutes.",
+            show_default="1 s of event time between transactions",
+        ),
+    ] = None,
     output: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option(
@@ -27,7 +49,11 @@ def simulate(
         ),
     ] = None,
 ) -> None:
-    """Generate card transactions with fraud; produce them (and labels) to Kafka or a file."""
+    """Generate card transactions with fraud; produce them (and labels) to Kafka or a file.
+
+    Labels are keyed by transaction_id (as `driftloop join` reads them) and come
+    --label-delay late: a number of transactions, or days of event time.
+    """
     from rich.progress import Progress
 
     from streaming.simulation.generator import SCENARIOS, TransactionSimulator
@@ -35,7 +61,11 @@ def simulate(
 
     if scenario not in SCENARIOS:
         raise typer.BadParameter(f"choose one of {', '.join(SCENARIOS)}", param_hint="--scenario")
-    simulator = TransactionSimulator(seed=seed)
+    delay = _label_delay(label_delay, label_spread)
+    if time_scale is not None and not rate:
+        raise typer.BadParameter("needs --rate (event time per wall second)", param_hint="--time-scale")
+    gap_s = time_scale / rate if time_scale is not None else 1.0
+    simulator = TransactionSimulator(seed=seed, mean_gap_s=gap_s)
     if output is not None:
         frame = simulator.generate(count, SCENARIOS[scenario])
         if output.suffix == ".parquet":
@@ -53,13 +83,23 @@ def simulate(
             count,
             SCENARIOS[scenario],
             rate or None,
-            label_delay,
+            delay,
             progress=lambda n: bar.advance(task, n),
         )
     typer.echo(
         f"produced {stats.transactions} transactions and {stats.labels} labels "
         f"in {stats.seconds:.1f}s ({stats.transactions / max(stats.seconds, 1e-9):,.0f}/s)"
     )
+
+
+def _label_delay(text: str, spread: float) -> LabelDelay:
+    from streaming.errors import ConfigError
+    from streaming.simulation.delays import parse_label_delay
+
+    try:
+        return parse_label_delay(text, spread)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--label-delay") from exc
 
 
 @app.command("train")

@@ -50,8 +50,9 @@ def score(
 ) -> None:
     """Score `transactions` with the champion into `scores` until SIGTERM/SIGINT.
 
-    The drift monitors ride along (monitoring.enabled): they join delayed `labels` back to
-    the predictions and publish drift events on `drift.events`. Waits for a champion on
+    The drift monitors ride along (monitoring.enabled): they watch the features and scores,
+    and the labelled `outcomes` that `driftloop join` writes, and publish drift events on
+    `drift.events`. Waits for a champion on
     model.updates if none was published yet. Logs are JSON lines on stderr; Prometheus
     metrics on --metrics-port (the address is logged at start).
     """
@@ -162,8 +163,8 @@ def join(
 def canary(ctx: typer.Context, log_level: LogLevelOption = "INFO") -> None:
     """Step a challenger through canary.schedule, then promote or roll it back (run one per model).
 
-    Compares the challenger with the champion on labelled outcomes of the current step
-    (scores joined with labels): rolls back when it is worse by more than canary.margin
+    Compares the challenger with the champion on the outcomes of the current step (scores
+    with their labels, from `driftloop join`): rolls back when it is worse by more than canary.margin
     (Brier loss or error rate, at canary.confidence), slower than canary.latency_factor x,
     or undecided after canary.step_timeout_s; steps up when it is not worse; holds otherwise.
     Every decision is a ModelUpdate on model.updates with its evidence.

@@ -26,7 +26,14 @@ from typing import Any
 
 import pandas as pd
 
-from streaming.config import RetrainingSettings, ScoringSettings, Settings, TopicNames, TriggerSettings
+from streaming.config import (
+    JoinSettings,
+    RetrainingSettings,
+    ScoringSettings,
+    Settings,
+    TopicNames,
+    TriggerSettings,
+)
 from streaming.control.updates import champion_update
 from streaming.demo.outcomes import ObservedRun, outcome_frame, read_events, summarize
 from streaming.errors import DriftloopError, NothingToReportError
@@ -127,6 +134,7 @@ def demo_settings(base: Settings, run_id: str) -> Settings:
             "retraining": RetrainingSettings(max_iter=60, min_rows=2000, retry_delays_s=[1.0, 2.0, 5.0]),
             "trigger": TriggerSettings(group_id=f"demo-{run_id}-trigger", cooldown_s=3600),
             "canary": base.canary.model_copy(update={"min_labels": 300, "evaluate_every_s": 1.0}),
+            "join": JoinSettings(group_id=f"demo-{run_id}-join", metrics_port=0, checkpoint_interval_s=0.5),
         }
     )
 
@@ -219,6 +227,7 @@ class _Services:
     """The demo's services, each in a thread, and the simulator feeding them."""
 
     scorer: Any
+    join: Any
     trigger: Any
     canary: Any
     halt: threading.Event
@@ -230,12 +239,14 @@ class _Services:
     ) -> _Services:
         from streaming.canary.service import CanaryService
         from streaming.monitoring.service import DriftMonitor
+        from streaming.outcomes.service import JoinService
         from streaming.retraining.trigger import InProcessLauncher, RetrainTrigger
         from streaming.scoring.service import ScoringService
 
         settings = run.settings
         registry = open_registry(settings)
         scorer = ScoringService(settings, registry, [DriftMonitor(settings, registry)])
+        join = JoinService(settings)
         trigger = RetrainTrigger(settings, _ReadyFirst(InProcessLauncher(settings), prefect_ready))
         canary = CanaryService(settings)
         halt = threading.Event()
@@ -243,17 +254,17 @@ class _Services:
             threading.Thread(target=_produce, args=(run, simulator, halt), name="simulator", daemon=True),
             *(
                 threading.Thread(target=_guard(run, s.run), name=type(s).__name__, daemon=True)
-                for s in (scorer, trigger, canary)
+                for s in (scorer, join, trigger, canary)
             ),
         ]
         for thread in threads:
             thread.start()
-        return cls(scorer, trigger, canary, halt, threads)
+        return cls(scorer, join, trigger, canary, halt, threads)
 
     def stop(self) -> None:
         """Stop producing and every service; wait up to ``_STOP_WAIT_S`` for their threads."""
         self.halt.set()
-        for service in (self.scorer, self.trigger, self.canary):
+        for service in (self.scorer, self.join, self.trigger, self.canary):
             service.stop()
         stopping_at = time.monotonic()
         deadline = stopping_at + _STOP_WAIT_S

@@ -5,7 +5,6 @@
 :mod:`streaming.detectors`.)
 
 - :mod:`.window_tests` — vectorized two-sample tests (KS, chi-square, PSI) with Holm control;
-- :mod:`.joiner` — matches delayed labels to the predictions made for them;
 - :mod:`.episodes` — warm-up, hysteresis and cooldown: one alarm per signal per episode;
 - :mod:`.monitors` — the monitors (feature, prediction, label, error) behind one interface;
 - :mod:`.suite` — all monitors of one partition, fed per micro-batch, emitting DriftEvents;

@@ -184,7 +184,6 @@ def _stream(
     )
     categorical_all = [frame[name].tolist() for name in spec.categorical]
     labels_all = frame[label_column].to_numpy()
-    ids_all = [str(i) for i in range(len(frame))]
     suite = MonitorSuite(settings, spec, model.reference)
     threshold = 0.5
     version = "v1"
@@ -194,6 +193,8 @@ def _stream(
     pending_retrain: int | None = None
     drift_since = start
     revealed = start  # labels of rows < revealed were handed to the monitors
+    row_scores = np.zeros(len(frame))  # the score each row got from the model serving it
+    suite_since = start  # the first row the current model (and suite) scored
     row = start
     while row < len(frame):
         end = min(row + batch_size, len(frame))
@@ -205,23 +206,22 @@ def _stream(
         decisions = scores >= threshold
         outcome.count(decisions, labels_all[rows])
         positions = np.arange(row, end)
+        row_scores[rows] = scores
         alarms = suite.observe_scored(
-            numeric_all[rows],
-            [column[rows] for column in categorical_all],
-            scores,
-            ids_all[rows],
-            decisions.tolist(),
-            positions.astype(np.float64).tolist(),
-            positions,
+            numeric_all[rows], [column[rows] for column in categorical_all], scores, positions
         )
-        # Labels of rows up to end-1-delay are known once row end-1 has arrived.
+        # Labels of rows up to end-1-delay are known once row end-1 has arrived; the
+        # current model's monitors see the outcomes of the rows it scored.
         reveal_to = max(start, end - label_delay)
         if reveal_to > revealed:
-            alarms += suite.observe_labels(
-                ids_all[revealed:reveal_to],
-                labels_all[revealed:reveal_to].tolist(),
-                [r + label_delay for r in range(revealed, reveal_to)],
-            )
+            known = slice(max(revealed, suite_since), reveal_to)
+            if known.start < known.stop:
+                alarms += suite.observe_outcomes(
+                    row_scores[known],
+                    row_scores[known] >= threshold,
+                    labels_all[known],
+                    [r + label_delay for r in range(known.start, known.stop)],
+                )
             revealed = reveal_to
         for alarm in sorted(alarms, key=lambda a: a.position):
             events.append(alarm.to_event("backtest", version, row=True))
@@ -243,6 +243,7 @@ def _stream(
             version = f"v{len(outcome.retrains) + 2}"
             outcome.retrains.append(row)
             suite = MonitorSuite(settings, spec, model.reference)
+            suite_since = row
             pending_retrain = None
     return events, static_scores, outcome
 

@@ -1,18 +1,19 @@
-"""When a delayed label may join: the release rule of the monitors' label stream, without Kafka.
+"""When a delayed label may reach the monitors: the release rule of their outcome stream,
+without Kafka.
 
-Labels are read from a topic co-partitioned with the transactions, so label partition p
-belongs to whoever scores transaction partition p. A label read from p is *held* until the
-transactions of p have been scored past the label's timestamp (its watermark): a backlog
-then replays in the order it happened, and a label never reaches the joiner before the
-prediction it closes. Two things release a held label earlier:
+Labels reach the monitors as outcomes (labelled predictions), read from a topic
+co-partitioned with the transactions, so outcome partition p belongs to whoever scores
+transaction partition p. An outcome read from p is *held* until the transactions of p have
+been scored past its timestamp (the watermark): a backlog then replays in the order it
+happened, and the label and error monitors see the stream's time in the same order as the
+feature monitors. Two things release a held outcome earlier:
 
 - the partition is *idle*: no transaction scored on it for ``idle_release_s`` (it is
   caught up; nothing older is coming), so everything held goes;
-- more than ``max_held`` labels are held: the oldest go, so memory stays bounded.
+- more than ``max_held`` are held: the oldest go, so memory stays bounded.
 
-The gate tracks, per partition, the next label offset to fetch and the next one handed on
-(what a state snapshot records, so a restore re-reads exactly the unhanded labels).
-"""
+The gate tracks, per partition, the next offset to fetch and the next one handed on (what
+a state snapshot records, so a restore re-reads exactly the unhanded outcomes)."""
 
 from __future__ import annotations
 

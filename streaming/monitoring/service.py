@@ -4,16 +4,15 @@ One :class:`DriftMonitor` per scorer process, one suite per owned partition:
 
 - every scored batch (champion-scored rows) feeds its partition's suite; alarms become
   DriftEvents on ``drift.events`` (keyed by model name);
-- delayed labels are read from ``labels``, which is co-partitioned with ``transactions``
-  (same key, same partition count), so label partition p is read by whoever owns
-  transaction partition p. A label is handed to the suite once the partition's
-  transactions have been scored past the label's timestamp (so a backlog replays in
-  order), or once the partition has had no new transactions for
-  ``monitoring.label_idle_release_s`` (2 s; it is caught up);
-  undecodable labels go to ``labels.dlq``;
+- delayed labels come joined to their predictions: the ``outcomes`` of `driftloop join`,
+  keyed by account_id like the transactions (same partition count), so outcome partition
+  p is read by whoever owns transaction partition p. An outcome of the partition's current
+  champion is handed to the suite once the partition's transactions have been scored past
+  the outcome's timestamp (so a backlog replays in order), or once the partition has had
+  no new transactions for ``monitoring.label_idle_release_s`` (2 s; it is caught up);
 - at each checkpoint (after the scores are flushed, before the offsets are committed) each
   suite is pickled, signed and written to the compacted ``driftloop.state`` topic with the
-  transaction offset and the labels offset it covers;
+  transaction offset and the outcomes offset (``labels_offset``) it covers;
 - on a partition's first batch the newest snapshot at or below that batch's first offset
   is verified and restored (a newer one, written just before a crash cut the commit off,
   is ignored); without one the suite starts fresh.
@@ -36,9 +35,8 @@ from streaming.errors import (
     ModelRejectedError,
     StateRejectedError,
 )
-from streaming.events import EventCodec, encode_event, label_type
+from streaming.events import EventCodec, Outcome, encode_event
 from streaming.kafka.clients import close_all, make_consumer, make_producer, require_co_partitioned
-from streaming.kafka.dead_letters import dead_letter
 from streaming.kafka.reading import TopicReader
 from streaming.logs import get_logger
 from streaming.models.reference import ReferenceProfile
@@ -68,14 +66,14 @@ class DriftMonitor(BatchObserver):
             max_request_size=settings.monitoring.state_max_bytes,
             max_block_ms=int(settings.scoring.delivery_timeout_s * 1000),  # as the scorer's own sends
         )
-        self._labels = make_consumer(settings.kafka, None, enable_auto_commit=False)
+        self._outcomes = make_consumer(settings.kafka, None, enable_auto_commit=False)
         require_co_partitioned(
-            self._labels,
-            [topics.labels, topics.transactions],
-            "labels must be co-partitioned with transactions (same key, same partition count)",
+            self._outcomes,
+            [topics.outcomes, topics.transactions],
+            "outcomes must be co-partitioned with transactions (keyed by account_id, same partition count)",
         )
         self._states = TopicReader(settings.kafka, topics.state, topic_timeout_s=30.0)
-        self._label_codec = EventCodec(label_type(settings.messages.limits()), settings.messages.max_bytes)
+        self._outcome_codec = EventCodec(Outcome, settings.messages.max_bytes)
         self._suites: dict[int, MonitorSuite] = {}
         self._versions: dict[int, str] = {}
         self._gate = LabelGate(settings.monitoring.label_idle_release_s, settings.monitoring.max_held_labels)
@@ -85,21 +83,21 @@ class DriftMonitor(BatchObserver):
         self._numeric_at = [i for i, f in enumerate(self._spec.features) if f.kind == "numeric"]
         self._categorical_at = [i for i, f in enumerate(self._spec.features) if f.kind == "categorical"]
         self.events_published = 0
-        # Drift events and label dead letters must land before the offsets are committed.
+        # Drift events must land before the offsets are committed.
         self._outputs = DeliveryTracker(
             lambda timeout_s: self._producer.flush(timeout=timeout_s),
             settings.scoring.delivery_timeout_s,
             lambda problem: (
-                f"drift events or label dead letters were not written ({problem}); offsets not "
-                "committed: a restart re-detects those drifts (with the same event ids)"
+                f"drift events were not written ({problem}); offsets not committed: a restart "
+                "re-detects those drifts (with the same event ids)"
             ),
         )
         self._closed = False
 
     def suite(self, partition: int) -> MonitorSuite | None:
         """The monitors of ``partition`` while this scorer owns it and has scored on it (its
-        counters, e.g. ``suite.scored`` and ``suite.joiner.matched``, are what a test or a
-        debugger reads)."""
+        counters, e.g. ``suite.scored`` and ``suite.labelled``, are what a test or a debugger
+        reads)."""
         return self._suites.get(partition)
 
     # -- scored batches ----------------------------------------------------------------
@@ -131,67 +129,56 @@ class DriftMonitor(BatchObserver):
                 numeric,
                 [columns[i] for i in categorical_at],
                 batch.probabilities[where],
-                [t.transaction_id for t in transactions],
-                [batch.scores[i].decision for i in where],
-                (timestamps / 1000.0).tolist(),
                 batch.offsets[where],
             )
             self._gate.scored(partition, int(timestamps.max()))
             self._publish(alarms, partition, version)
-            self._release_labels(partition)
+            self._release_outcomes(partition)
 
-    # -- labels ------------------------------------------------------------------------
+    # -- outcomes (labels joined to their predictions) -------------------------------------
 
     def poll(self) -> None:
         if not self._suites:
             return
-        for tp, records in self._labels.poll(timeout_ms=0).items():
+        for tp, records in self._outcomes.poll(timeout_ms=0).items():
             self._gate.fetched(tp.partition, records)
         for partition in self._gate.holding():
-            self._release_labels(partition, caught_up=self._gate.idle(partition))
+            self._release_outcomes(partition, caught_up=self._gate.idle(partition))
 
-    def _release_labels(self, partition: int, caught_up: bool = False) -> None:
+    def _release_outcomes(self, partition: int, caught_up: bool = False) -> None:
+        """Hand the partition's released outcomes of its current champion to its monitors."""
         suite = self._suites.get(partition)
         if suite is None:
             return
-        ids: list[str] = []
+        version = self._versions[partition]
+        scores: list[float] = []
+        decisions: list[bool] = []
         labels: list[int] = []
         for record in self._gate.release(partition, caught_up):
             try:
-                label = self._label_codec.decode(record.value)
-            except DecodeError as exc:
-                letter = dead_letter(
-                    record, exc, self._consumer_name, self.settings.messages.dead_letter_value_bytes
-                )
-                self._producer.send(
-                    self._topics.labels_dlq, key=record.key, value=encode_event(letter)
-                ).add_errback(self._outputs.errback)
-                self._outputs.sent(1)
-                metrics.DEAD_LETTERS.labels(record.topic, exc.reason).inc()
-                log.warning(
-                    "dead letter: %s",
-                    exc,
-                    extra={"topic": record.topic, "partition": record.partition, "offset": record.offset},
-                )
+                outcome = self._outcome_codec.decode(record.value)
+            except DecodeError as exc:  # `driftloop join` wrote it: worth a warning, not a stop
+                metrics.LABELS.labels("undecodable").inc()
+                log.warning("undecodable outcome skipped: %s", exc, extra={"offset": record.offset})
                 continue
-            ids.append(label.transaction_id)
-            labels.append(label.label)
-        if not ids:
+            if outcome.role != "champion" or outcome.model_version != version:
+                metrics.LABELS.labels("other_model").inc()
+                continue
+            scores.append(outcome.score)
+            decisions.append(outcome.decision)
+            labels.append(outcome.label)
+        if not labels:
             return
-        joiner = suite.joiner
-        before = (joiner.matched, joiner.unmatched, joiner.evicted)
-        alarms = suite.observe_labels(ids, labels)
-        metrics.LABELS.labels("joined").inc(joiner.matched - before[0])
-        metrics.LABELS.labels("unmatched").inc(joiner.unmatched - before[1])
-        metrics.LABELS.labels("evicted").inc(joiner.evicted - before[2])
-        self._publish(alarms, partition, self._versions[partition])
+        metrics.LABELS.labels("monitored").inc(len(labels))
+        alarms = suite.observe_outcomes(np.array(scores), np.array(decisions), np.array(labels))
+        self._publish(alarms, partition, version)
 
     # -- checkpoints and ownership -------------------------------------------------------
 
     def checkpoint(self, offsets: Mapping[int, int]) -> None:
         """Write a snapshot per partition, then make sure it and every drift event landed.
 
-        A drift event (or label dead letter) that failed to land raises: the offsets are then
+        A drift event that failed to land raises: the offsets are then
         not committed, and a restart re-detects it (with the same event_id). A snapshot that failed is logged and
         counted; the partition would restart from its previous snapshot.
         """
@@ -236,7 +223,7 @@ class DriftMonitor(BatchObserver):
             self._suites.pop(partition, None)
             self._versions.pop(partition, None)
             self._gate.forget(partition)
-        self._assign_labels()
+        self._assign_outcomes()
 
     def close(self, timeout_s: float | None = None) -> None:
         if self._closed:
@@ -244,7 +231,7 @@ class DriftMonitor(BatchObserver):
         self._closed = True
         close_all(
             partial(self._producer.close, timeout=30 if timeout_s is None else timeout_s),  # flushes first
-            partial(self._labels.close, autocommit=False),
+            partial(self._outcomes.close, autocommit=False),
             self._states.close,
         )
 
@@ -269,12 +256,12 @@ class DriftMonitor(BatchObserver):
         else:
             suite, labels_offset = (
                 self._fresh_suite(version),
-                self._labels_offset_at(partition, first_timestamp),
+                self._outcomes_offset_at(partition, first_timestamp),
             )
         self._suites[partition] = suite
         self._versions[partition] = version
         self._gate.own(partition, labels_offset)
-        self._assign_labels()
+        self._assign_outcomes()
         return suite
 
     def _fresh_suite(self, version: str) -> MonitorSuite:
@@ -339,19 +326,19 @@ class DriftMonitor(BatchObserver):
             kept.sort(key=lambda item: item[0])
             del kept[:-3]
 
-    def _labels_offset_at(self, partition: int, timestamp_ms: int) -> int:
-        """Where a fresh suite starts reading labels: the first at or after its first transaction."""
-        tp = TopicPartition(self._topics.labels, partition)
-        found = self._labels.offsets_for_times({tp: max(0, timestamp_ms)})
+    def _outcomes_offset_at(self, partition: int, timestamp_ms: int) -> int:
+        """Where a fresh suite starts reading outcomes: the first at or after its first transaction."""
+        tp = TopicPartition(self._topics.outcomes, partition)
+        found = self._outcomes.offsets_for_times({tp: max(0, timestamp_ms)})
         if found.get(tp) is not None:
             return int(found[tp].offset)
-        return int(self._labels.end_offsets([tp])[tp])
+        return int(self._outcomes.end_offsets([tp])[tp])
 
-    def _assign_labels(self) -> None:
-        partitions = [TopicPartition(self._topics.labels, p) for p in sorted(self._suites)]
-        self._labels.assign(partitions)
+    def _assign_outcomes(self) -> None:
+        partitions = [TopicPartition(self._topics.outcomes, p) for p in sorted(self._suites)]
+        self._outcomes.assign(partitions)
         for tp in partitions:
-            self._labels.seek(tp, self._gate.fetch_offset(tp.partition))
+            self._outcomes.seek(tp, self._gate.fetch_offset(tp.partition))
 
     def _publish(self, alarms: Sequence[Any], partition: int, version: str) -> None:
         for alarm in alarms:

@@ -7,8 +7,9 @@ A :class:`MonitorSuite` watches the four signals of one model on one partition:
   test over all features (KS, chi-square for categories, Holm across features);
 - *prediction*: a per-event detector on the score's reference rank and a window KS test;
 - *label*: a per-event detector on the arriving labels (the positive rate);
-- *error*: a per-event detector on the model's loss on each joined label (Brier loss or
-  0/1 error), the labels being matched to predictions by the :class:`LabelJoiner`.
+- *error*: a per-event detector on the model's loss on each labelled prediction (Brier
+  loss or 0/1 error). Labels come joined to their predictions already: the outcomes of
+  `driftloop join` (:mod:`streaming.outcomes`), or the backtest's own rows.
 
 Detections go through :class:`Episodes` (warm-up, one alarm per signal per episode,
 cooldown) and come out as :class:`Alarm` values; :meth:`Alarm.to_event` turns one into a
@@ -33,7 +34,6 @@ from streaming.events import DriftEvent, Severity, WindowStats
 from streaming.features import FeatureSpec
 from streaming.models.reference import ReferenceProfile, build_reference
 from streaming.monitoring.episodes import Episodes
-from streaming.monitoring.joiner import LabelJoiner
 from streaming.monitoring.monitors import Detection, DetectorMonitor, WindowTestMonitor
 
 _SCORE = "__score__"
@@ -109,7 +109,7 @@ class MonitorSuite:
     Parameters
     ----------
     settings
-        Detector choice and parameters, window, warm-up, cooldown, joiner bounds.
+        Detector choice and parameters, window, warm-up, cooldown.
     spec
         The stream's feature spec.
     reference
@@ -123,9 +123,8 @@ class MonitorSuite:
         self.settings = settings
         self.spec = spec
         self.episodes = Episodes(warmup=settings.warmup, cooldown=settings.cooldown)
-        self.joiner = LabelJoiner(settings.joiner_max_entries, settings.joiner_ttl_s)
         self.scored = 0  # events seen by the feature/prediction monitors
-        self.labelled = 0  # joined labels seen by the label/error monitors
+        self.labelled = 0  # outcomes (labelled predictions) seen by the label/error monitors
         self.position = -1  # latest position observed
         params = settings.detector_params
         self.label_monitor = DetectorMonitor("label", settings.label_detector, params.get("label", {}))
@@ -170,19 +169,12 @@ class MonitorSuite:
         numeric: np.ndarray,
         categorical: Sequence[Sequence[str]],
         scores: np.ndarray,
-        ids: Sequence[str],
-        decisions: Sequence[bool],
-        times: Sequence[float],
         positions: np.ndarray,
     ) -> list[Alarm]:
-        """Feed scored events: numeric features (n×d, spec order), category columns, scores.
-
-        ``times`` (event time, seconds) drive the joiner's time-to-live.
-        """
+        """Feed scored events: numeric features (n×d, spec order), category columns, scores."""
         n = len(scores)
         if n == 0:
             return []
-        self.joiner.add(ids, scores.tolist(), decisions, times)
         self.position = int(positions[-1])
         if self.reference is None:
             self._collect_reference(numeric, categorical, scores)
@@ -217,22 +209,26 @@ class MonitorSuite:
 
     # -- labels ------------------------------------------------------------------------
 
-    def observe_labels(
-        self, ids: Sequence[str], labels: Sequence[int], positions: Sequence[int] | None = None
+    def observe_outcomes(
+        self,
+        scores: np.ndarray,
+        decisions: np.ndarray,
+        labels: np.ndarray,
+        positions: Sequence[int] | None = None,
     ) -> list[Alarm]:
-        """Feed arriving labels; those matching a cached prediction update label and error monitors.
+        """Feed outcomes, labelled predictions (the score, the 0/1 decision, the 0/1 label),
+        to the label and error monitors.
 
-        ``positions`` say where in the stream each label arrived (default: the latest
-        scored position); an alarm fires at the arrival of the label that set it off.
+        ``positions`` say where in the stream each outcome arrived (default: the latest
+        scored position); an alarm fires at the arrival of the outcome that set it off.
         """
-        joined = self.joiner.match(ids, labels)
-        if not len(joined):
+        if not len(labels):
             return []
-        y = joined.labels.astype(np.float64)
+        y = np.asarray(labels, dtype=np.float64)
         if self.settings.error_input == "brier":
-            loss = (joined.scores - y) ** 2
+            loss = (np.asarray(scores, dtype=np.float64) - y) ** 2
         else:
-            loss = (joined.decisions != joined.labels.astype(bool)).astype(np.float64)
+            loss = (np.asarray(decisions, dtype=bool) != y.astype(bool)).astype(np.float64)
         detections = self.label_monitor.update_many(y) + self.error_monitor.update_many(loss)
         first = self.labelled
         self.labelled += len(y)
@@ -242,7 +238,7 @@ class MonitorSuite:
             if self.episodes.fire(detection.signal, first + detection.index):
                 recent = _Recent(self.settings.window, 2)
                 recent.push(np.concatenate([self._recent_outcomes.rows(), outcomes[: detection.index + 1]]))
-                at = positions[int(joined.index[detection.index])] if positions is not None else self.position
+                at = positions[detection.index] if positions is not None else self.position
                 alarms.append(self._outcome_alarm(detection, recent.rows(), int(at)))
         self._recent_outcomes.push(outcomes)
         return alarms

@@ -22,7 +22,7 @@ Everything lives in a :class:`~streaming.outcomes.store.PartitionStore`, laid ou
 expiry is a range scan in time order:
 
 ====================================  ==============================================
-``p`` txn role version                a pending Score (msgpack)
+``p`` txn                             the transaction's pending Scores (msgpack)
 ``x`` expires_ms txn                  the prediction's expiry (index)
 ``l`` txn                             a waiting label, with where it was read
 ``w`` wait_until_ms txn               the waiting label's deadline (index)
@@ -97,7 +97,7 @@ class _Counters(msgspec.Struct, kw_only=True):
 
 
 _encode = msgspec.msgpack.Encoder().encode
-_score = msgspec.msgpack.Decoder(Score)
+_scores = msgspec.msgpack.Decoder(list[Score])
 _arrival = msgspec.msgpack.Decoder(Arrival)
 _marker = msgspec.msgpack.Decoder(_Marker)
 _counters = msgspec.msgpack.Decoder(_Counters)
@@ -157,13 +157,16 @@ class OutcomeJoin:
             result.outcomes.append(Outcome.of(score, arrival.label))
             self._mark(txn, "joined", event_ms, arrival.label, [(score.role, score.model_version)])
             return result
-        key = b"p" + txn + _encode((score.role, score.model_version))
-        if self.store.get(key) is None:
-            self.counters.pending += 1
-        else:
+        pending = self._pending(txn)
+        who = (score.role, score.model_version)
+        kept = [s for s in pending if (s.role, s.model_version) != who]
+        if len(kept) < len(pending):
             result.duplicate_scores += 1
-        self.store.put(key, _encode(score))
-        self.store.put(_at(b"x", event_ms + self.ttl_ms, txn), _EMPTY)
+        else:
+            self.counters.pending += 1
+        self.store.put(b"p" + txn, _encode([*kept, score]))
+        if not pending:
+            self.store.put(_at(b"x", event_ms + self.ttl_ms, txn), _EMPTY)
         return result
 
     def label(self, arrival: Arrival) -> JoinResult:
@@ -174,14 +177,14 @@ class OutcomeJoin:
         txn = _txn(label.transaction_id)
         pending = self._pending(txn)
         if pending:
-            event_ms = min(_ms(s.event_time) for _, s in pending)
+            event_ms = _ms(pending[0].event_time)
             self._forget_prediction(txn, pending, event_ms)
             if label_ms - event_ms > self.ttl_ms:
                 self._mark(txn, "expired", event_ms)
                 result.refused.append(self._late(arrival, label_ms - event_ms))
                 return result
-            result.outcomes += [Outcome.of(score, label) for _, score in pending]
-            self._mark(txn, "joined", event_ms, label, [(s.role, s.model_version) for _, s in pending])
+            result.outcomes += [Outcome.of(score, label) for score in pending]
+            self._mark(txn, "joined", event_ms, label, [(s.role, s.model_version) for s in pending])
             return result
         marker = self._marker(txn)
         if marker is not None:
@@ -214,7 +217,7 @@ class OutcomeJoin:
             pending = self._pending(txn)
             self.store.delete(key)
             if pending:
-                event_ms = min(_ms(s.event_time) for _, s in pending)
+                event_ms = _ms(pending[0].event_time)
                 self._forget_prediction(txn, pending, event_ms)
                 self._mark(txn, "expired", event_ms)
                 result.expired += len(pending)
@@ -259,13 +262,12 @@ class OutcomeJoin:
         if score and ms > c.scores_time_ms:
             c.scores_time_ms = ms
 
-    def _pending(self, txn: bytes) -> list[tuple[bytes, Score]]:
-        prefix = b"p" + txn
-        return [(key, _score.decode(value)) for key, value in self.store.scan(prefix, prefix + _END)]
+    def _pending(self, txn: bytes) -> list[Score]:
+        raw = self.store.get(b"p" + txn)
+        return [] if raw is None else _scores.decode(raw)
 
-    def _forget_prediction(self, txn: bytes, pending: list[tuple[bytes, Score]], event_ms: int) -> None:
-        for key, _ in pending:
-            self.store.delete(key)
+    def _forget_prediction(self, txn: bytes, pending: list[Score], event_ms: int) -> None:
+        self.store.delete(b"p" + txn)
         self.counters.pending -= len(pending)
         self.store.delete(_at(b"x", event_ms + self.ttl_ms, txn))
 
@@ -328,4 +330,4 @@ class OutcomeJoin:
 def pending_scores(store: PartitionStore) -> Iterator[Score]:
     """Every score the store holds (for inspection and tests)."""
     for _, value in store.scan(b"p", b"p" + _END):
-        yield _score.decode(value)
+        yield from _scores.decode(value)

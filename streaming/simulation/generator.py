@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from streaming.events import Label, Transaction
+from streaming.events import Label, Outcome, Transaction
 
 CATEGORIES = np.array(
     [
@@ -214,8 +214,41 @@ def to_transactions(frame: pd.DataFrame, feature_columns: list[str] | None = Non
         yield Transaction(transaction_id=txn_id, account_id=account, event_time=time, features=features)
 
 
-def to_labels(frame: pd.DataFrame, delay: timedelta = timedelta(0)) -> Iterator[Label]:
-    """Label events for the rows of a simulated frame, ``delay`` after each event time."""
+def to_labels(frame: pd.DataFrame, delay: timedelta | np.ndarray = timedelta(0)) -> Iterator[Label]:
+    """Label events for the rows of a simulated frame, ``delay`` after each event time (one
+    duration, or an array of seconds, one per row)."""
     times = frame["event_time"].dt.to_pydatetime()
-    for txn_id, time, label in zip(frame["transaction_id"], times, frame["label"], strict=True):
-        yield Label(transaction_id=txn_id, label=int(label), label_time=time + delay)
+    delays = (
+        [delay] * len(frame) if isinstance(delay, timedelta) else [timedelta(seconds=float(d)) for d in delay]
+    )
+    rows = zip(frame["transaction_id"], times, frame["label"], delays, strict=True)
+    for txn_id, time, label, late in rows:
+        yield Label(transaction_id=txn_id, label=int(label), label_time=time + late)
+
+
+def to_outcomes(
+    frame: pd.DataFrame, model_name: str, model_version: str, delay: timedelta = timedelta(0)
+) -> Iterator[Outcome]:
+    """What `driftloop join` would write for the rows of a simulated frame scored by
+    ``model_version`` (a score that leans towards the label), ``delay`` after each event
+    time: load for the drift monitors' outcome stream, without running a join."""
+    times = frame["event_time"].dt.to_pydatetime()
+    rows = zip(frame["transaction_id"], frame["account_id"], times, frame["label"], strict=True)
+    for i, (txn_id, account, time, label) in enumerate(rows):
+        score = min(0.99, max(0.01, 0.15 + 0.6 * int(label) + 0.2 * ((i * 7919) % 100) / 100))
+        yield Outcome(
+            transaction_id=txn_id,
+            account_id=account,
+            model_name=model_name,
+            model_version=model_version,
+            role="champion",
+            score=score,
+            threshold=0.5,
+            decision=score >= 0.5,
+            label=int(label),
+            event_time=time,
+            scored_at=time,
+            label_time=time + delay,
+            delay_s=delay.total_seconds(),
+            latency_ms=1.0,
+        )

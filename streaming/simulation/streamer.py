@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -13,6 +15,7 @@ import pandas as pd
 from streaming.config import Settings
 from streaming.events import encode_event
 from streaming.kafka.clients import close_all, make_producer
+from streaming.simulation.delays import LabelDelay
 from streaming.simulation.generator import Regime, TransactionSimulator, to_labels, to_transactions
 
 
@@ -26,21 +29,36 @@ class SimulationStats:
 
 
 class TransactionStreamer:
-    """Produces frames of simulated transactions at a steady rate, labels ``label_delay``
-    transactions behind, on one producer.
+    """Produces frames of simulated transactions at a steady rate, and their labels late, on
+    one producer.
+
+    ``label_delay`` is a number of transactions, or a :class:`LabelDelay` (a count, or an
+    event-time delay drawn per label: the label's ``label_time`` is its transaction's event
+    time plus the delay, and it is sent once the stream's event time has passed that).
 
     The rate holds across frames (it is counted from the first transaction), so a stream
-    can be fed frame by frame, with regime changes in between. Each label is keyed like its
-    transaction: the labels topic is co-partitioned with the transactions. :attr:`stats`
+    can be fed frame by frame, with regime changes in between. Each label is keyed by its
+    transaction_id, as a chargeback feed is: the labels topic is co-partitioned with the
+    scores, which `driftloop join` needs. :attr:`stats`
     is updated as records are handed to the producer (another thread may read it).
     """
 
-    def __init__(self, settings: Settings, rate: float | None = None, label_delay: int = 0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        rate: float | None = None,
+        label_delay: int | LabelDelay = 0,
+        seed: int = 0,
+    ) -> None:
         self._topics = settings.topics
         self._producer = make_producer(settings.kafka, linger_ms=20, batch_size=262_144)
         self._rate = rate or None
-        self._label_delay = label_delay
-        self._pending: deque[tuple[bytes, bytes]] = deque()
+        self._delay = (
+            label_delay if isinstance(label_delay, LabelDelay) else LabelDelay(transactions=label_delay)
+        )
+        self._rng = np.random.default_rng(seed)
+        self._pending: deque[tuple[bytes, bytes]] = deque()  # labels by count, oldest first
+        self._due: list[tuple[datetime, int, bytes, bytes]] = []  # labels by label_time (a heap)
         self._started: float | None = None
         self.stats = SimulationStats()
 
@@ -51,16 +69,26 @@ class TransactionStreamer:
             self._started = time.monotonic()
         sent_at = np.full(len(frame), np.nan)
         send, topics, stats = self._producer.send, self._topics, self.stats
-        for i, (transaction, label) in enumerate(zip(to_transactions(frame), to_labels(frame), strict=True)):
+        delay = self._delay
+        labels = (
+            to_labels(frame, delay.draw(self._rng, len(frame))) if delay.in_event_time else to_labels(frame)
+        )
+        for i, (transaction, label) in enumerate(zip(to_transactions(frame), labels, strict=True)):
             if stop():
                 break
             key = transaction.account_id.encode()
             stats.transactions += 1
             send(topics.transactions, key=key, value=encode_event(transaction))
             sent_at[i] = time.time()
-            self._pending.append((key, encode_event(label)))
-            while len(self._pending) > self._label_delay:
-                self._send_label(*self._pending.popleft())
+            held = (transaction.transaction_id.encode(), encode_event(label))
+            if delay.in_event_time:
+                heapq.heappush(self._due, (label.label_time, stats.transactions, *held))
+                while self._due and self._due[0][0] <= transaction.event_time:
+                    self._send_label(*heapq.heappop(self._due)[2:])
+            else:
+                self._pending.append(held)
+                while len(self._pending) > delay.transactions:
+                    self._send_label(*self._pending.popleft())
             if self._rate:
                 ahead = stats.transactions / self._rate - (time.monotonic() - self._started)
                 if ahead > 0:
@@ -76,6 +104,8 @@ class TransactionStreamer:
         try:
             while flush_labels and self._pending:
                 self._send_label(*self._pending.popleft())
+            while flush_labels and self._due:
+                self._send_label(*heapq.heappop(self._due)[2:])
             self._producer.flush(timeout=60)
         finally:
             close_all(lambda: self._producer.close(timeout=10))
@@ -90,16 +120,17 @@ def stream_transactions(
     count: int,
     regime: Regime,
     rate: float | None = None,
-    label_delay: int = 0,
+    label_delay: int | LabelDelay = 0,
     chunk: int = 1000,
     progress: Callable[[int], None] | None = None,
 ) -> SimulationStats:
     """Produce ``count`` transactions (at ``rate`` per second, or as fast as possible).
 
-    Each label is published ``label_delay`` transactions after its transaction (0: at once);
-    the labels still pending at the end are flushed last.
+    Each label is published ``label_delay`` after its transaction (a number of transactions,
+    0: at once, or a :class:`LabelDelay` in event time); the labels still pending at the end
+    are flushed last.
     """
-    streamer = TransactionStreamer(settings, rate, label_delay)
+    streamer = TransactionStreamer(settings, rate, label_delay, seed=simulator.seed)
     try:
         while streamer.stats.transactions < count:
             frame = simulator.generate(min(chunk, count - streamer.stats.transactions), regime)

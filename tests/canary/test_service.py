@@ -1,8 +1,8 @@
 """The canary controller: its evidence (pure) and `driftloop canary` against the real broker.
 
-The controller's inputs are the scores and labels topics; the tests write Score and Label
-events there as the scorer and the label source would, with a challenger that is better,
-worse, or never labelled.
+The controller's input is the outcomes topic; the tests write Outcome events there as
+`driftloop join` would (a Score and its Label), with a challenger that is better, worse, or
+never labelled.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from streaming.canary.evidence import Tally, compare
 from streaming.canary.service import CanaryService
 from streaming.config import CanarySettings, Settings
-from streaming.events import Label, ModelUpdate, Score, encode_event
+from streaming.events import Label, ModelUpdate, Outcome, Score, encode_event
 from streaming.kafka.publishing import publish_model_update
 from tests.kafka_helpers import decode_all, produce, read_topic, running
 
@@ -87,9 +87,9 @@ _counter = iter(range(10**9))
 
 
 def outcomes(settings: Settings, challenger_noise: float, n: int = 400, champion_noise: float = 0.25) -> None:
-    """n labelled scores per role, made now."""
+    """n outcomes (labelled scores) per role, scored now, as `driftloop join` writes them."""
     rng = np.random.default_rng(next(_counter))
-    scores, labels = [], []
+    joined = []
     now = datetime.now(UTC)
     for role, version, noise in (("champion", "v1", champion_noise), ("challenger", "v2", challenger_noise)):
         truth = rng.binomial(1, 0.1, n)
@@ -100,10 +100,9 @@ def outcomes(settings: Settings, challenger_noise: float, n: int = 400, champion
                 transaction_id=tid, account_id="a", model_name="fraud", model_version=version, role=role,  # type: ignore[arg-type]
                 score=p, threshold=0.5, decision=p >= 0.5, event_time=now, scored_at=now, latency_ms=5.0,
             )  # fmt: skip
-            scores.append((tid.encode(), encode_event(score)))
-            labels.append((tid.encode(), encode_event(Label(transaction_id=tid, label=y, label_time=now))))
-    produce(settings, settings.topics.scores, scores)
-    produce(settings, settings.topics.labels, labels)
+            outcome = Outcome.of(score, Label(transaction_id=tid, label=y, label_time=now))
+            joined.append((score.account_id.encode(), encode_event(outcome)))
+    produce(settings, settings.topics.outcomes, joined)
 
 
 def decisions(settings: Settings, count: int, timeout_s: float = 60) -> list[ModelUpdate]:

@@ -16,7 +16,7 @@ import pytest
 
 from streaming.config import CanarySettings, RetrainingSettings, Settings
 from streaming.control.updates import champion_update
-from streaming.events import DriftEvent, ModelUpdate, encode_event
+from streaming.events import DriftEvent, ModelUpdate, Outcome, Score, encode_event
 from streaming.kafka.publishing import publish_model_update
 from streaming.models.first_champion import train_and_register
 from streaming.models.training import TrainingParams
@@ -50,7 +50,7 @@ def test_score_at_info_scores_swaps_models_dead_letters_and_raises_a_drift_event
     baseline, shifted = simulator.generate(15_000), simulator.generate(8000, SCENARIOS["covariate"])
     frame = pd.concat([baseline, shifted], ignore_index=True)
     transactions = [(t.account_id.encode(), encode_event(t)) for t in to_transactions(frame)]
-    labels = [(k, encode_event(label)) for (k, _), label in zip(transactions, to_labels(frame), strict=True)]
+    labels = [(label.transaction_id.encode(), encode_event(label)) for label in to_labels(frame)]
 
     scorer = Command(settings, tmp_path / "score.log", "score")
     try:
@@ -72,6 +72,35 @@ def test_score_at_info_scores_swaps_models_dead_letters_and_raises_a_drift_event
     assert "serving models changed" in info, info
     assert any(m.startswith("dead letter") for m in messages(scorer, "warning"))
     assert f"scored {len(transactions)} transactions" in stdout
+
+
+def test_join_at_info_joins_labels_dead_letters_a_bad_one_and_stops_cleanly(
+    driftloop_settings: Settings, tmp_path: Path
+) -> None:
+    settings = driftloop_settings
+    frame = TransactionSimulator(seed=9).generate(500)
+    now = datetime.now(UTC)
+    scores = [
+        Score(
+            transaction_id=t.transaction_id, account_id=t.account_id, model_name="fraud", model_version="v1",
+            role="champion", score=0.2, threshold=0.5, decision=False, event_time=t.event_time,
+            scored_at=now, latency_ms=1.0,
+        )
+        for t in to_transactions(frame)
+    ]  # fmt: skip
+    produce(settings, settings.topics.scores, [(s.transaction_id.encode(), encode_event(s)) for s in scores])
+    labels = [(label.transaction_id.encode(), encode_event(label)) for label in to_labels(frame)]
+    join = Command(settings, tmp_path / "join.log", "join")
+    try:
+        produce(settings, settings.topics.labels, [*labels, (b"t-x", b"not json")])
+        joined = read_topic(settings, settings.topics.outcomes, lambda rs: len(rs) >= 500, timeout_s=120)
+        read_topic(settings, settings.topics.labels_dlq, lambda rs: len(rs) >= 1, timeout_s=60)
+    finally:
+        stdout = assert_clean_exit(join)
+    assert len(decode_all(joined, Outcome)) == 500
+    info = messages(join)
+    assert any(m.startswith("joining ") for m in info) and "join store ready" in info, info
+    assert "joined 500 outcomes from 500 scores and 501 labels; refused: 1 invalid_json" in stdout, stdout
 
 
 def test_trigger_at_info_turns_a_drift_event_into_a_flow_run(

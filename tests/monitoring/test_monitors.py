@@ -1,4 +1,4 @@
-"""Contract tests: every monitor through the same checks, plus the suite, joiner and state."""
+"""Contract tests: every monitor through the same checks, plus the suite and its state."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from streaming.errors import ConfigError, StateRejectedError
 from streaming.features import FeatureSpec
 from streaming.models.reference import build_reference
 from streaming.monitoring.episodes import Episodes
-from streaming.monitoring.joiner import LabelJoiner
 from streaming.monitoring.monitors import DetectorMonitor, WindowTestMonitor
 from streaming.monitoring.state import seal, unseal
 from streaming.monitoring.suite import MonitorSuite
@@ -159,12 +158,9 @@ def run_suite(
             chunk[list(spec.numeric)].to_numpy(dtype=np.float64),
             [chunk[name].tolist() for name in spec.categorical],
             scores,
-            chunk["transaction_id"].tolist(),
-            (scores >= 0.5).tolist(),
-            positions.astype(float).tolist(),
             positions,
         )
-        alarms += suite.observe_labels(chunk["transaction_id"].tolist(), chunk["label"].tolist())
+        alarms += suite.observe_outcomes(scores, scores >= 0.5, chunk["label"].to_numpy())
     return alarms
 
 
@@ -226,40 +222,6 @@ def test_a_model_without_a_reference_takes_its_first_live_rows_as_one() -> None:
 
 
 # -- pieces --------------------------------------------------------------------------
-
-
-def test_the_joiner_counts_unmatched_labels_and_evicts_by_size_and_age() -> None:
-    joiner = LabelJoiner(max_entries=3, ttl=10.0)
-    joiner.add(["a", "b", "c", "d"], [0.1, 0.2, 0.3, 0.4], [False] * 4, [0.0, 1.0, 2.0, 3.0])
-    assert joiner.evicted == 1 and len(joiner) == 3  # "a" went for size
-    joiner.add(["e"], [0.5], [False], [12.5])  # "b" (t=1) and "c" (t=2) are now too old
-    assert joiner.evicted == 3
-    joined = joiner.match(["a", "d", "zz", "e"], [1, 0, 1, 1])
-    assert joined.labels.tolist() == [0, 1] and joined.scores.tolist() == [0.4, 0.5]
-    assert joined.index.tolist() == [1, 3]
-    assert joiner.unmatched == 2 and joiner.matched == 2
-    again = pickle.loads(pickle.dumps(joiner))
-    assert len(again) == 0 and again.unmatched == 2
-
-
-def test_a_restored_joiner_holds_exactly_the_waiting_predictions() -> None:
-    joiner = LabelJoiner(max_entries=2500, ttl=1e9)
-    for batch in range(6):  # the oldest 3,500 go for size
-        ids = [f"t{batch}-{i}" for i in range(1000)]
-        joiner.add(ids, [i / 1000 for i in range(1000)], [i % 2 == 0 for i in range(1000)], [batch] * 1000)
-    joiner.match([f"t5-{i}" for i in range(0, 1000, 10)], [1] * 100)
-    assert joiner.evicted == 3500 and len(joiner) == 2400
-
-    again = pickle.loads(pickle.dumps(joiner))
-    assert len(again) == 2400 and again.evicted == 3500 and again.matched == 100
-    found = again.match(["t2-999", "t3-499", "t3-500", "t5-10", "t5-11", "t4-4"], [1] * 6)
-    assert found.index.tolist() == [2, 4, 5]  # t2-999, t3-499: evicted; t5-10: matched before
-    assert found.scores.tolist() == [0.5, 0.011, 0.004]
-    assert found.decisions.tolist() == [True, False, True]
-    # Restored, it keeps evicting the oldest first.
-    again.add([f"u{i}" for i in range(200)], [0.5] * 200, [False] * 200, [7.0] * 200)
-    assert len(again) == 2500
-    assert again.match(["t3-597", "t3-598"], [0, 0]).index.tolist() == [1]  # 97 more went for size
 
 
 def test_episodes_need_a_quiet_cooldown_before_a_new_alarm() -> None:

@@ -18,12 +18,14 @@ from streaming.kafka.publishing import publish_model_update
 from streaming.models.first_champion import open_registry, train_and_register
 from streaming.models.training import TrainingParams
 from streaming.monitoring.service import DriftMonitor
+from streaming.outcomes.service import JoinService
 from streaming.simulation.generator import SCENARIOS, TransactionSimulator, to_labels, to_transactions
 from streaming.topics import topic_catalogue
 from tests.kafka_helpers import (
     decode_all,
     produce,
     read_topic,
+    running,
     scorer_thread,
     start_scorer_process,
     wait_for_checkpoint,
@@ -33,9 +35,10 @@ from tests.waiting import eventually
 pytestmark = pytest.mark.integration
 
 
-def labels_joined(monitor: DriftMonitor, partition: int = 0) -> int:
+def labels_monitored(monitor: DriftMonitor, partition: int = 0) -> int:
+    """Outcomes (labelled predictions) the partition's label and error monitors have seen."""
     suite = monitor.suite(partition)
-    return 0 if suite is None else suite.joiner.matched
+    return 0 if suite is None else suite.labelled
 
 
 def publish_champion(settings: Settings, history: pd.DataFrame) -> None:
@@ -45,7 +48,7 @@ def publish_champion(settings: Settings, history: pd.DataFrame) -> None:
 
 
 def stream(settings: Settings, frame: pd.DataFrame) -> None:
-    """The transactions, then their labels (keyed like the transactions)."""
+    """The transactions, then their labels (keyed by transaction_id, as `driftloop join` needs)."""
     transactions = list(to_transactions(frame))
     produce(
         settings,
@@ -56,7 +59,7 @@ def stream(settings: Settings, frame: pd.DataFrame) -> None:
         settings,
         settings.topics.labels,
         [
-            (t.account_id.encode(), encode_event(label))
+            (t.transaction_id.encode(), encode_event(label))
             for t, label in zip(transactions, to_labels(frame), strict=True)
         ],
     )
@@ -105,7 +108,7 @@ def test_a_covariate_shift_produces_one_feature_event_not_a_storm(
     )
 
 
-def test_bad_labels_go_to_the_dead_letter_topic_and_good_ones_are_joined(
+def test_labels_reach_the_monitors_as_outcomes_of_the_join_and_bad_ones_are_dead_lettered(
     one_partition_settings: Settings, history: pd.DataFrame
 ) -> None:
     settings = one_partition_settings
@@ -115,11 +118,11 @@ def test_bad_labels_go_to_the_dead_letter_topic_and_good_ones_are_joined(
     produce(settings, settings.topics.labels, [(b"acct", b"not json"), (b"acct", b'{"schema_version":1}')])
     registry = open_registry(settings)
     monitor = DriftMonitor(settings, registry)
-    with scorer_thread(settings, registry, [monitor]):
+    with scorer_thread(settings, registry, [monitor]), running(JoinService(settings)):
         scored(settings, 2000)
         letters = read_topic(settings, settings.topics.labels_dlq, until=lambda rs: len(rs) >= 2)
-        eventually(lambda: labels_joined(monitor) >= 2000, "2,000 labels joined", timeout_s=30)
-        assert labels_joined(monitor) == 2000
+        eventually(lambda: labels_monitored(monitor) >= 2000, "2,000 outcomes monitored", timeout_s=60)
+        assert labels_monitored(monitor) == 2000
     assert len(letters) == 2
     assert {r.key for r in letters} == {b"acct"}
 
