@@ -20,6 +20,7 @@ One :class:`DriftMonitor` per scorer process, one suite per owned partition:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
@@ -43,10 +44,12 @@ from streaming.models.reference import ReferenceProfile
 from streaming.models.registry import ModelRegistry
 from streaming.monitoring.label_gate import LabelGate
 from streaming.monitoring.state import read_envelope, seal, state_key, unseal
-from streaming.monitoring.suite import MonitorSuite
+from streaming.monitoring.suite import Alarm, MonitorSuite
 from streaming.scoring.scorer import BatchObserver, ScoredBatch
 
 log = get_logger("driftloop.monitor")
+
+_MAX_POLLS = 10  # outcome polls per call of poll(), 2,000 records each at most
 
 
 class DriftMonitor(BatchObserver):
@@ -83,6 +86,8 @@ class DriftMonitor(BatchObserver):
         self._numeric_at = [i for i, f in enumerate(self._spec.features) if f.kind == "numeric"]
         self._categorical_at = [i for i, f in enumerate(self._spec.features) if f.kind == "categorical"]
         self.events_published = 0
+        #: The newest alarms published (a debugging and test aid; at most 1,000).
+        self.published: deque[Alarm] = deque(maxlen=1000)
         # Drift events must land before the offsets are committed.
         self._outputs = DeliveryTracker(
             lambda timeout_s: self._producer.flush(timeout=timeout_s),
@@ -140,8 +145,12 @@ class DriftMonitor(BatchObserver):
     def poll(self) -> None:
         if not self._suites:
             return
-        for tp, records in self._outcomes.poll(timeout_ms=0).items():
-            self._gate.fetched(tp.partition, records)
+        for _ in range(_MAX_POLLS):  # a backlog drains in one call, not 500 records per batch
+            polled = self._outcomes.poll(timeout_ms=0, max_records=2000)
+            if not polled:
+                break
+            for tp, records in polled.items():
+                self._gate.fetched(tp.partition, records)
         for partition in self._gate.holding():
             self._release_outcomes(partition, caught_up=self._gate.idle(partition))
 
@@ -342,6 +351,7 @@ class DriftMonitor(BatchObserver):
 
     def _publish(self, alarms: Sequence[Any], partition: int, version: str) -> None:
         for alarm in alarms:
+            self.published.append(alarm)
             event = alarm.to_event(self.settings.model_name, version, partition=partition)
             self._producer.send(
                 self._topics.drift_events, key=self.settings.model_name.encode(), value=encode_event(event)

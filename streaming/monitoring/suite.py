@@ -19,6 +19,7 @@ caller numbers events with: Kafka offsets in the scorer, row indices in the back
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import uuid
@@ -49,6 +50,9 @@ class Alarm:
     before: WindowStats
     after: WindowStats
     severity: Severity
+    #: Events its monitor had seen when it fired, the firing one included: scored events for
+    #: the feature and prediction signals, outcomes (labelled predictions) for label and error.
+    seen: int = 0
 
     @property
     def signal(self) -> str:
@@ -202,7 +206,8 @@ class MonitorSuite:
             for detection in sorted(detections, key=lambda d: d.index):
                 if self.episodes.fire(detection.signal, first + detection.index):
                     upto = known + detection.index + 1
-                    alarms.append(self._input_alarm(detection, history[:upto], history_positions[:upto]))
+                    alarm = self._input_alarm(detection, history[:upto], history_positions[:upto])
+                    alarms.append(dataclasses.replace(alarm, seen=first + detection.index + 1))
         self._recent_inputs.push(inputs)
         self._recent_positions.push(positions.astype(np.float64)[:, None])
         return alarms
@@ -239,7 +244,8 @@ class MonitorSuite:
                 recent = _Recent(self.settings.window, 2)
                 recent.push(np.concatenate([self._recent_outcomes.rows(), outcomes[: detection.index + 1]]))
                 at = positions[detection.index] if positions is not None else self.position
-                alarms.append(self._outcome_alarm(detection, recent.rows(), int(at)))
+                alarm = self._outcome_alarm(detection, recent.rows(), int(at))
+                alarms.append(dataclasses.replace(alarm, seen=first + detection.index + 1))
         self._recent_outcomes.push(outcomes)
         return alarms
 
