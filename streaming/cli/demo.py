@@ -41,6 +41,13 @@ def demo(
     keep_topics: Annotated[
         bool, typer.Option("--keep-topics", help="Keep the run's `demo-<id>-*` topics (deleted by default).")
     ] = False,
+    label_delay: Annotated[
+        str,
+        typer.Option(
+            help="How late labels come: a number of transactions, or a median duration of event "
+            "time (90m, 6h; the demo's transactions are 1 s of event time apart).",
+        ),
+    ] = "300",
 ) -> None:
     """The whole loop in one command: stream, score, detect, retrain (Prefect), canary, promote.
 
@@ -55,7 +62,7 @@ def demo(
     from streaming.demo.run import new_run_id
     from streaming.kafka.clients import require_broker
 
-    plan = _plan(scenario, short, rate)
+    plan = _plan(scenario, short, rate, label_delay)
     settings, broker = _on_a_broker(settings_of(ctx))
     try:
         require_broker(settings.kafka)
@@ -80,15 +87,21 @@ def demo(
         raise typer.Exit(INTERRUPTED_EXIT)
 
 
-def _plan(scenario: str, short: bool, rate: float | None) -> DemoPlan:
+def _plan(scenario: str, short: bool, rate: float | None, label_delay: str) -> DemoPlan:
     import dataclasses
 
     from streaming.demo.run import SHORT, DemoPlan
+    from streaming.errors import ConfigError
+    from streaming.simulation.delays import parse_label_delay
     from streaming.simulation.generator import SCENARIOS
 
     if scenario not in SCENARIOS or scenario == "baseline":
         raise typer.BadParameter("choose concept, covariate or prior", param_hint="--scenario")
-    plan = dataclasses.replace(SHORT if short else DemoPlan(), scenario=scenario)
+    try:
+        delay = parse_label_delay(label_delay)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--label-delay") from exc
+    plan = dataclasses.replace(SHORT if short else DemoPlan(), scenario=scenario, label_delay=delay)
     return dataclasses.replace(plan, rate=rate) if rate else plan
 
 

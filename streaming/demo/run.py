@@ -43,6 +43,7 @@ from streaming.kafka.publishing import publish_model_update
 from streaming.logs import get_logger
 from streaming.models.first_champion import open_registry, train_and_register
 from streaming.models.training import TrainingParams
+from streaming.simulation.delays import LabelDelay
 from streaming.simulation.generator import SCENARIOS, TransactionSimulator
 from streaming.simulation.streamer import SimulationStats, TransactionStreamer
 from streaming.topics import topic_catalogue
@@ -59,7 +60,11 @@ class DemoPlan:
     before: int = 20_000  # transactions before the drift
     after: int = 100_000  # after it: time to detect, retrain, canary, promote, and pay off
     rate: float = 1000.0
-    label_delay: int = 300
+    #: Event time between transactions (1 s: the demo's few minutes are a day and a half).
+    event_gap_s: float = 1.0
+    #: Labels 300 transactions (0.3 s) late; a :class:`LabelDelay` in event time also works,
+    #: with ``event_gap_s`` large enough for days to pass.
+    label_delay: LabelDelay = field(default_factory=lambda: LabelDelay(transactions=300))
     max_seconds: float = 270.0
     seed: int = 7
 
@@ -188,7 +193,7 @@ def _run(
 
     run = _Run(settings, plan)
     view(_status(run, None, None, None, [], "training the first champion", _TRAINING))
-    simulator = TransactionSimulator(seed=plan.seed)
+    simulator = TransactionSimulator(seed=plan.seed, mean_gap_s=plan.event_gap_s)
     champion = train_and_register(
         settings, simulator.generate(plan.history), params=TrainingParams(), source="demo history"
     )
@@ -314,7 +319,7 @@ def _guard(run: _Run, target: Callable[..., Any]) -> Callable[[], None]:
 
 def _produce(run: _Run, simulator: TransactionSimulator, halt: threading.Event) -> None:
     plan = run.plan
-    streamer = TransactionStreamer(run.settings, plan.rate, plan.label_delay)
+    streamer = TransactionStreamer(run.settings, plan.rate, plan.label_delay, seed=plan.seed)
     run.stream = streamer.stats
     try:
         for regime, count in ((SCENARIOS["baseline"], plan.before), (SCENARIOS[plan.scenario], plan.after)):
