@@ -9,20 +9,24 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 import msgspec
+import pandas as pd
 from kafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from streaming.benchmarks.throughput import child_env
 from streaming.config import KafkaSettings, Settings
 from streaming.errors import KafkaUnavailableError
+from streaming.events import encode_event
 from streaming.kafka.clients import make_admin, make_consumer, make_producer
 from streaming.kafka.reading import TopicReader, end_offsets
 from streaming.models.registry import ModelRegistry
 from streaming.scoring.scorer import BatchObserver
 from streaming.scoring.service import ScoringService
+from streaming.simulation.generator import Regime, TransactionSimulator, to_outcomes, to_transactions
 from tests.waiting import eventually
 
 
@@ -91,6 +95,29 @@ def wait_for_group(
         eventually(stable, f"{group}: {members} members sharing {topic}", timeout_s, 0.5, alive)
     finally:
         admin.close()
+
+
+def stream_labelled(
+    settings: Settings,
+    simulator: TransactionSimulator,
+    count: int,
+    regime: Regime,
+    label_delay: timedelta = timedelta(days=3),
+    chunk: int = 1000,
+) -> None:
+    """``count`` simulated transactions, and for each the Outcome `driftloop join` writes when
+    its label comes ``label_delay`` later (event time), scored by the champion v1. Drawn
+    ``chunk`` at a time, as `driftloop simulate` draws them (so the same seed gives the same
+    rows)."""
+    frames = [simulator.generate(min(chunk, count - done), regime) for done in range(0, count, chunk)]
+    frame = pd.concat(frames, ignore_index=True)
+    transactions = [(t.account_id.encode(), encode_event(t)) for t in to_transactions(frame)]
+    outcomes = [
+        (o.account_id.encode(), encode_event(o))
+        for o in to_outcomes(frame, settings.model_name, "v1", delay=label_delay)
+    ]
+    produce(settings, settings.topics.transactions, transactions)
+    produce(settings, settings.topics.outcomes, outcomes)
 
 
 def decode_all(records: list[Any], event_type: type) -> list[Any]:

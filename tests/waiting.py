@@ -17,7 +17,7 @@ T = TypeVar("T")
 
 def eventually(
     check: Callable[[], T | None],
-    what: str,
+    what: str | Callable[[], str],
     timeout_s: float = 60.0,
     every_s: float = 0.2,
     alive: Callable[[], None] | None = None,
@@ -25,7 +25,8 @@ def eventually(
     """Call ``check`` until it returns something truthy, and return that.
 
     ``alive`` (if given) runs before each check and raises when waiting is pointless (the
-    process under test exited). Raises AssertionError naming ``what`` after ``timeout_s``.
+    process under test exited). Raises AssertionError naming ``what`` (a text, or a function
+    giving one, called then: the state to show) after ``timeout_s``.
     """
     deadline = time.monotonic() + timeout_s
     while True:
@@ -35,5 +36,6 @@ def eventually(
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s:.0f} s")
+            said = what() if callable(what) else what
+            raise AssertionError(f"{said}: not within {timeout_s:.0f} s")
         time.sleep(every_s)

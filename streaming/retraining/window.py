@@ -1,9 +1,11 @@
-"""The training window: recent transactions joined with their labels, read from Kafka.
+"""The training window: recent transactions with their labels, read from Kafka.
 
 Kafka is the source of truth. The window is every transaction whose Kafka timestamp is
 within ``retraining.window_s`` before ``end`` (default: now), read up to the end offsets at
-the time of the read, joined by transaction_id with the labels that have arrived since the
-window began; unlabelled transactions are left out (and counted), and only the newest
+the time of the read, with the label of each from the ``outcomes`` of `driftloop join`
+written since the window began (whatever the label's delay: a label joined today for a
+transaction of the window counts; the join has already refused late, duplicate and
+unknown ones). Unlabelled transactions are left out (and counted), and only the newest
 ``retraining.max_rows`` labelled rows are kept. What was read (offset ranges per
 partition, counts) is returned as lineage for the dataset snapshot.
 """
@@ -19,7 +21,7 @@ from kafka.errors import KafkaError
 
 from streaming.config import Settings
 from streaming.errors import DecodeError, KafkaUnavailableError
-from streaming.events import EventCodec, label_type, transaction_type
+from streaming.events import EventCodec, Outcome, transaction_type
 from streaming.kafka.reading import TopicReader
 
 
@@ -46,12 +48,8 @@ def fetch_training_window(
         EventCodec(transaction_type(spec, settings.messages.limits()), settings.messages.max_bytes),
         timeout_s,
     )
-    labels, label_ranges, label_bad = _read_range(
-        settings,
-        topics.labels,
-        start_ms,
-        EventCodec(label_type(settings.messages.limits()), settings.messages.max_bytes),
-        timeout_s,
+    outcomes, outcome_ranges, outcome_bad = _read_range(
+        settings, topics.outcomes, start_ms, EventCodec(Outcome, settings.messages.max_bytes), timeout_s
     )
     rows = []
     values = spec.values
@@ -69,7 +67,7 @@ def fetch_training_window(
     frame = pd.DataFrame(
         rows, columns=["transaction_id", "account_id", "event_time", *names, "partition", "offset"]
     )
-    truth = {label.transaction_id: label.label for _, _, label in labels}  # the latest label wins
+    truth = {o.transaction_id: o.label for _, _, o in outcomes}  # one label per transaction
     frame["label"] = frame["transaction_id"].map(truth)
     unlabelled = int(frame["label"].isna().sum())
     frame = frame.dropna(subset=["label"]).astype({"label": int})
@@ -81,9 +79,9 @@ def fetch_training_window(
         "window_start": datetime.fromtimestamp(start_ms / 1000, UTC).isoformat(),
         "window_end": end.isoformat(),
         "transactions": {"topic": topics.transactions, "offsets": tx_ranges, "undecodable": tx_bad},
-        "labels": {"topic": topics.labels, "offsets": label_ranges, "undecodable": label_bad},
+        "outcomes": {"topic": topics.outcomes, "offsets": outcome_ranges, "undecodable": outcome_bad},
         "transactions_read": len(transactions),
-        "labels_read": len(labels),
+        "outcomes_read": len(outcomes),
         "unlabelled": unlabelled,
         "rows": len(frame),
     }

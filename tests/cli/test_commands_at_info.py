@@ -21,8 +21,7 @@ from streaming.kafka.publishing import publish_model_update
 from streaming.models.first_champion import train_and_register
 from streaming.models.training import TrainingParams
 from streaming.simulation.generator import SCENARIOS, TransactionSimulator, to_labels, to_transactions
-from streaming.simulation.streamer import stream_transactions
-from tests.kafka_helpers import decode_all, produce, read_topic
+from tests.kafka_helpers import decode_all, produce, read_topic, stream_labelled
 from tests.processes import Command
 
 pytestmark = pytest.mark.integration
@@ -113,8 +112,8 @@ def test_trigger_at_info_turns_a_drift_event_into_a_flow_run(
         settings, champion_update(train_and_register(settings, history, params=TrainingParams(max_iter=20)))
     )
     simulator = TransactionSimulator(seed=21)
-    stream_transactions(settings, simulator, 3000, SCENARIOS["baseline"])
-    stream_transactions(settings, simulator, 3000, SCENARIOS["concept"])
+    stream_labelled(settings, simulator, 3000, SCENARIOS["baseline"])
+    stream_labelled(settings, simulator, 3000, SCENARIOS["concept"])
 
     trigger = Command(settings, tmp_path / "trigger.log", "trigger")
     try:

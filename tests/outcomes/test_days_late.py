@@ -44,24 +44,29 @@ def run_settings(kafka: KafkaSettings, name: Callable[[str], str], home: Path) -
 def labelled_rows_to_detect(settings: Settings, history: pd.DataFrame, delay: LabelDelay) -> int:
     """Outcomes the error monitor had seen, after the first post-drift one, when it fired."""
     publish_model_update(
-        settings, champion_update(train_and_register(settings, history, params=TrainingParams(max_iter=20)))
+        settings, champion_update(train_and_register(settings, history, params=TrainingParams()))
     )
     simulator = TransactionSimulator(seed=31, mean_gap_s=60.0)  # a transaction a minute
     registry = open_registry(settings)
     monitor = DriftMonitor(settings, registry)
-    with scorer_thread(settings, registry, [monitor]), running(JoinService(settings)):
+    join = JoinService(settings)
+    with scorer_thread(settings, registry, [monitor]), running(join):
         # Live, at a rate the scorer keeps up with: each label comes after its score, 4,320
         # transactions (three days) later; the last ones when the stream ends.
-        streamer = TransactionStreamer(settings, rate=4000, label_delay=delay, seed=32)
+        streamer = TransactionStreamer(settings, rate=2000, label_delay=delay, seed=32)
         try:
             streamer.send(simulator.generate(BEFORE, BASELINE))
             streamer.send(simulator.generate(AFTER, SCENARIOS["concept"]))
         finally:
             streamer.close()
+
+        def state() -> str:
+            suite = monitor.suite(0)
+            seen = (suite.scored, suite.labelled) if suite else (0, 0)
+            return f"an error drift alarm (scored, labelled: {seen}; join: {join.stats})"
+
         alarm = eventually(
-            lambda: next((a for a in monitor.published if a.signal == "error"), None),
-            "an error drift alarm",
-            timeout_s=180,
+            lambda: next((a for a in monitor.published if a.signal == "error"), None), state, timeout_s=300
         )
     return alarm.seen - BEFORE
 

@@ -22,10 +22,9 @@ from streaming.retraining.datasets import load_dataset
 from streaming.retraining.flow_entrypoint import run_in_process
 from streaming.retraining.trigger import RetrainTrigger
 from streaming.simulation.generator import SCENARIOS, TransactionSimulator
-from streaming.simulation.streamer import stream_transactions
 from streaming.topics import topic_catalogue
 from tests.conftest import free_port
-from tests.kafka_helpers import committed_total, decode_all, produce, read_topic, running
+from tests.kafka_helpers import committed_total, decode_all, produce, read_topic, running, stream_labelled
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
@@ -49,8 +48,8 @@ def settings(driftloop_settings: Settings, history: pd.DataFrame) -> Settings:
     manifest = train_and_register(settings, history, params=TrainingParams(max_iter=20))
     publish_model_update(settings, champion_update(manifest))
     simulator = TransactionSimulator(seed=21)
-    stream_transactions(settings, simulator, 3000, SCENARIOS["baseline"])
-    stream_transactions(settings, simulator, 3000, SCENARIOS["concept"])
+    stream_labelled(settings, simulator, 3000, SCENARIOS["baseline"])
+    stream_labelled(settings, simulator, 3000, SCENARIOS["concept"])
     return settings
 
 
@@ -233,7 +232,7 @@ def test_kafka_going_away_mid_flow_fails_the_run_and_publishes_no_model(
         ensure_topics(settings.kafka, topic_catalogue(settings.topics))
         manifest = train_and_register(settings, history, params=TrainingParams(max_iter=20))
         publish_model_update(settings, champion_update(manifest))
-        stream_transactions(settings, TransactionSimulator(seed=5), 2000, SCENARIOS["baseline"])
+        stream_labelled(settings, TransactionSimulator(seed=5), 2000, SCENARIOS["baseline"])
         real_train = flows.retrain.train_classifier
 
         def train_then_lose_kafka(*args: Any, **kwargs: Any) -> Any:
