@@ -145,9 +145,6 @@ class PartitionStore:
 
     # -- size and lifecycle ---------------------------------------------------------------
 
-    def estimated_keys(self) -> int:
-        return int(self._db.property_int_value("rocksdb.estimate-num-keys") or 0)
-
     def bytes_on_disk(self) -> int:
         return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
 
