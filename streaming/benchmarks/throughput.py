@@ -129,10 +129,9 @@ def _consume_loop(
     scoring = settings.scoring
     gc.freeze()  # the same process hygiene as the scorer's (see ServedModels.apply)
     consumer = make_consumer(settings.kafka, group, max_poll_records=scoring.max_batch, **BATCH_FETCH_OPTIONS)
-    # As the scorer does: a group joined before the metadata lists the topic's partitions
-    # is assigned nothing until the next metadata refresh, minutes later.
-    wait_for_topic(consumer, settings.topics.transactions)
+    # As the scorer does: subscribe, then wait for the metadata, then poll (see wait_for_topic).
     consumer.subscribe([settings.topics.transactions])
+    wait_for_topic(consumer, settings.topics.transactions)
     producer = make_producer(settings.kafka, **BATCH_PRODUCE_OPTIONS)
     # The scorer's own batching, delivery check and checkpoint, without its scoring.
     collector = BatchCollector(scoring.max_batch, scoring.max_wait_ms, scoring.max_wait_ms)

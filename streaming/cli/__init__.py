@@ -11,7 +11,7 @@ One module per command or command group:
 - :mod:`.registry` — ``registry list | show | promote | rollback``;
 - :mod:`.broker` — ``kafka start | stop | status`` (the local broker), ``topics``;
 - :mod:`.schemas` — ``schemas generate``, ``config show``;
-- :mod:`.bench` — ``bench throughput | detection``.
+- :mod:`.bench` — ``bench throughput | detection | labels``.
 """
 
 from __future__ import annotations

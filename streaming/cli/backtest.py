@@ -23,7 +23,16 @@ def backtest(
         "detections.jsonl"
     ),
     train_rows: Annotated[int, typer.Option(min=100, help="Rows that train the initial model.")] = 5000,
-    label_delay: Annotated[int, typer.Option(min=0, help="Rows after its row that a label is revealed.")] = 0,
+    label_delay: Annotated[
+        str,
+        typer.Option(
+            help="When each label is revealed: a number of rows after its row (500), or a duration "
+            "after its row's time (45s, 90m, 36h, 3d, 2w; needs --time-column, rows in time order).",
+        ),
+    ] = "0",
+    time_column: Annotated[
+        str, typer.Option(help="The event-time column, for a --label-delay duration (not a feature then).")
+    ] = "event_time",
     ignore: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option(help="Columns that are not features (ids, timestamps); repeatable."),
@@ -38,7 +47,7 @@ def backtest(
     """Run the drift monitors over a table, without Kafka.
 
     Trains the initial model on the first --train-rows rows, streams the rest in order
-    (labels revealed --label-delay rows later) and writes each drift event, with the `row`
+    (labels revealed --label-delay rows, or that long in event time, later) and writes each drift event, with the `row`
     (0-based, in INPUT) at which it fired, to --output. Numeric columns become numeric
     features, the others categorical. Monitor settings come from the `monitoring` section
     of the configuration.
@@ -48,16 +57,21 @@ def backtest(
     from streaming.events import encode_event
     from streaming.models.first_champion import read_table
     from streaming.monitoring.backtest import infer_spec, run_backtest
+    from streaming.simulation.delays import parse_label_delay
 
     settings = load_settings(config) if config is not None else settings_of(ctx)
+    delay = parse_label_delay(label_delay)
     frame = read_table(input_file)
-    spec = infer_spec(frame, label_column, tuple(ignore or ()))
+    ignored = tuple(ignore or ()) + ((time_column,) if delay.in_event_time else ())
+    spec = infer_spec(frame, label_column, ignored)
     result = run_backtest(
         frame,
         label_column,
         settings.monitoring,
         train_rows=train_rows,
-        label_delay=label_delay,
+        label_delay=delay.transactions,
+        label_delay_s=delay.median_s,
+        time_column=time_column,
         retrain=retrain,
         spec=spec,
     )

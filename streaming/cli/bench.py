@@ -1,4 +1,4 @@
-"""``driftloop bench throughput | detection``: figures printed next to a same-run baseline."""
+"""``driftloop bench throughput | detection | labels``: figures printed next to a same-run baseline."""
 
 from __future__ import annotations
 
@@ -115,3 +115,44 @@ def bench_detection(
         out.add_row(name, *cells)
     Console().print(out)
     typer.echo(json.dumps({"streams": table, "summary": summary(table)}))
+
+
+@bench_app.command("labels")
+def bench_labels(
+    ctx: typer.Context,
+    transactions: Annotated[
+        int, typer.Option(min=10_000, help="Transactions preloaded (a score and a label each).")
+    ] = 2_000_000,
+    days: Annotated[float, typer.Option(min=1, help="Days of event time they span.")] = 35.0,
+    scorer_events: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Transactions for the scorer's rate on this machine (the goal); 0 skips it."
+        ),
+    ] = 100_000,
+    timeout_s: Annotated[
+        float, typer.Option(min=60, help="Give up on a joiner that has not read everything by then.")
+    ] = 3600.0,
+) -> None:
+    """The outcome join (`driftloop join`) vs the old in-memory joiner, labels 1-14 days late.
+
+    On the real broker: scores over `--days` of event time on 4 partitions and their labels,
+    each 1 to 14 days later (log-normal, median 3 days), read by each joiner in its own
+    process. Prints labels matched, throughput, RSS at 10/50/100% of the run, checkpoint
+    p50/p99 at the start and the end, the store's size; the last line is one JSON object.
+    """
+    import tempfile
+
+    from streaming.benchmarks.labels import run_label_benchmark
+
+    settings = kafka_settings_of(ctx)
+    with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as home:
+        run_label_benchmark(
+            settings,
+            Path(home),
+            transactions=transactions,
+            days=days,
+            scorer_events=scorer_events,
+            timeout_s=timeout_s,
+            echo=typer.echo,
+        )

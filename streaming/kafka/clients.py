@@ -223,8 +223,12 @@ def broker_answers(bootstrap_servers: str, timeout_s: float = 5.0, **security: A
 def wait_for_topic(consumer: Any, topic: str, timeout_s: float = 30.0) -> set[int]:
     """Block until the consumer's metadata lists ``topic``'s partitions.
 
-    Subscribing before that makes the group leader assign nothing until the next metadata
-    refresh (minutes), so a freshly created topic would sit unconsumed.
+    A group member calls it after ``subscribe`` and before its first ``poll`` (which joins
+    the group). Joining before the metadata lists the partitions makes the leader assign
+    nothing until the next metadata refresh (minutes); fetching the metadata before
+    subscribing makes kafka-python see it "change" right after the first assignment and
+    rebalance at once, needlessly (one such rebalance in a few hundred left a member
+    assigned nothing).
     """
     deadline = time.monotonic() + timeout_s
     while not (partitions := consumer.partitions_for_topic(topic)):
@@ -264,3 +268,27 @@ def commit_or_defer(consumer: Any, offsets: Mapping[Any, int]) -> bool:
         )
         return False
     return True
+
+
+def resume(consumer: Any, partitions: Sequence[Any]) -> None:
+    """``consumer.resume(*partitions)``, with a work-around for kafka-python 3.0.12.
+
+    Its fetcher parks the records it had already parsed for a partition that was paused,
+    and gives them back on a later ``poll`` only while its "next records" slot is ``None``;
+    once a partition's records have all been returned, that slot keeps the drained (empty,
+    not ``None``) record set, and a partition with parked records is never fetched again.
+    So a resumed partition could stay silent for ever (seen in ``driftloop bench labels``:
+    its baseline, which pauses whichever of a partition's two streams runs ahead in event
+    time, stopped for good after a few seconds without this). Here the parked
+    records of the resumed partitions are dropped instead: they were never returned, the
+    position is still at their first offset, and the next fetch reads them again.
+    """
+    if not partitions:
+        return
+    consumer.resume(*partitions)
+    parked = getattr(getattr(consumer, "_fetcher", None), "_paused_partition_records", None)
+    if isinstance(parked, dict):
+        for tp in partitions:
+            records = parked.pop(tp, None)
+            if records is not None:
+                records.drain()

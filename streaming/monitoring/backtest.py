@@ -3,8 +3,10 @@
 The first ``train_rows`` rows train the initial model (with the same training code as
 `driftloop train` and the retraining flow); the rest are streamed in order, in micro-batches,
 through a :class:`MonitorSuite` exactly as the scorer runs it. Each row's label is revealed
-``label_delay`` rows after the row itself. Every alarm becomes a DriftEvent whose ``row`` is
-the 0-based row of the input at which it fired.
+``label_delay`` rows after the row itself or, with ``label_delay_s``, at the first row whose
+``time_column`` is that many seconds past the row's own (event time: the input in time
+order). Every alarm becomes a DriftEvent whose ``row`` is the 0-based row of the input at
+which it fired.
 
 With ``retrain=True`` the loop is closed offline: ``retrain_after`` rows after an alarm, a new
 model is trained on the labelled rows since the drift began (the alarm's window start; at
@@ -124,6 +126,8 @@ def run_backtest(
     *,
     train_rows: int = 5000,
     label_delay: int = 0,
+    label_delay_s: float | None = None,
+    time_column: str = "event_time",
     batch_size: int = 500,
     retrain: bool = False,
     retrain_after: int | None = None,
@@ -132,7 +136,8 @@ def run_backtest(
     on_batch: Callable[[int], None] | None = None,
 ) -> BacktestResult:
     """Train on the first ``train_rows`` rows, stream the rest through the monitors."""
-    spec = spec or infer_spec(frame, label_column)
+    reveal = reveal_rows(frame, label_delay, label_delay_s, time_column)
+    spec = spec or infer_spec(frame, label_column, (time_column,) if label_delay_s is not None else ())
     frame = prepare(frame, label_column, spec)
     if len(frame) <= train_rows:
         raise BacktestError(
@@ -144,7 +149,7 @@ def run_backtest(
     except TrainingError as exc:
         raise BacktestError(f"the first {train_rows} rows cannot train a model: {exc}") from exc
     events, scores, static = _stream(
-        frame, label_column, spec, model, settings, train_rows, label_delay, batch_size, on_batch
+        frame, label_column, spec, model, settings, train_rows, reveal, batch_size, on_batch
     )
     result = BacktestResult(
         spec, events, scores, frame[label_column].to_numpy()[train_rows:], train_rows, static
@@ -157,7 +162,7 @@ def run_backtest(
             model,
             settings,
             train_rows,
-            label_delay,
+            reveal,
             batch_size,
             None,
             retrain_after=retrain_after if retrain_after is not None else settings.window,
@@ -173,7 +178,7 @@ def _stream(
     model: TrainedModel,
     settings: MonitoringSettings,
     start: int,
-    label_delay: int,
+    reveal: np.ndarray,
     batch_size: int,
     on_batch: Callable[[int], None] | None,
     retrain_after: int | None = None,
@@ -210,9 +215,10 @@ def _stream(
         alarms = suite.observe_scored(
             numeric_all[rows], [column[rows] for column in categorical_all], scores, positions
         )
-        # Labels of rows up to end-1-delay are known once row end-1 has arrived; the
-        # current model's monitors see the outcomes of the rows it scored.
-        reveal_to = max(start, end - label_delay)
+        # The labels revealed at a row up to end-1 are known once row end-1 has arrived
+        # (reveal is non-decreasing); the current model's monitors see the outcomes of
+        # the rows it scored.
+        reveal_to = max(start, int(np.searchsorted(reveal, end - 1, side="right")))
         if reveal_to > revealed:
             known = slice(max(revealed, suite_since), reveal_to)
             if known.start < known.stop:
@@ -220,7 +226,7 @@ def _stream(
                     row_scores[known],
                     row_scores[known] >= threshold,
                     labels_all[known],
-                    [r + label_delay for r in range(known.start, known.stop)],
+                    reveal[known].tolist(),
                 )
             revealed = reveal_to
         for alarm in sorted(alarms, key=lambda a: a.position):
@@ -246,6 +252,39 @@ def _stream(
             suite_since = row
             pending_retrain = None
     return events, static_scores, outcome
+
+
+def reveal_rows(
+    frame: pd.DataFrame, label_delay: int, label_delay_s: float | None, time_column: str
+) -> np.ndarray:
+    """The row at which each row's label is revealed: ``label_delay`` rows later, or with
+    ``label_delay_s`` the first row at least that many seconds later in ``time_column``
+    (``len(frame)``, never, for the last ones).
+
+    >>> frame = pd.DataFrame({"event_time": pd.to_datetime([0, 60, 120, 180, 240], unit="s")})
+    >>> reveal_rows(frame, 2, None, "event_time").tolist()
+    [2, 3, 4, 5, 6]
+    >>> reveal_rows(frame, 0, 90.0, "event_time").tolist()
+    [2, 3, 4, 5, 5]
+    """
+    rows = np.arange(len(frame))
+    if label_delay_s is None:
+        return rows + label_delay
+    if time_column not in frame.columns:
+        raise BacktestError(
+            f"a label delay in time needs the event-time column {time_column!r} (--time-column); "
+            f"the input has {', '.join(map(str, frame.columns))}"
+        )
+    try:
+        times = pd.to_datetime(frame[time_column], utc=True)
+    except (ValueError, TypeError) as exc:
+        raise BacktestError(f"column {time_column!r} is not a time: {exc}") from exc
+    seconds = (times - times.iloc[0]).dt.total_seconds().to_numpy()
+    if np.isnan(seconds).any() or (np.diff(seconds) < 0).any():
+        raise BacktestError(
+            f"a label delay in time needs the rows in {time_column!r} order, without gaps; sort the input first"
+        )
+    return np.searchsorted(seconds, seconds + label_delay_s, side="left")
 
 
 def _retrained(

@@ -45,6 +45,7 @@ from streaming.kafka.clients import (
     make_consumer,
     make_producer,
     require_co_partitioned,
+    resume,
 )
 from streaming.kafka.dead_letters import bounded_dead_letter, dead_letter
 from streaming.logs import get_logger
@@ -79,8 +80,11 @@ class _Partition:
 class JoinService:
     """A consumer-group member joining ``scores`` with ``labels`` into ``outcomes``."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_checkpoint: Callable[[float], None] | None = None) -> None:
+        """``on_checkpoint`` is called after each checkpoint with its duration in seconds
+        (what ``driftloop_join_checkpoint_seconds`` observes)."""
         self.settings = settings
+        self._on_checkpoint = on_checkpoint
         self.stats = JoinStats()
         self._topics = settings.topics
         self._join = settings.join
@@ -134,13 +138,14 @@ class JoinService:
             partition_assignment_strategy=[RangePartitionAssignor],
         )
         try:
+            # Subscribe, then wait for the metadata, then poll (see wait_for_topic).
+            self._consumer.subscribe([self._topics.scores, self._topics.labels], listener=_Rebalance(self))
             require_co_partitioned(
                 self._consumer,
                 [self._topics.scores, self._topics.labels, self._topics.outcomes_changelog],
                 "the join needs co-partitioned inputs: labels keyed by transaction_id on as many "
                 "partitions as scores, and the changelog created with them (`driftloop topics create`)",
             )
-            self._consumer.subscribe([self._topics.scores, self._topics.labels], listener=_Rebalance(self))
             topics, where = self._topics, {"group_id": join.group_id, "state_dir": str(self._state_dir)}
             log.info("joining %s with %s into %s", topics.scores, topics.labels, topics.outcomes, extra=where)
             if on_ready is not None:
@@ -286,7 +291,7 @@ class JoinService:
         for tp in list(self._consumer.paused()):
             part = self._partitions.get(tp.partition)
             if part is None or part.join.counters.waiting < room // 2:
-                self._consumer.resume(tp)
+                resume(self._consumer, [tp])
 
     # -- checkpoints ----------------------------------------------------------------------
 
@@ -299,7 +304,10 @@ class JoinService:
                 self._send(expired, partition)
         self.checkpoints.checkpoint()
         self._report()
-        metrics.JOIN_CHECKPOINT_SECONDS.observe(time.monotonic() - started)
+        seconds = time.monotonic() - started
+        metrics.JOIN_CHECKPOINT_SECONDS.observe(seconds)
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(seconds)
 
     def _write_stores(self, offsets: Offsets) -> None:
         """Changelog first (flushed), then each store's atomic commit: steps 3 and 4."""

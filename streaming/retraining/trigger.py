@@ -147,8 +147,8 @@ class RetrainTrigger:
         try:
             updates, _ = follower.catch_up()
             self._learn(updates)
-            wait_for_topic(consumer, topics.drift_events)
             consumer.subscribe([topics.drift_events])
+            wait_for_topic(consumer, topics.drift_events)
             log.info(
                 "turning %s into retraining runs (%s)",
                 topics.drift_events,

@@ -156,9 +156,9 @@ class ScoringService:
                 group_instance_id=scoring.group_instance_id,
                 **BATCH_FETCH_OPTIONS,
             )
-            wait_for_topic(self._consumer, self._topics.transactions)
             gc.freeze()  # the clients are long-lived too (see ServedModels.apply)
             self._consumer.subscribe([self._topics.transactions], listener=_FinishBatchOnRevoke(self))
+            wait_for_topic(self._consumer, self._topics.transactions)
             log.info(
                 "scoring %s into %s",
                 self._topics.transactions,

@@ -100,3 +100,32 @@ def test_bench_detection_prints_its_table_and_a_json_line() -> None:
     assert set(result["streams"]) == {"sea_prior", "stationary"}
     assert set(result["summary"]) == {"driftloop", "adwin_errors", "ks_windows"}
     assert result["streams"]["sea_prior"]["driftloop"]["streams"] == 1
+
+
+def test_a_label_delay_in_event_time_reveals_labels_as_late_as_the_same_delay_in_rows(
+    drifting_csv: Path, tmp_path: Path
+) -> None:
+    """One row a minute: labels 3 hours late are labels 180 rows late, alarm for alarm."""
+    frame = pd.read_csv(drifting_csv)
+    frame["event_time"] = pd.date_range("2026-01-01", periods=len(frame), freq="min", tz="UTC")
+    timed = tmp_path / "timed.csv"
+    frame.to_csv(timed, index=False)
+    rows: dict[str, list[tuple[int, str]]] = {}
+    for delay in ("180", "3h"):
+        output = tmp_path / f"{delay}.jsonl"
+        done = driftloop(
+            "backtest", str(timed), "--label-column", "y", "--train-rows", "3000", "--ignore", "id",
+            "--ignore", "event_time", "--label-delay", delay, "--output", str(output),
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        rows[delay] = [(e["row"], e["signal"]) for e in map(json.loads, output.read_text().splitlines())]
+    assert rows["3h"] == rows["180"]
+    assert any(signal == "error" for _, signal in rows["3h"]), rows["3h"]
+
+    unsorted = tmp_path / "unsorted.csv"
+    frame.iloc[::-1].to_csv(unsorted, index=False)
+    done = driftloop(
+        "backtest", str(unsorted), "--label-column", "y", "--ignore", "id", "--label-delay", "3d"
+    )
+    assert done.returncode != 0
+    assert "needs the rows in 'event_time' order" in done.stderr, done.stderr
