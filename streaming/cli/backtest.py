@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
 
 from streaming.cli._common import ConfigOption, app, settings_of
 from streaming.config import load_settings
+
+if TYPE_CHECKING:
+    from streaming.monitoring.backtest import BacktestResult
 
 
 @app.command("backtest")
@@ -52,8 +55,6 @@ def backtest(
     features, the others categorical. Monitor settings come from the `monitoring` section
     of the configuration.
     """
-    from rich.table import Table
-
     from streaming.events import encode_event
     from streaming.models.first_champion import read_table
     from streaming.monitoring.backtest import infer_spec, run_backtest
@@ -79,7 +80,15 @@ def backtest(
     with output.open("wb") as handle:
         for event in result.events:
             handle.write(encode_event(event) + b"\n")
-    streamed = len(frame) - train_rows
+    _print_result(result, output, len(frame) - train_rows, fp_cost, fn_cost)
+
+
+def _print_result(
+    result: BacktestResult, output: Path, streamed: int, fp_cost: float, fn_cost: float
+) -> None:
+    """The drift events as a table, and with --retrain the prequential results."""
+    from rich.table import Table
+
     table = Table(title=f"{len(result.events)} drift event(s) in {streamed} streamed rows -> {output}")
     for column in ("row", "signal", "detector", "feature", "severity", "p-value"):
         table.add_column(column)

@@ -215,9 +215,8 @@ def _stream(
         alarms = suite.observe_scored(
             numeric_all[rows], [column[rows] for column in categorical_all], scores, positions
         )
-        # The labels revealed at a row up to end-1 are known once row end-1 has arrived
-        # (reveal is non-decreasing); the current model's monitors see the outcomes of
-        # the rows it scored.
+        # Labels revealed up to row end-1 are known now (reveal never decreases); the
+        # current model's monitors see the outcomes of the rows it scored.
         reveal_to = max(start, int(np.searchsorted(reveal, end - 1, side="right")))
         if reveal_to > revealed:
             known = slice(max(revealed, suite_since), reveal_to)
