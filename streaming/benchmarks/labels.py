@@ -53,7 +53,12 @@ from streaming.config import Settings
 from streaming.control.updates import champion_update
 from streaming.errors import BenchmarkError
 from streaming.events import EventCodec, Label, Score, encode_event, label_type
-from streaming.kafka.clients import BATCH_FETCH_OPTIONS, ensure_topics, make_consumer, wait_for_topic
+from streaming.kafka.clients import (
+    BATCH_FETCH_OPTIONS,
+    ensure_topics,
+    make_consumer,
+    wait_for_topic,
+)
 from streaming.kafka.clients import resume as resume_partitions
 from streaming.kafka.publishing import publish_model_update
 from streaming.kafka.reading import end_offsets
@@ -61,7 +66,7 @@ from streaming.models.first_champion import train_and_register
 from streaming.models.training import TrainingParams
 from streaming.outcomes.service import JoinService
 from streaming.simulation.delays import LabelDelay
-from streaming.simulation.generator import TransactionSimulator
+from streaming.simulation.generator import TransactionSimulator, leaning_score
 from streaming.topics import topic_catalogue
 
 PARTITIONS = 4
@@ -136,7 +141,7 @@ def _scores(ids: list[str], accounts: list[str], times: Any, labels: np.ndarray,
     for i, (txn, account, at, label) in enumerate(
         zip(ids, accounts, times.dt.to_pydatetime(), labels, strict=True)
     ):
-        score = min(0.99, max(0.01, 0.15 + 0.6 * int(label) + 0.2 * (((offset + i) * 7919) % 100) / 100))
+        score = leaning_score(int(label), offset + i)
         yield Score(
             transaction_id=txn,
             account_id=account,
@@ -197,10 +202,12 @@ def _rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _join_child(settings: Settings, inputs: int, timeout_s: float, out: Any) -> None:
-    """Run the join until it has checkpointed every input; send back a :class:`Run`."""
+def _report_back(measure: Callable[..., Run], *args: Any) -> None:
+    """In the child: ``measure(*args[:-1])``, its :class:`Run` (or the error) sent down the
+    pipe that is the last argument."""
+    *measure_args, out = args
     try:
-        out.send(_measure_join(settings, inputs, timeout_s))
+        out.send(measure(*measure_args))
     except BaseException as exc:
         out.send(exc)
 
@@ -254,13 +261,6 @@ def _measure_join(settings: Settings, inputs: int, timeout_s: float) -> Run:
         },
         store_bytes=sum(f.stat().st_size for f in state.rglob("*") if f.is_file()),
     )
-
-
-def _baseline_child(settings: Settings, inputs: int, timeout_s: float, out: Any) -> None:
-    try:
-        out.send(_measure_baseline(settings, inputs, timeout_s))
-    except BaseException as exc:
-        out.send(exc)
 
 
 class _GatedJoiner:
@@ -391,17 +391,17 @@ def _pickle_all(parts: dict[int, _GatedJoiner]) -> float:
     return time.monotonic() - started
 
 
-def _in_own_process(target: Callable[..., None], *args: Any) -> Run:
-    """Run ``target(*args, pipe)`` in a freshly spawned interpreter: its RSS is its own."""
+def _in_own_process(measure: Callable[..., Run], *args: Any) -> Run:
+    """``measure(*args)`` in a freshly spawned interpreter, so its RSS is its own."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe(duplex=False)
-    process = context.Process(target=target, args=(*args, child), daemon=True)
+    process = context.Process(target=_report_back, args=(measure, *args, child), daemon=True)
     process.start()
     child.close()
     try:
         result = parent.recv()
     except EOFError:
-        raise BenchmarkError(f"{target.__name__} died (exit code {process.exitcode})") from None
+        raise BenchmarkError(f"{measure.__name__} died (exit code {process.exitcode})") from None
     finally:
         process.join(60)
     if isinstance(result, BaseException):
@@ -423,14 +423,6 @@ def run_label_benchmark(
 ) -> dict[str, Any]:
     """Run the whole benchmark; return (and print, last) the JSON summary."""
     settings = bench_settings(base, home)
-    run_id = settings.topics.scores.split("-")[1]
-    settings = settings.model_copy(
-        update={
-            "join": settings.join.model_copy(
-                update={"group_id": f"bench-{run_id}-join", "metrics_port": 0, "state_dir": home / "join"}
-            )
-        }
-    )
     ensure_topics(settings.kafka, topic_catalogue(settings.topics, partitions=PARTITIONS))
     inputs = 2 * transactions
     echo(
@@ -442,11 +434,11 @@ def run_label_benchmark(
     echo(f"  {inputs:,} records in {time.monotonic() - started:.0f}s")
 
     echo("the join (driftloop join, its own process)...")
-    join = _in_own_process(_join_child, settings, inputs, timeout_s)
+    join = _in_own_process(_measure_join, settings, inputs, timeout_s)
     written = sum(end_offsets(settings.kafka, settings.topics.outcomes).values())
     echo(f"  {join.eps:,.0f} records/s, {written:,} outcomes")
     echo("the baseline (the old in-memory joiner, its own process)...")
-    baseline = _in_own_process(_baseline_child, settings, inputs, timeout_s)
+    baseline = _in_own_process(_measure_baseline, settings, inputs, timeout_s)
     echo(f"  {baseline.eps:,.0f} records/s, {baseline.counts['matched']:,} matched")
 
     scorer_eps = None

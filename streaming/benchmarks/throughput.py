@@ -91,7 +91,8 @@ def bench_settings(base: Settings, home: Path) -> Settings:
     run = uuid.uuid4().hex[:8]
     names = TopicNames(**{field: f"bench-{run}-{field}" for field in TopicNames.model_fields})
     scoring = base.scoring.model_copy(update={"group_id": f"bench-{run}-scorer", "metrics_port": 0})
-    return base.model_copy(update={"topics": names, "scoring": scoring, "home": home})
+    join = base.join.model_copy(update={"group_id": f"bench-{run}-join", "metrics_port": 0})
+    return base.model_copy(update={"topics": names, "scoring": scoring, "join": join, "home": home})
 
 
 def preload(settings: Settings, count: int, model_version: str, seed: int = 7, chunk: int = 5000) -> float:

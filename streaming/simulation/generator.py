@@ -226,6 +226,12 @@ def to_labels(frame: pd.DataFrame, delay: timedelta | np.ndarray = timedelta(0))
         yield Label(transaction_id=txn_id, label=int(label), label_time=time + late)
 
 
+def leaning_score(label: int, i: int) -> float:
+    """The ``i``-th of a stand-in model's scores: one that leans towards the label (0.15-0.35
+    for a legitimate transaction, 0.75-0.95 for a fraud), for load that needs no model."""
+    return min(0.99, max(0.01, 0.15 + 0.6 * label + 0.2 * ((i * 7919) % 100) / 100))
+
+
 def to_outcomes(
     frame: pd.DataFrame, model_name: str, model_version: str, delay: timedelta = timedelta(0)
 ) -> Iterator[Outcome]:
@@ -235,7 +241,7 @@ def to_outcomes(
     times = frame["event_time"].dt.to_pydatetime()
     rows = zip(frame["transaction_id"], frame["account_id"], times, frame["label"], strict=True)
     for i, (txn_id, account, time, label) in enumerate(rows):
-        score = min(0.99, max(0.01, 0.15 + 0.6 * int(label) + 0.2 * ((i * 7919) % 100) / 100))
+        score = leaning_score(int(label), i)
         yield Outcome(
             transaction_id=txn_id,
             account_id=account,
