@@ -75,9 +75,22 @@ class JsonFormatter(logging.Formatter):
             ).decode()
 
 
+def _not_a_read_after_close(record: logging.LogRecord) -> bool:
+    """False for kafka-python 3.0's log of its own close race, which is harmless.
+
+    Closing a connection sets the transport's socket to ``None`` while its read task may
+    still be waiting on the selector; the task then calls ``None.recv`` and logs "Error
+    receiving network data closing socket" at ERROR with an ``AttributeError`` traceback,
+    although the connection was already being closed on purpose and nothing is lost.
+    """
+    error = record.exc_info[1] if record.exc_info else None
+    return not (isinstance(error, AttributeError) and "'NoneType'" in str(error) and "recv" in str(error))
+
+
 def configure_logging(level: str = "INFO") -> None:
     """Send driftloop's logs to stderr as JSON lines; quieten kafka-python's and httpx's chatter
-    (httpx logs every request Prefect's client makes at INFO)."""
+    (httpx logs every request Prefect's client makes at INFO) and drop kafka-python's
+    traceback for a read on a connection it has just closed (see ``_not_a_read_after_close``)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
@@ -85,6 +98,9 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for chatty in ("kafka", "httpx"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    transport = logging.getLogger("kafka.net.transport")
+    if _not_a_read_after_close not in transport.filters:
+        transport.addFilter(_not_a_read_after_close)
 
 
 @contextmanager

@@ -31,7 +31,7 @@ def demo(
         str, typer.Option(help="concept | covariate | prior: the drift to play.")
     ] = "concept",
     short: Annotated[
-        bool, typer.Option(help="A shorter stream (76,000 transactions instead of 120,000).")
+        bool, typer.Option(help="A shorter stream (90,000 transactions instead of 120,000).")
     ] = False,
     report: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path("report.html"),
     rate: Annotated[
@@ -44,10 +44,11 @@ def demo(
     label_delay: Annotated[
         str,
         typer.Option(
-            help="How late labels come: a number of transactions, or a median duration of event "
-            "time (90m, 6h; the demo's transactions are 1 s of event time apart).",
+            help="How late labels come: a median duration of event time, drawn per label from a "
+            "log-normal capped at 14 days (1d, 36h; the demo's transactions are 40 s of event time "
+            "apart: a day is about 2,160 transactions), or a number of transactions.",
         ),
-    ] = "300",
+    ] = "1d",
 ) -> None:
     """The whole loop in one command: stream, score, detect, retrain (Prefect), canary, promote.
 
@@ -90,7 +91,7 @@ def demo(
 def _plan(scenario: str, short: bool, rate: float | None, label_delay: str) -> DemoPlan:
     import dataclasses
 
-    from streaming.demo.run import SHORT, DemoPlan
+    from streaming.demo.run import DEMO_LABEL_DELAY, SHORT, DemoPlan
     from streaming.errors import ConfigError
     from streaming.simulation.delays import parse_label_delay
     from streaming.simulation.generator import SCENARIOS
@@ -99,6 +100,8 @@ def _plan(scenario: str, short: bool, rate: float | None, label_delay: str) -> D
         raise typer.BadParameter("choose concept, covariate or prior", param_hint="--scenario")
     try:
         delay = parse_label_delay(label_delay)
+        if delay.in_event_time:
+            delay = dataclasses.replace(delay, max_s=DEMO_LABEL_DELAY.max_s)
     except ConfigError as exc:
         raise typer.BadParameter(str(exc), param_hint="--label-delay") from exc
     plan = dataclasses.replace(SHORT if short else DemoPlan(), scenario=scenario, label_delay=delay)

@@ -1,9 +1,12 @@
 """What a demo run did, as data: one row per transaction, its drift events and model updates.
 
-Built once after the run, for both the summary and the report. The transactions and labels
-are what the simulator produced (kept in memory, with the time each was sent); what the
-loop decided comes back from the run's ``scores`` topic, its drift events and model updates
-from theirs. "static" is the first champion replayed on the same transactions.
+Built once after the run, for both the summary and the report. The transactions are what
+the simulator produced (kept in memory, with the time each was sent); what the loop decided
+comes back from the run's ``scores`` topic, and the truth from its ``outcomes`` (the labels
+as `driftloop join` matched them, days after the transaction in event time), so the report
+shows what a fraud team would see: transactions whose label has not come by the end are
+left out and counted. Drift events and model updates come from their topics. "static" is
+the first champion replayed on the same transactions.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from streaming.config import Settings
-from streaming.events import DriftEvent, ModelUpdate, Score
+from streaming.events import DriftEvent, ModelUpdate, Outcome, Score
 from streaming.kafka.reading import TopicReader
 
 
@@ -28,6 +31,7 @@ class ObservedRun:
     """What the run left behind, read once for the summary and the report."""
 
     outcomes: pd.DataFrame  # see outcome_frame
+    unlabelled: int  # scored transactions whose label had not been joined by the end
     drift_events: list[DriftEvent]
     updates: list[ModelUpdate]
     onset_at: datetime | None
@@ -50,18 +54,25 @@ def read_events(
         return out, reader.caught_up()
 
 
-def outcome_frame(produced: pd.DataFrame, scores: list[Score], static: Any) -> pd.DataFrame:
-    """One row per produced and scored transaction: its features, label, the time it was sent
-    (``time``), the loop's decision (``loop``, ``loop_version``) and the static model's."""
+def outcome_frame(
+    produced: pd.DataFrame, scores: list[Score], outcomes: list[Outcome], static: Any
+) -> tuple[pd.DataFrame, int]:
+    """One row per produced, scored and labelled transaction: its features, the label the
+    join matched to it (``label``) and how late it came in event time (``label_delay_s``),
+    the time it was sent (``time``), the loop's decision (``loop``, ``loop_version``) and
+    the static model's; and the number of scored transactions left out, still unlabelled."""
     decided = {s.transaction_id: (s.decision, s.model_version) for s in scores}
-    frame = produced[produced["transaction_id"].isin(decided.keys())].reset_index(drop=True)
+    truth = {o.transaction_id: (o.label, o.delay_s) for o in outcomes}  # at-least-once: one each
+    scored = produced[produced["transaction_id"].isin(decided.keys())]
+    frame = scored[scored["transaction_id"].isin(truth.keys())].reset_index(drop=True)
     frame["loop"] = [decided[t][0] for t in frame["transaction_id"]]
     frame["loop_version"] = [decided[t][1] for t in frame["transaction_id"]]
     threshold = float(static.manifest.threshold)
     frame["static"] = static.predict_proba(static.encoder.frame_matrix(frame)) >= threshold
-    frame["label"] = frame["label"].astype(int)
+    frame["label"] = np.array([truth[t][0] for t in frame["transaction_id"]], dtype=int)
+    frame["label_delay_s"] = np.array([truth[t][1] for t in frame["transaction_id"]], dtype=float)
     frame["time"] = pd.to_datetime(frame["sent_at"], unit="s", utc=True).dt.floor("us")
-    return frame.sort_values("time", kind="stable").reset_index(drop=True)
+    return frame.sort_values("time", kind="stable").reset_index(drop=True), len(scored) - len(frame)
 
 
 def summarize(observed: ObservedRun, scenario: str, seconds: float, interrupted: bool) -> dict[str, Any]:
@@ -83,7 +94,11 @@ def summarize(observed: ObservedRun, scenario: str, seconds: float, interrupted:
     return {
         "scenario": scenario,
         "interrupted": interrupted,
-        "transactions": len(frame),
+        "transactions": len(frame) + observed.unlabelled,
+        "labelled": len(frame),
+        "median_label_delay_h": round(float(frame["label_delay_s"].median()) / 3600, 1)
+        if len(frame)
+        else None,
         "drift_events": len(drift),
         "drift_events_after_onset": sum(1 for e in drift if onset is not None and e.detected_at >= onset),
         "retrains": sum(1 for u in updates if u.status == "started"),

@@ -65,9 +65,11 @@ def write_report(path: Path, observed: ObservedRun, summary: dict[str, Any]) -> 
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}td{{padding:2px 12px}}
 table{{border-collapse:collapse}}tr:nth-child(odd){{background:#f4f4f4}}</style></head>
 <body><h1>driftloop demo: {html.escape(str(summary.get("scenario")))} drift</h1>{banner}
-<p>Transactions and labels are what the simulator produced; the loop's decisions, the drift
-events and the model updates are read back from this run's topics. "static" is the first
-champion replayed on the same transactions. The dashed black line is the drift onset.</p>
+<p>Transactions are what the simulator produced; the loop's decisions, the labels (the
+outcomes `driftloop join` matched, days late in event time), the drift events and the model
+updates are read back from this run's topics. Transactions still unlabelled at the end are
+left out (the summary counts them). "static" is the first champion replayed on the same
+transactions. The dashed black line is the drift onset.</p>
 <h2>Summary</h2><table>{rows}</table>
 <h2>Drift signals over time</h2>{parts[0]}
 <h2>Feature distributions before and after the onset</h2>{parts[1]}

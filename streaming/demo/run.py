@@ -2,7 +2,7 @@
 
 Creates fresh demo topics on the broker, trains the first champion on simulated history,
 then runs together: the simulator (baseline traffic, then a new fraud pattern), the scorer
-with its drift monitors, the retrain trigger with the Prefect flow (in-process), and the
+with its drift monitors, the retrain trigger with the Prefect flow (in a child process), and the
 canary controller (the default ``canary.schedule``). It stops once the challenger is
 promoted or rolled back and the stream has ended (or at ``max_seconds``, or when
 interrupted), replays the stream through the first champion alone ("static"), writes the
@@ -37,7 +37,7 @@ from streaming.config import (
 from streaming.control.updates import champion_update
 from streaming.demo.outcomes import ObservedRun, outcome_frame, read_events, summarize
 from streaming.errors import DriftloopError, NothingToReportError
-from streaming.events import DriftEvent, ModelUpdate, Score
+from streaming.events import DriftEvent, ModelUpdate, Outcome, Score
 from streaming.kafka.clients import close_all, delete_topics, ensure_topics
 from streaming.kafka.publishing import publish_model_update
 from streaming.logs import get_logger
@@ -51,6 +51,9 @@ from streaming.topics import topic_catalogue
 log = get_logger("driftloop.demo")
 
 
+DEMO_LABEL_DELAY = LabelDelay(median_s=86_400.0, spread=0.7, max_s=14 * 86_400.0)
+
+
 @dataclass(frozen=True)
 class DemoPlan:
     """How much traffic, how fast, and when the fraud pattern changes."""
@@ -60,11 +63,12 @@ class DemoPlan:
     before: int = 20_000  # transactions before the drift
     after: int = 100_000  # after it: time to detect, retrain, canary, promote, and pay off
     rate: float = 1000.0
-    #: Event time between transactions (1 s: the demo's few minutes are a day and a half).
-    event_gap_s: float = 1.0
-    #: Labels 300 transactions (0.3 s) late; a :class:`LabelDelay` in event time also works,
-    #: with ``event_gap_s`` large enough for days to pass.
-    label_delay: LabelDelay = field(default_factory=lambda: LabelDelay(transactions=300))
+    #: Event time between transactions: 40 s, so a day of event time is about 2,160
+    #: transactions (2 s at 1,000/s) and the demo's few minutes are one to two months.
+    event_gap_s: float = 40.0
+    #: Chargeback-like: a day late at the median, most within a few days, a tail to two
+    #: weeks (event time; see :class:`LabelDelay`).
+    label_delay: LabelDelay = field(default_factory=lambda: DEMO_LABEL_DELAY)
     max_seconds: float = 270.0
     seed: int = 7
 
@@ -73,7 +77,9 @@ class DemoPlan:
         return self.before + self.after
 
 
-SHORT = DemoPlan(before=6000, after=70_000, rate=1000.0, max_seconds=200.0)
+#: The monitors run per partition: each of the demo's two needs about 10,000 baseline
+#: outcomes before a doubled error rate (1% to 2%, the concept drift's) clears ADWIN's bound.
+SHORT = DemoPlan(before=20_000, after=70_000, rate=1000.0, max_seconds=200.0)
 
 #: How long reading the run back may take, complete and interrupted.
 _READ_BACK_S = {False: 90.0, True: 5.0}
@@ -136,7 +142,11 @@ def demo_settings(base: Settings, run_id: str) -> Settings:
             "home": home,
             "registry": base.registry.model_copy(update={"path": home / "registry"}),
             "scoring": ScoringSettings(group_id=f"demo-{run_id}-scorer", metrics_port=0, max_wait_ms=50),
-            "retraining": RetrainingSettings(max_iter=60, min_rows=2000, retry_delays_s=[1.0, 2.0, 5.0]),
+            # The newest 15,000 labelled rows: mostly after the onset by the time a drift is
+            # detected, and quick to read and fit while the stream flows.
+            "retraining": RetrainingSettings(
+                max_iter=60, min_rows=2000, max_rows=15_000, retry_delays_s=[1.0, 2.0, 5.0]
+            ),
             "trigger": TriggerSettings(group_id=f"demo-{run_id}-trigger", cooldown_s=3600),
             "canary": base.canary.model_copy(update={"min_labels": 300, "evaluate_every_s": 1.0}),
             "join": JoinSettings(group_id=f"demo-{run_id}-join", metrics_port=0, checkpoint_interval_s=0.5),
@@ -245,18 +255,24 @@ class _Services:
         from streaming.canary.service import CanaryService
         from streaming.monitoring.service import DriftMonitor
         from streaming.outcomes.service import JoinService
-        from streaming.retraining.trigger import InProcessLauncher, RetrainTrigger
+        from streaming.retraining.trigger import ProcessLauncher, RetrainTrigger
         from streaming.scoring.service import ScoringService
 
         settings = run.settings
         registry = open_registry(settings)
         scorer = ScoringService(settings, registry, [DriftMonitor(settings, registry)])
         join = JoinService(settings)
-        trigger = RetrainTrigger(settings, _ReadyFirst(InProcessLauncher(settings), prefect_ready))
+        # The flow runs in a child process: a thread of this one would wait for the GIL behind
+        # the simulator, scorer and join (a fit that takes 0.3 s alone took 20-30 s).
+        launcher = ProcessLauncher(settings, stop_timeout_s=_STOP_WAIT_S / 2)
+        trigger = RetrainTrigger(settings, _ReadyFirst(launcher, prefect_ready))
         canary = CanaryService(settings)
         halt = threading.Event()
         threads = [
             threading.Thread(target=_produce, args=(run, simulator, halt), name="simulator", daemon=True),
+            threading.Thread(
+                target=_warm_up, args=(run, prefect_ready), name="retraining-warm-up", daemon=True
+            ),
             *(
                 threading.Thread(target=_guard(run, s.run), name=type(s).__name__, daemon=True)
                 for s in (scorer, join, trigger, canary)
@@ -337,19 +353,28 @@ def _produce(run: _Run, simulator: TransactionSimulator, halt: threading.Event) 
         run.done_producing = True
 
 
+def _warm_up(run: _Run, prefect_ready: Callable[[], None]) -> None:
+    """Wait for the Prefect API while the baseline streams, so the first drift event starts
+    its run at once."""
+    try:
+        prefect_ready()
+    except Exception as exc:  # the first run meets it again, and reports it
+        log.warning("the Prefect API is not ready: %s", exc)
+
+
 class _ReadyFirst:
     """A launcher that waits for the Prefect API before its first run."""
 
     def __init__(self, launcher: Any, ready: Callable[[], None]) -> None:
-        self._launcher = launcher
+        self.inner = launcher
         self._ready = ready
 
     def launch(self, event: DriftEvent) -> dict[str, Any]:
         self._ready()
-        return dict(self._launcher.launch(event))
+        return dict(self.inner.launch(event))
 
     def close(self) -> None:
-        self._launcher.close()
+        self.inner.close()
 
 
 class _DriftFollower:
@@ -467,21 +492,27 @@ def _phase(
 
 
 def observe_run(run: _Run, first_version: str, deadline: float) -> ObservedRun:
-    """The run's outcomes: produced rows joined with their scores, drift events, updates."""
+    """The run's outcomes: produced rows joined with their scores and with the labels of the
+    ``outcomes`` topic, drift events, updates."""
     settings = run.settings
     topics = settings.topics
     scores, scores_whole = read_events(settings, topics.scores, Score, deadline)
     drift, drift_whole = read_events(settings, topics.drift_events, DriftEvent, deadline)
     updates, updates_whole = read_events(settings, topics.model_updates, ModelUpdate, deadline)
-    if not run.frames or not scores:
-        raise NothingToReportError("stopped before any transaction was scored: nothing to report")
+    outcomes, outcomes_whole = read_events(settings, topics.outcomes, Outcome, deadline)
+    if not run.frames or not scores or not outcomes:
+        raise NothingToReportError(
+            "stopped before any transaction was scored and labelled: nothing to report"
+        )
     produced = pd.concat(run.frames, ignore_index=True)
     produced = produced[produced["sent_at"].notna()]
     static = open_registry(settings).load(settings.model_name, first_version)
+    frame, unlabelled = outcome_frame(produced, scores, outcomes, static)
     return ObservedRun(
-        outcomes=outcome_frame(produced, scores, static),
+        outcomes=frame,
+        unlabelled=unlabelled,
         drift_events=drift,
         updates=updates,
         onset_at=run.onset_at,
-        complete=scores_whole and drift_whole and updates_whole,
+        complete=scores_whole and drift_whole and updates_whole and outcomes_whole,
     )

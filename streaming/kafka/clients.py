@@ -131,7 +131,7 @@ def delete_topics(kafka: KafkaSettings, names: list[str], timeout_ms: int = 30_0
 
 class _Recorder(logging.Handler):
     def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+        super().__init__(logging.INFO)
         self.messages: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -143,12 +143,14 @@ def _kafka_logs_held() -> Iterator[list[str]]:
     """Hold back kafka-python's own log lines for the block and hand them to the caller."""
     logger = logging.getLogger("kafka")
     recorder = _Recorder()
-    handlers, propagate = logger.handlers[:], logger.propagate
+    handlers, propagate, level = logger.handlers[:], logger.propagate, logger.level
     logger.handlers[:], logger.propagate = [recorder], False
+    logger.setLevel(logging.INFO)  # which step a connection reached is logged at INFO
     try:
         yield recorder.messages
     finally:
         logger.handlers[:], logger.propagate = handlers, propagate
+        logger.setLevel(level)
 
 
 def require_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
@@ -176,6 +178,10 @@ def _unreachable(kafka: KafkaSettings, seen: list[str], exc: Exception, timeout_
     where = kafka.bootstrap_servers
     causes = [m.rsplit(">: ", 1)[-1] for m in seen if "Error" in m] or [repr(exc)]
     auth = next((c for c in causes if "Authentication" in c or "SaslAuthentication" in c), None)
+    if auth is None and _closed_during_sasl(kafka, seen):
+        # kafka-python sometimes reads the broker's close before the refusal it sent first
+        # (one try in five against a local SASL_SSL listener): the same refusal.
+        auth = "the broker closed the connection during SASL authentication"
     if auth is not None:
         return (
             f"authentication failed for user {kafka.sasl_plain_username!r} ({kafka.sasl_mechanism}) at "
@@ -197,6 +203,18 @@ def _unreachable(kafka: KafkaSettings, seen: list[str], exc: Exception, timeout_
             f"than {kafka.security_protocol}? Or {hint}"
         )
     return f"no Kafka broker answered at {where} within {timeout_s:g} s ({causes[0]}); {hint}"
+
+
+def _closed_during_sasl(kafka: KafkaSettings, seen: list[str]) -> bool:
+    """The broker answered in Kafka's protocol (its version was identified), then closed the
+    connection before authenticating it, on a SASL listener: it refused the credentials (an
+    unknown mechanism is refused with an error of its own)."""
+    return (
+        kafka.security_protocol.startswith("SASL_")
+        and any("Broker version identified" in m for m in seen)
+        and not any("Authenticated as" in m for m in seen)
+        and any("socket disconnected" in m for m in seen)
+    )
 
 
 def broker_answers(bootstrap_servers: str, timeout_s: float = 5.0, **security: Any) -> bool:

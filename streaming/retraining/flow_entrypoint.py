@@ -70,3 +70,31 @@ def run_in_process(
     with using_settings(settings), prefect_tags(*tags):
         result: dict[str, Any] = flow(drift_event_id=drift_event_id, model_name=settings.model_name)
     return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m streaming.retraining.flow_entrypoint --drift-event-id ID [--tag T]...``: one
+    run of the configured flow with the environment's settings (what :class:`ProcessLauncher`
+    starts; ``driftloop retrain`` is the command for people). Logs JSON lines on stderr; exits
+    1 when the run fails."""
+    import argparse
+
+    from streaming.logs import configure_logging, get_logger
+
+    parser = argparse.ArgumentParser(prog="python -m streaming.retraining.flow_entrypoint")
+    parser.add_argument("--drift-event-id", default="manual")
+    parser.add_argument("--tag", action="append", default=[])
+    args = parser.parse_args(argv)
+    configure_logging("INFO")
+    try:
+        run_in_process(load_settings(), args.drift_event_id, tuple(args.tag))
+    except Exception as exc:  # the flow published "failed" already (if Kafka let it)
+        get_logger("driftloop.retrain").error(
+            "retraining run failed: %s", exc, extra={"drift_event_id": args.drift_event_id}
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -62,6 +62,9 @@ def test_the_demo_detects_retrains_promotes_and_beats_the_static_model(
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["interrupted"] is False
+    # Labels a day late in event time at the median, matched by the join: the report reads them.
+    assert summary["median_label_delay_h"] >= 12, summary
+    assert summary["labelled"] >= 0.95 * summary["transactions"], summary
     assert summary["drift_events_after_onset"] >= 1, summary
     assert summary["challengers"] >= 1 and summary["promotions"] >= 1, summary
     assert summary["loop_fraud_caught"] > summary["static_fraud_caught"], summary
