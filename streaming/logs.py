@@ -13,6 +13,7 @@ the standard library raise ``KeyError`` at the call, crashing the caller over a 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -75,22 +76,31 @@ class JsonFormatter(logging.Formatter):
             ).decode()
 
 
-def _not_a_read_after_close(record: logging.LogRecord) -> bool:
-    """False for kafka-python 3.0's log of its own close race, which is harmless.
+def _not_a_close_race(record: logging.LogRecord) -> bool:
+    """False for kafka-python 3.0's ERROR logs of its own close races, which are harmless.
 
-    Closing a connection sets the transport's socket to ``None`` while its read task may
-    still be waiting on the selector; the task then calls ``None.recv`` and logs "Error
-    receiving network data closing socket" at ERROR with an ``AttributeError`` traceback,
-    although the connection was already being closed on purpose and nothing is lost.
+    Closing a connection closes the transport's socket (and sets it to ``None``) while its
+    read task may still be waiting on the selector; the task then reads from the closed
+    socket and logs "Error receiving network data closing socket" with an
+    ``AttributeError`` ('NoneType' ... 'recv') or ``OSError`` (EBADF) traceback. A metadata
+    request in flight is failed with ``Cancelled`` and logged as "Metadata refresh:
+    failed". The connection was being closed on purpose and nothing is lost (kafka-python's
+    own fetcher logs a ``Cancelled`` at INFO).
     """
     error = record.exc_info[1] if record.exc_info else None
-    return not (isinstance(error, AttributeError) and "'NoneType'" in str(error) and "recv" in str(error))
+    if isinstance(error, AttributeError) and "'NoneType'" in str(error) and "recv" in str(error):
+        return False
+    if isinstance(error, OSError) and error.errno == errno.EBADF:
+        return False
+    cause = record.args[0] if isinstance(record.args, tuple) and record.args else None
+    is_cancelled = type(cause).__name__ == "Cancelled" and type(cause).__module__.startswith("kafka")
+    return not (record.msg == "Metadata refresh: failed %s" and is_cancelled)
 
 
 def configure_logging(level: str = "INFO") -> None:
     """Send driftloop's logs to stderr as JSON lines; quieten kafka-python's and httpx's chatter
-    (httpx logs every request Prefect's client makes at INFO) and drop kafka-python's
-    traceback for a read on a connection it has just closed (see ``_not_a_read_after_close``)."""
+    (httpx logs every request Prefect's client makes at INFO) and drop kafka-python's errors
+    about connections it is closing itself (see ``_not_a_close_race``)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
@@ -98,9 +108,10 @@ def configure_logging(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for chatty in ("kafka", "httpx"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    transport = logging.getLogger("kafka.net.transport")
-    if _not_a_read_after_close not in transport.filters:
-        transport.addFilter(_not_a_read_after_close)
+    for name in ("kafka.net.transport", "kafka.cluster"):
+        racing = logging.getLogger(name)
+        if _not_a_close_race not in racing.filters:
+            racing.addFilter(_not_a_close_race)
 
 
 @contextmanager

@@ -62,6 +62,7 @@ from streaming.kafka.clients import (
     make_producer,
     wait_for_topic,
 )
+from streaming.kafka.native import NativeDeliveryError, NativeProducer
 from streaming.kafka.publishing import publish_model_update
 from streaming.kafka.reading import TopicReader
 from streaming.models.first_champion import open_registry, train_and_register
@@ -325,71 +326,37 @@ def measure_latency(
 
 
 class LoadProducer:
-    """The latency run's load generator: Java-compatible keyed partitioning, ``send`` and
-    ``close`` (which flushes).
+    """The benchmarks' load generator: Java-compatible keyed partitioning, ``send`` and
+    ``close`` (which flushes and fails if anything was lost).
 
-    On a small box the generator shares the cores with the scorer it measures. With
-    confluent-kafka installed (the ``bench`` extra; librdkafka, in C) a send costs a few
-    microseconds, against ~45 with kafka-python, whose generator took most of a core at
-    10,000 transactions/s plus their labels. Without it, or on a secured cluster, it falls
-    back to kafka-python; ``client`` says which one offered the load.
+    On a small box the generator shares the cores with the process it measures, so it is
+    the join's C producer (:class:`~streaming.kafka.native.NativeProducer`, librdkafka): a
+    send costs a few microseconds, against ~45 with kafka-python, whose generator took most
+    of a core at 10,000 transactions/s plus their labels. ``client`` names it.
     """
 
+    client = "confluent-kafka"
+
     def __init__(self, kafka: KafkaSettings) -> None:
-        self._native: Any = None
-        self._fallback: Any = None
-        native: Any = None
-        try:
-            import confluent_kafka
-
-            native = confluent_kafka
-        except ImportError:
-            pass
-        if native is not None and kafka.security_protocol == "PLAINTEXT":
-            self._native = native.Producer(
-                {
-                    "bootstrap.servers": kafka.bootstrap_servers,
-                    "client.id": kafka.client_id,
-                    "linger.ms": 5,
-                    "partitioner": "murmur2_random",  # the Java (and kafka-python) default for keys
-                    "on_delivery": self._delivered,
-                }
-            )
-            self.client = "confluent-kafka"
-        else:
-            self._fallback = make_producer(kafka, linger_ms=5)
-            self.client = "kafka-python"
-        self._sent = 0
         self.failed = 0
+        self._first_failure: BaseException | None = None
+        self._producer = NativeProducer(kafka, self._failure, delivery_timeout_s=60.0, linger_ms=5)
 
-    def _delivered(self, error: Any, message: Any) -> None:
-        if error is not None:
-            self.failed += 1
+    def _failure(self, problem: BaseException) -> None:
+        self.failed += 1
+        self._first_failure = self._first_failure or problem
 
     def send(self, topic: str, key: bytes, value: bytes, timestamp_ms: int | None = None) -> None:
-        if self._native is None:
-            self._fallback.send(topic, key=key, value=value, timestamp_ms=timestamp_ms)
-            return
-        while True:
-            try:
-                self._native.produce(topic, value, key, timestamp=timestamp_ms or 0)
-                break
-            except BufferError:  # the local queue is full: let librdkafka ship some
-                self._native.poll(0.05)
-        self._sent += 1
-        if self._sent % 1000 == 0:
-            self._native.poll(0)  # serve delivery reports
+        self._producer.send(topic, key, value, timestamp_ms=timestamp_ms or 0)
 
     def close(self) -> None:
-        if self._native is None:
-            self._fallback.flush(timeout=60)
-            self._fallback.close()
-            return
-        remaining = self._native.flush(60)
-        if remaining or self.failed:
+        try:
+            self._producer.flush(60)
+        except NativeDeliveryError as exc:
+            raise BenchmarkError(f"the load generator lost messages: {exc}") from exc
+        if self.failed:
             raise BenchmarkError(
-                f"the load generator lost {remaining + self.failed} messages ({self.failed} refused, "
-                f"{remaining} undelivered after 60s)"
+                f"the load generator lost {self.failed} messages, the first: {self._first_failure}"
             )
 
 

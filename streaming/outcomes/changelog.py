@@ -10,12 +10,10 @@ position to the end before the partition is processed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-from kafka.errors import KafkaError
 
 from streaming.config import KafkaSettings
 from streaming.errors import DeliveryError
+from streaming.kafka.native import NativeDeliveryError, NativeProducer
 from streaming.kafka.reading import TopicReader
 from streaming.outcomes.store import PartitionStore
 
@@ -45,24 +43,32 @@ def catch_up(
 
 
 def produce_changes(
-    producer: Any, topic: str, changes: Mapping[int, Mapping[bytes, bytes | None]], timeout_s: float
+    producer: NativeProducer,
+    topic: str,
+    changes: Mapping[int, Mapping[bytes, bytes | None]],
+    timeout_s: float,
 ) -> dict[int, int]:
     """Produce each partition's changes, flush, and return the changelog position after each
     partition's records. Raises :class:`DeliveryError` unless every record landed."""
-    last: dict[int, Any] = {}
+    failures = producer.failures
     try:
         for partition, records in changes.items():
             for key, value in records.items():
-                last[partition] = producer.send(topic, key=key, value=value, partition=partition)
-        producer.flush(timeout=timeout_s)
-    except KafkaError as exc:
-        raise DeliveryError(f"the join's changelog was not written ({exc!r}); offsets not committed") from exc
+                producer.send(topic, key, value, partition)
+        producer.flush(timeout_s)
+    except NativeDeliveryError as exc:
+        raise DeliveryError(f"the join's changelog was not written ({exc}); offsets not committed") from exc
+    if producer.failures > failures:
+        raise DeliveryError(
+            f"the join's changelog was not written ({producer.failures - failures} records refused, "
+            "see the delivery errors); offsets not committed"
+        )
     positions = {}
-    for partition, future in last.items():
-        if not future.is_done or future.failed():
+    for partition, records in changes.items():
+        position = producer.next_offset(topic, partition) if records else None
+        if position is None:
             raise DeliveryError(
-                f"the join's changelog for partition {partition} was not written "
-                f"({future.exception!r}); offsets not committed"
+                f"the join's changelog for partition {partition} was not acknowledged; offsets not committed"
             )
-        positions[partition] = future.value.offset + 1
+        positions[partition] = position
     return positions

@@ -1,0 +1,196 @@
+"""A producer in C (confluent-kafka, librdkafka) for the stages that write many records per
+input record.
+
+kafka-python's ``send`` costs about 32 µs a record on this project's machines (a future, a
+lock, Python record encoding); the outcome join writes an outcome and up to six changelog
+records per transaction, so its sends took three quarters of its time (``driftloop bench
+labels``). librdkafka's ``produce`` is a few microseconds. The consumers stay on
+kafka-python, whose group protocol, rebalance listeners and error reporting the rest of
+the project is built on.
+
+:class:`NativeProducer` is idempotent with ``acks=all``, partitions keys as the Java client
+and kafka-python do (murmur2), and reports each failed delivery to ``on_failure``. It
+remembers, per topic partition, the offset after the last record delivered, which the
+changelog needs as its position.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from streaming.config import KafkaSettings
+from streaming.errors import ConfigError, KafkaUnavailableError
+
+_SERVE_EVERY = 1000  # sends between two polls for delivery reports
+
+
+class NativeDeliveryError(Exception):
+    """librdkafka reported a record as not delivered (or the producer itself failed)."""
+
+
+def librdkafka_config(kafka: KafkaSettings) -> dict[str, Any]:
+    """:class:`~streaming.config.KafkaSettings` as librdkafka properties (the same brokers,
+    security protocol, TLS files and SASL credentials the kafka-python clients use)."""
+    if kafka.sasl_mechanism == "OAUTHBEARER":
+        raise ConfigError(
+            "sasl_mechanism OAUTHBEARER needs a token provider, which driftloop does not configure "
+            "yet; use SCRAM-SHA-256/512 or PLAIN, or mTLS (security_protocol SSL)"
+        )
+    config: dict[str, Any] = {
+        "bootstrap.servers": ",".join(s.strip() for s in kafka.bootstrap_servers.split(",") if s.strip()),
+        "client.id": kafka.client_id,
+        "security.protocol": kafka.security_protocol.lower(),
+        "socket.timeout.ms": kafka.request_timeout_ms,
+    }
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        config["ssl.endpoint.identification.algorithm"] = "https" if kafka.ssl_check_hostname else "none"
+        for name, prop in (
+            ("ssl_cafile", "ssl.ca.location"),
+            ("ssl_certfile", "ssl.certificate.location"),
+            ("ssl_keyfile", "ssl.key.location"),
+        ):
+            value = getattr(kafka, name)
+            if value is not None:
+                config[prop] = str(value)
+        if kafka.ssl_password is not None:
+            config["ssl.key.password"] = kafka.ssl_password.get_secret_value()
+    if kafka.sasl_mechanism is not None:
+        config["sasl.mechanism"] = kafka.sasl_mechanism
+        if kafka.sasl_plain_username is not None:
+            config["sasl.username"] = kafka.sasl_plain_username
+        if kafka.sasl_plain_password is not None:
+            config["sasl.password"] = kafka.sasl_plain_password.get_secret_value()
+    return config
+
+
+class NativeProducer:
+    """An idempotent librdkafka producer with kafka-python's keyed partitioning.
+
+    Parameters
+    ----------
+    kafka
+        The brokers and their security settings.
+    on_failure
+        Called (from :meth:`send`, :meth:`poll` or :meth:`flush`, in the caller's thread)
+        with a :class:`NativeDeliveryError` for every record that was not delivered.
+    delivery_timeout_s
+        How long a record may take to be acknowledged (retries included) before it fails,
+        and how long :meth:`send` waits for room in a full local queue.
+    linger_ms
+        How long a batch waits for more records.
+    """
+
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        on_failure: Callable[[BaseException], object],
+        delivery_timeout_s: float = 30.0,
+        linger_ms: int = 20,
+    ) -> None:
+        import confluent_kafka
+
+        self._on_failure = on_failure
+        self._block_s = delivery_timeout_s
+        self._kafka = kafka
+        self.failures = 0
+        self.last_error: str | None = None  # the latest client-level error (refused credentials...)
+        self._next: dict[tuple[str, int], int] = {}
+        self._unserved = 0
+        config = {
+            **librdkafka_config(kafka),
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": linger_ms,
+            "delivery.timeout.ms": int(delivery_timeout_s * 1000),
+            "partitioner": "murmur2_random",  # the Java (and kafka-python) default for keys
+            "error_cb": self._client_error,
+            "logger": logging.getLogger("kafka.native"),
+        }
+        try:
+            self._producer = confluent_kafka.Producer(config)
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaUnavailableError(
+                f"cannot create a producer for {kafka.bootstrap_servers}: {exc}"
+            ) from exc
+        self._buffer_full = BufferError
+        self._refused = confluent_kafka.KafkaException
+
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        timestamp_ms: int = 0,
+    ) -> None:
+        """Queue one record (``partition`` None: by its key; ``timestamp_ms`` 0: now).
+
+        Raises :class:`NativeDeliveryError` if librdkafka refuses it (too large, say) or its
+        local queue stays full for ``delivery_timeout_s`` (the brokers take nothing)."""
+        where = -1 if partition is None else partition
+        waited = 0.0
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value, key, where, on_delivery=self._delivered, timestamp=timestamp_ms
+                )
+                break
+            except self._buffer_full:
+                if waited >= self._block_s:
+                    raise NativeDeliveryError(
+                        f"the producer's queue stayed full for {self._block_s:g}s: "
+                        f"{self._kafka.bootstrap_servers} is not taking records ({self.last_error})"
+                    ) from None
+                self._producer.poll(0.1)
+                waited += 0.1
+            except self._refused as exc:
+                raise NativeDeliveryError(f"{topic}: {exc}") from exc
+        self._unserved += 1
+        if self._unserved >= _SERVE_EVERY:
+            self.poll()
+
+    def poll(self) -> None:
+        """Serve the delivery reports that came in."""
+        self._unserved = 0
+        self._producer.poll(0)
+
+    def flush(self, timeout: float) -> None:
+        """Wait until every record sent so far is acknowledged or failed (their reports
+        served); raise :class:`NativeDeliveryError` if some are still out after ``timeout``."""
+        self._unserved = 0
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            cause = f": {self.last_error}" if self.last_error else ""
+            raise NativeDeliveryError(
+                f"{remaining} records not acknowledged by {self._kafka.bootstrap_servers} "
+                f"within {timeout:g}s{cause}"
+            )
+
+    def next_offset(self, topic: str, partition: int) -> int | None:
+        """The offset after the last record delivered to the partition (None: none yet)."""
+        return self._next.get((topic, partition))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued, within ``timeout`` (0: the caller is failing); then drop
+        what is left, so that freeing the client does not wait out its delivery timeout."""
+        if self._producer.flush(timeout):
+            self._producer.purge()
+            self._producer.flush(0)
+
+    def _delivered(self, error: Any, message: Any) -> None:
+        if error is not None:
+            self.failures += 1
+            cause = f" (the client's last error: {self.last_error})" if self.last_error else ""
+            self._on_failure(
+                NativeDeliveryError(f"{message.topic()}[{message.partition()}]: {error.str()}{cause}")
+            )
+            return
+        place = (message.topic(), message.partition())
+        offset = message.offset() + 1
+        if offset > self._next.get(place, 0):
+            self._next[place] = offset
+
+    def _client_error(self, error: Any) -> None:
+        self.last_error = error.str()  # librdkafka logs it too (``logger``)

@@ -1,0 +1,90 @@
+"""The join's C producer (librdkafka) on the settings the kafka-python clients use."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from streaming.config import KAFKA_VERSION, KafkaSettings
+from streaming.errors import ConfigError
+from streaming.kafka.local_broker import LocalBroker
+from streaming.kafka.native import NativeDeliveryError, NativeProducer, librdkafka_config
+from streaming.kafka.reading import TopicReader
+from tests.conftest import free_port
+
+
+def test_the_security_settings_map_to_librdkafka_properties(tmp_path: Path) -> None:
+    kafka = KafkaSettings(
+        bootstrap_servers="a:9093, b:9093",
+        security_protocol="SASL_SSL",
+        ssl_cafile=tmp_path / "ca.pem",
+        ssl_check_hostname=False,
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_plain_username="driftloop",
+        sasl_plain_password=SecretStr("s3cret"),
+    )
+    config = librdkafka_config(kafka)
+    assert config["bootstrap.servers"] == "a:9093,b:9093"
+    assert config["security.protocol"] == "sasl_ssl"
+    assert config["ssl.ca.location"] == str(tmp_path / "ca.pem")
+    assert config["ssl.endpoint.identification.algorithm"] == "none"
+    assert (config["sasl.mechanism"], config["sasl.username"], config["sasl.password"]) == (
+        "SCRAM-SHA-512",
+        "driftloop",
+        "s3cret",
+    )
+    assert "ssl.ca.location" not in librdkafka_config(KafkaSettings())
+
+
+def test_oauthbearer_is_refused_with_what_to_use_instead() -> None:
+    kafka = KafkaSettings(security_protocol="SASL_SSL", sasl_mechanism="OAUTHBEARER")
+    with pytest.raises(ConfigError, match="OAUTHBEARER needs a token provider"):
+        librdkafka_config(kafka)
+
+
+@pytest.mark.integration
+def test_it_delivers_over_sasl_ssl_and_names_a_wrong_password(tmp_path: Path) -> None:
+    broker = LocalBroker(
+        tmp_path / "kafka",
+        KAFKA_VERSION,
+        port=free_port(),
+        controller_port=free_port(),
+        scram_users={"driftloop": "the-right-one"},
+        tls=True,
+    )
+    broker.start(timeout_s=120)
+    try:
+
+        def kafka(password: str) -> KafkaSettings:
+            return KafkaSettings(
+                bootstrap_servers=broker.bootstrap_servers,
+                security_protocol="SASL_SSL",
+                ssl_cafile=broker.ca_file,
+                sasl_mechanism="SCRAM-SHA-512",
+                sasl_plain_username="driftloop",
+                sasl_plain_password=SecretStr(password),
+            )
+
+        failures: list[BaseException] = []
+        producer = NativeProducer(kafka("the-right-one"), failures.append, delivery_timeout_s=30)
+        for i in range(100):
+            producer.send("native", f"k{i}".encode(), f"v{i}".encode(), partition=0)
+        producer.flush(30)
+        assert failures == [] and producer.next_offset("native", 0) == 100
+        with TopicReader(kafka("the-right-one"), "native", topic_timeout_s=30.0) as reader:
+            values = [r.value for r in reader.read_to_end(timeout_s=30)]
+        assert values == [f"v{i}".encode() for i in range(100)]
+
+        refused = NativeProducer(kafka("a-wrong-one"), failures.append, delivery_timeout_s=5)
+        refused.send("native", b"k", b"v", partition=0)
+        started = time.monotonic()
+        refused.flush(15)  # the record fails within its delivery timeout, and is reported
+        assert time.monotonic() - started < 10
+        (failure,) = failures
+        assert isinstance(failure, NativeDeliveryError) and refused.failures == 1
+        assert "timed out" in str(failure) and "Authentication failed" in str(failure), str(failure)
+    finally:
+        broker.stop()
