@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -18,10 +19,11 @@ from kafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from streaming.benchmarks.throughput import child_env
-from streaming.config import KafkaSettings, Settings
+from streaming.config import KAFKA_VERSION, KafkaSettings, Settings
 from streaming.errors import KafkaUnavailableError
 from streaming.events import encode_event
 from streaming.kafka.clients import make_admin, make_consumer, make_producer
+from streaming.kafka.local_broker import LocalBroker
 from streaming.kafka.reading import TopicReader, end_offsets
 from streaming.models.registry import ModelRegistry
 from streaming.scoring.scorer import BatchObserver
@@ -253,3 +255,19 @@ def wait_for_checkpoint(settings: Settings, at_least: int, timeout_s: float = 60
         f"{group} committing {at_least} {topic} records",
         timeout_s,
     )
+
+
+@contextmanager
+def sasl_ssl_broker(home: Path, users: dict[str, str]) -> Iterator[LocalBroker]:
+    """A broker of the test's own with a SASL_SSL listener, as a secured cluster's: TLS
+    with a CA of its own (``broker.ca_file``), and SCRAM-SHA-512 ``users``."""
+    from tests.conftest import free_port
+
+    broker = LocalBroker(
+        home, KAFKA_VERSION, port=free_port(), controller_port=free_port(), scram_users=users, tls=True
+    )
+    broker.start(timeout_s=120)
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from streaming.config import KAFKA_VERSION, KafkaSettings
+from streaming.config import KafkaSettings
 from streaming.errors import ConfigError
-from streaming.kafka.local_broker import LocalBroker
 from streaming.kafka.native import NativeDeliveryError, NativeProducer, librdkafka_config
 from streaming.kafka.reading import TopicReader
-from tests.conftest import free_port
+from tests.kafka_helpers import sasl_ssl_broker
 
 
 def test_the_security_settings_map_to_librdkafka_properties(tmp_path: Path) -> None:
@@ -47,16 +46,7 @@ def test_oauthbearer_is_refused_with_what_to_use_instead() -> None:
 
 @pytest.mark.integration
 def test_it_delivers_over_sasl_ssl_and_names_a_wrong_password(tmp_path: Path) -> None:
-    broker = LocalBroker(
-        tmp_path / "kafka",
-        KAFKA_VERSION,
-        port=free_port(),
-        controller_port=free_port(),
-        scram_users={"driftloop": "the-right-one"},
-        tls=True,
-    )
-    broker.start(timeout_s=120)
-    try:
+    with sasl_ssl_broker(tmp_path / "kafka", {"driftloop": "the-right-one"}) as broker:
 
         def kafka(password: str) -> KafkaSettings:
             return KafkaSettings(
@@ -86,5 +76,3 @@ def test_it_delivers_over_sasl_ssl_and_names_a_wrong_password(tmp_path: Path) ->
         (failure,) = failures
         assert isinstance(failure, NativeDeliveryError) and refused.failures == 1
         assert "timed out" in str(failure) and "Authentication failed" in str(failure), str(failure)
-    finally:
-        broker.stop()

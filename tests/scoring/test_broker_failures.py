@@ -22,7 +22,7 @@ from streaming.models.training import TrainingParams
 from streaming.simulation.generator import TransactionSimulator, to_transactions
 from streaming.topics import topic_catalogue
 from tests.conftest import free_port
-from tests.kafka_helpers import decode_all, produce, read_topic, records_written
+from tests.kafka_helpers import decode_all, produce, read_topic, records_written, sasl_ssl_broker
 from tests.processes import Command
 
 pytestmark = pytest.mark.integration
@@ -104,16 +104,7 @@ def test_a_missing_ca_and_a_wrong_password_are_each_named_in_one_line_within_sec
     import subprocess
     import sys
 
-    broker = LocalBroker(
-        tmp_path / "kafka",
-        KAFKA_VERSION,
-        port=free_port(),
-        controller_port=free_port(),
-        scram_users={"driftloop": "the-right-one"},
-        tls=True,
-    )
-    broker.start(timeout_s=120)
-    try:
+    with sasl_ssl_broker(tmp_path / "kafka", {"driftloop": "the-right-one"}) as broker:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DRIFTLOOP_", "KAFKA_"))}
         env.update(
             DRIFTLOOP_HOME=str(tmp_path / "home"),
@@ -149,5 +140,3 @@ def test_a_missing_ca_and_a_wrong_password_are_each_named_in_one_line_within_sec
         created, _ = topics_create(ssl_cafile=ca, sasl_plain_password="the-right-one")
         assert created.returncode == 0, created.stderr
         assert created.stdout.startswith("created: transactions"), created.stdout
-    finally:
-        broker.stop()
