@@ -280,7 +280,10 @@ class JoinService:
 
     def _dead_letter(self, letter: DeadLetter) -> None:
         """Send a refused label to ``labels.dlq`` and count it by its reason."""
-        self._sending().send(self._topics.labels_dlq, letter.key, encode_event(letter))
+        try:
+            self._sending().send(self._topics.labels_dlq, letter.key, encode_event(letter))
+        except NativeDeliveryError as exc:
+            raise self.delivery.send_failed(exc) from exc
         self.delivery.sent(1)
         self.stats.refused[letter.reason] = self.stats.refused.get(letter.reason, 0) + 1
         metrics.JOIN_INPUTS.labels("labels", letter.reason).inc()
