@@ -556,6 +556,15 @@ class Settings(BaseSettings):
         return env
 
 
+def child_env(settings: Settings) -> dict[str, str]:
+    """This process's environment, with the ``DRIFTLOOP_*`` variables (and the
+    ``KAFKA_BOOTSTRAP_SERVERS`` fallback) replaced by ``settings``: what a child process
+    needs to run with exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    return {**env, **settings.to_env()}
+
+
 def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Settings:
     """Build the settings, reading ``config_file`` (or ``$DRIFTLOOP_CONFIG``) if given.
 

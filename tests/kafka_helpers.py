@@ -18,8 +18,7 @@ import pandas as pd
 from kafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from streaming.benchmarks.throughput import child_env
-from streaming.config import KAFKA_VERSION, KafkaSettings, Settings
+from streaming.config import KAFKA_VERSION, KafkaSettings, Settings, child_env
 from streaming.errors import KafkaUnavailableError
 from streaming.events import encode_event
 from streaming.kafka.clients import make_admin, make_consumer, make_producer

@@ -10,8 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from streaming.benchmarks.throughput import child_env
-from streaming.config import Settings
+from streaming.config import Settings, child_env
 from tests.waiting import eventually
 
 

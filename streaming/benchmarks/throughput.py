@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -47,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from streaming.checkpointing import BatchCollector, Checkpointer, DeliveryTracker, PendingBatch
-from streaming.config import KafkaSettings, Settings, TopicNames
+from streaming.config import KafkaSettings, Settings, TopicNames, child_env
 from streaming.control.plan import ServingPlan
 from streaming.control.updates import champion_update
 from streaming.errors import BenchmarkError
@@ -379,14 +378,6 @@ def _wait_for_assignment(log_file: Path, timeout_s: float) -> None:
             return
         time.sleep(0.2)
     raise BenchmarkError(f"the scorer did not join its group within {timeout_s:.0f}s; see {log_file}")
-
-
-def child_env(settings: Settings) -> dict[str, str]:
-    """This process's environment, with the DRIFTLOOP_* variables replaced by ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    env.pop("DRIFTLOOP_CONFIG", None)
-    return {**env, **settings.to_env()}
 
 
 def _percentile(values: list[float], q: float) -> float:

@@ -263,7 +263,7 @@ class _Services:
         scorer = ScoringService(settings, registry, [DriftMonitor(settings, registry)])
         join = JoinService(settings)
         # The flow runs in a child process: a thread of this one would wait for the GIL behind
-        # the simulator, scorer and join (a fit that takes 0.3 s alone took 20-30 s).
+        # the simulator, scorer and join (a fit that takes 0.3 s alone took 7-30 s).
         launcher = ProcessLauncher(settings, stop_timeout_s=_STOP_WAIT_S / 2)
         trigger = RetrainTrigger(settings, _ReadyFirst(launcher, prefect_ready))
         canary = CanaryService(settings)

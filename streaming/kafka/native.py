@@ -30,38 +30,37 @@ class NativeDeliveryError(Exception):
     """librdkafka reported a record as not delivered (or the producer itself failed)."""
 
 
+#: kafka-python's option names (:meth:`KafkaSettings.client_options`) in librdkafka's.
+_LIBRDKAFKA_NAMES = {
+    "client_id": "client.id",
+    "security_protocol": "security.protocol",
+    "request_timeout_ms": "socket.timeout.ms",
+    "ssl_cafile": "ssl.ca.location",
+    "ssl_certfile": "ssl.certificate.location",
+    "ssl_keyfile": "ssl.key.location",
+    "ssl_password": "ssl.key.password",
+    "sasl_mechanism": "sasl.mechanism",
+    "sasl_plain_username": "sasl.username",
+    "sasl_plain_password": "sasl.password",
+}
+
+
 def librdkafka_config(kafka: KafkaSettings) -> dict[str, Any]:
-    """:class:`~streaming.config.KafkaSettings` as librdkafka properties (the same brokers,
-    security protocol, TLS files and SASL credentials the kafka-python clients use)."""
+    """:class:`~streaming.config.KafkaSettings` as librdkafka properties: the options the
+    kafka-python clients get (:meth:`~streaming.config.KafkaSettings.client_options`, which
+    decides which settings apply), under librdkafka's names."""
     if kafka.sasl_mechanism == "OAUTHBEARER":
         raise ConfigError(
             "sasl_mechanism OAUTHBEARER needs a token provider, which driftloop does not configure "
             "yet; use SCRAM-SHA-256/512 or PLAIN, or mTLS (security_protocol SSL)"
         )
-    config: dict[str, Any] = {
-        "bootstrap.servers": ",".join(s.strip() for s in kafka.bootstrap_servers.split(",") if s.strip()),
-        "client.id": kafka.client_id,
-        "security.protocol": kafka.security_protocol.lower(),
-        "socket.timeout.ms": kafka.request_timeout_ms,
-    }
-    if kafka.security_protocol in ("SSL", "SASL_SSL"):
-        config["ssl.endpoint.identification.algorithm"] = "https" if kafka.ssl_check_hostname else "none"
-        for name, prop in (
-            ("ssl_cafile", "ssl.ca.location"),
-            ("ssl_certfile", "ssl.certificate.location"),
-            ("ssl_keyfile", "ssl.key.location"),
-        ):
-            value = getattr(kafka, name)
-            if value is not None:
-                config[prop] = str(value)
-        if kafka.ssl_password is not None:
-            config["ssl.key.password"] = kafka.ssl_password.get_secret_value()
-    if kafka.sasl_mechanism is not None:
-        config["sasl.mechanism"] = kafka.sasl_mechanism
-        if kafka.sasl_plain_username is not None:
-            config["sasl.username"] = kafka.sasl_plain_username
-        if kafka.sasl_plain_password is not None:
-            config["sasl.password"] = kafka.sasl_plain_password.get_secret_value()
+    options = kafka.client_options()
+    config: dict[str, Any] = {"bootstrap.servers": ",".join(options.pop("bootstrap_servers"))}
+    check_hostname = options.pop("ssl_check_hostname", None)
+    if check_hostname is not None:
+        config["ssl.endpoint.identification.algorithm"] = "https" if check_hostname else "none"
+    config.update((_LIBRDKAFKA_NAMES[name], value) for name, value in options.items())
+    config["security.protocol"] = config["security.protocol"].lower()
     return config
 
 
@@ -114,7 +113,6 @@ class NativeProducer:
             raise KafkaUnavailableError(
                 f"cannot create a producer for {kafka.bootstrap_servers}: {exc}"
             ) from exc
-        self._buffer_full = BufferError
         self._refused = confluent_kafka.KafkaException
 
     def send(
@@ -137,7 +135,7 @@ class NativeProducer:
                     topic, value, key, where, on_delivery=self._delivered, timestamp=timestamp_ms
                 )
                 break
-            except self._buffer_full:
+            except BufferError:  # the local queue is full: let librdkafka ship some
                 if waited >= self._block_s:
                     raise NativeDeliveryError(
                         f"the producer's queue stayed full for {self._block_s:g}s: "

@@ -18,7 +18,6 @@ on ``drift.events.dlq``.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -30,7 +29,7 @@ from typing import Any, Protocol
 from kafka import TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from streaming.config import Settings
+from streaming.config import Settings, child_env
 from streaming.control.plan import ServingPlan, fold
 from streaming.control.updates import started_update
 from streaming.errors import DecodeError
@@ -124,7 +123,7 @@ class ProcessLauncher:
     (passed as ``DRIFTLOOP_*`` variables; its stdout and stderr go to this process's stderr).
 
     The child has an interpreter of its own, so the training does not wait for the GIL
-    behind this process's busy threads: beside two of them a 0.3 s fit took 7-10 s in a
+    behind this process's busy threads: beside them a 0.3 s fit took 7-30 s in a
     thread (the demo runs the simulator, scorer, join and canary in one process). The run
     shows in the Prefect UI as an in-process one does (PREFECT_API_URL is inherited).
     ``close`` waits up to ``stop_timeout_s`` (None: until the run ends), then terminates it.
@@ -137,13 +136,13 @@ class ProcessLauncher:
 
     def launch(self, event: DriftEvent) -> dict[str, Any]:
         self.close()  # the policy allows one run at a time; never leave two processes
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-        env.update(self.settings.to_env())
         command = [sys.executable, "-m", "streaming.retraining.flow_entrypoint"]
         command += ["--drift-event-id", event.event_id]
         for tag in run_tags(event):
             command += ["--tag", tag]
-        self._process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=2, stderr=2)
+        self._process = subprocess.Popen(
+            command, env=child_env(self.settings), stdin=subprocess.DEVNULL, stdout=2, stderr=2
+        )
         return {"mode": "process", "pid": self._process.pid}
 
     def close(self) -> None:
@@ -162,7 +161,7 @@ class ProcessLauncher:
                 process.wait()
 
 
-def _launcher_mode(launcher: Any, settings: Settings) -> str:
+def _launcher_mode(launcher: Any) -> str:
     inner = getattr(launcher, "inner", launcher)  # a wrapper (the demo's) names what it wraps
     if isinstance(inner, DeploymentLauncher):
         return f"deployment {inner.deployment}"
@@ -208,7 +207,7 @@ class RetrainTrigger:
             log.info(
                 "turning %s into retraining runs (%s)",
                 topics.drift_events,
-                _launcher_mode(self.launcher, self.settings),
+                _launcher_mode(self.launcher),
             )
             if on_ready is not None:
                 on_ready()

@@ -10,8 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from streaming.benchmarks.throughput import child_env
-from streaming.config import Settings
+from streaming.config import Settings, child_env
 from streaming.events import DeadLetter, DriftEvent, ModelUpdate, encode_event
 from tests.conftest import free_port
 from tests.kafka_helpers import produce

@@ -10,8 +10,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from streaming.benchmarks.throughput import child_env
-from streaming.config import Settings
+from streaming.config import Settings, child_env
 from streaming.control.follower import current_plan
 from streaming.control.updates import champion_update
 from streaming.events import ModelUpdate

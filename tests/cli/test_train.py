@@ -9,8 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from streaming.benchmarks.throughput import child_env
-from streaming.config import Settings
+from streaming.config import Settings, child_env
 from streaming.events import ModelUpdate
 from streaming.models.first_champion import open_registry
 from tests.kafka_helpers import decode_all, read_topic

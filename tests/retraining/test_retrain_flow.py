@@ -259,7 +259,7 @@ def test_the_trigger_runs_a_served_deployment_once_per_drift_event(
     from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL
 
-    from streaming.benchmarks.throughput import child_env
+    from streaming.config import child_env
     from streaming.retraining.trigger import DeploymentLauncher
 
     api_url = PREFECT_API_URL.value()
