@@ -123,6 +123,7 @@ class TopicNames(_Section):
     scores: str = "scores"
     outcomes: str = "outcomes"
     outcomes_changelog: str = "driftloop.outcomes.changelog"
+    evidence: str = "drift.evidence"
     drift_events: str = "drift.events"
     model_updates: str = "model.updates"
     state: str = "driftloop.state"
@@ -130,6 +131,7 @@ class TopicNames(_Section):
     labels_dlq: str = "labels.dlq"
     drift_events_dlq: str = "drift.events.dlq"
     model_updates_dlq: str = "model.updates.dlq"
+    evidence_dlq: str = "drift.evidence.dlq"
 
 
 class MessageSettings(_Section):
@@ -247,9 +249,12 @@ def _default_detector_params() -> dict[str, dict[str, float | int]]:
 
 
 class MonitoringSettings(_Section):
-    """The drift monitors that ride along with the scorer (and the backtest)."""
+    """Drift monitoring: the evidence `driftloop score` writes, and `driftloop monitor` (also the
+    backtest's and the detection benchmark's monitor)."""
 
-    enabled: bool = Field(default=True, description="Run the drift monitors in `driftloop score`.")
+    enabled: bool = Field(
+        default=True, description="Summarize every scored batch into drift evidence in `driftloop score`."
+    )
     feature_detector: str = Field(default="adwin", description="Per-event detector on each numeric feature.")
     prediction_detector: str = Field(default="adwin", description="Per-event detector on the scores.")
     label_detector: str = Field(default="adwin", description="Per-event detector on arriving labels.")
@@ -273,17 +278,60 @@ class MonitoringSettings(_Section):
     reference_rows: int = Field(
         default=2000, ge=100, description="Live rows taken as reference when a model carries none."
     )
-    label_idle_release_s: float = Field(
-        default=2.0,
-        gt=0,
-        description="A partition with no new transactions for this long is caught up: the labels held "
-        "for it (waiting for their transactions to be scored) are handed on.",
+    evidence_bins: int = Field(
+        default=16,
+        ge=2,
+        le=256,
+        description="Quantile bins of the reference per numeric column (and the scores) that the scorer's "
+        "drift evidence counts rows on.",
     )
-    max_held_labels: int = Field(
-        default=200_000,
+    evidence_max_rows: int = Field(
+        default=100,
         ge=1,
-        description="Labels held back per partition waiting for their transactions; beyond this the "
-        "oldest are handed on.",
+        description="Rows of one partition one evidence record summarizes at most (a batch's rows of a "
+        "partition are cut into runs this long, so the monitor can interleave partitions in event time).",
+    )
+    lateness_s: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="How far (in event time) the slowest partition may hold back `driftloop monitor`'s "
+        "watermark; evidence older than what was already merged is late: merged at once and counted.",
+    )
+    partition_idle_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="A partition with no new evidence for this long (wall clock) stops holding back the "
+        "watermark (its scorer is down or rebalancing, or it has no traffic); its evidence that comes "
+        "later is late. With every partition idle, everything held is merged.",
+    )
+    max_held_evidence: int = Field(
+        default=200_000,
+        ge=100,
+        description="Evidence records the monitor holds waiting for the watermark; beyond, the oldest are "
+        "merged at once (a bound on memory while partitions are far apart in event time).",
+    )
+    group_id: str = Field(
+        default="driftloop-monitor",
+        description="Consumer group of `driftloop monitor` on drift.evidence: one member is active per "
+        "model, the others stand by and take over within the session timeout.",
+    )
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=6000,
+        description="How long a dead active monitor holds its model before a standby takes over.",
+    )
+    checkpoint_interval_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="`driftloop monitor` snapshots its state (with the evidence and outcomes offsets it "
+        "covers) and commits this often.",
+    )
+    prefect_events: bool = Field(
+        default=True,
+        description="Also send each drift event to Prefect's event feed (when PREFECT_API_URL is set).",
+    )
+    metrics_port: int = Field(
+        default=9110, ge=0, le=65535, description="`driftloop monitor`'s Prometheus port; 0 turns it off."
     )
     state_max_bytes: int = Field(
         default=16 * 1024 * 1024,

@@ -161,8 +161,43 @@ class WindowStats(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         _require_finite("WindowStats", mean=self.mean, std=self.std)
 
 
+class FeatureShift(msgspec.Struct, frozen=True, kw_only=True):
+    """How much one monitored column moved: a line of a drift event's explanation.
+
+    ``column`` is a feature name, or ``"__score__"`` for the model's scores; ``psi`` is the
+    population stability index of the recent window against the reference (on the
+    reference's quantile bins, or its categories); ``p_value`` is the chi-square test's.
+    """
+
+    column: str
+    psi: float
+    p_value: Probability | None = None
+    before: WindowStats | None = None
+    after: WindowStats | None = None
+
+    def __post_init__(self) -> None:
+        _require_finite("FeatureShift", psi=self.psi)
+
+
+class OffsetRange(msgspec.Struct, frozen=True, kw_only=True):
+    """Records ``start`` to ``end`` (inclusive) of one topic partition."""
+
+    topic: str
+    partition: NonNegative
+    start: NonNegative
+    end: NonNegative
+
+
 class DriftEvent(_Event, frozen=True, kw_only=True):
-    """A detected drift on one signal; ``event_id`` is deterministic for replays."""
+    """A detected drift; ``event_id`` is deterministic for replays.
+
+    `driftloop monitor` writes one per model per drift episode, on pooled evidence from
+    every partition: ``scope`` lists the source partitions that moved (all of them when the
+    drift is everywhere), ``explanation`` the columns that moved most (largest PSI first),
+    ``evidence`` the ``drift.evidence`` records of the window that fired and the source
+    offsets they summarize. ``partition`` is set when the drift was found in one partition's
+    traffic alone.
+    """
 
     event_id: str
     model_name: str
@@ -180,9 +215,53 @@ class DriftEvent(_Event, frozen=True, kw_only=True):
     p_value: Probability | None = None
     severity: Severity
     detected_at: AwareDatetime
+    scope: list[NonNegative] = []
+    partitions_seen: NonNegative | None = None
+    explanation: list[FeatureShift] = []
+    evidence: list[OffsetRange] = []
+    event_time: AwareDatetime | None = None
 
     def __post_init__(self) -> None:
         _require_finite("DriftEvent", statistic=self.statistic)
+
+
+class Evidence(_Event, frozen=True, kw_only=True):
+    """What the drift monitors need from one micro-batch of one source partition, summarized.
+
+    Written by `driftloop score` on ``drift.evidence`` (keyed by model name) at each
+    checkpoint, before the offsets are committed; merged across partitions and scorers by
+    `driftloop monitor`. Every part is a count or a sum, so records add up: histograms of each
+    numeric feature and of the champion's scores on the reference's quantile bins (the bins
+    named by ``bins``, a fingerprint of the model's reference), category counts in the
+    reference's categories plus one bin for any other. ``offset_start``/``offset_end``
+    (inclusive) make a record idempotent: a replay after a crash summarizes offsets the
+    monitor has counted already, and it skips them.
+    """
+
+    model_name: str
+    model_version: str
+    bins: str
+    topic: str
+    partition: NonNegative
+    offset_start: NonNegative
+    offset_end: NonNegative
+    rows: Annotated[int, msgspec.Meta(ge=1)]
+    event_time_start_ms: int
+    event_time_end_ms: int
+    numeric: list[list[NonNegative]]
+    numeric_sum: list[float]
+    numeric_sum_squares: list[float]
+    scores: list[NonNegative]
+    score_sum: float
+    score_sum_squares: float
+    decisions: NonNegative
+    categorical: list[list[NonNegative]]
+    producer: str
+
+    def __post_init__(self) -> None:
+        for value in (*self.numeric_sum, *self.numeric_sum_squares, self.score_sum, self.score_sum_squares):
+            if not math.isfinite(value):
+                raise ValueError(f"Evidence sums must be finite, got {value}")
 
 
 class ModelUpdate(_Event, frozen=True, kw_only=True):
@@ -299,6 +378,7 @@ EVENT_TYPES: tuple[type[msgspec.Struct], ...] = (
     Label,
     Score,
     Outcome,
+    Evidence,
     DriftEvent,
     ModelUpdate,
     DeadLetter,

@@ -53,8 +53,50 @@ MODEL_UPDATES_REJECTED = Counter(
 )
 
 
+EVIDENCE_ROWS = Counter(
+    "driftloop_evidence_rows_total",
+    "Champion-scored rows the scorer summarized into drift evidence (summarized), or could not "
+    "(no_reference: the model carries no reference profile).",
+    ["outcome"],
+)
+EVIDENCE_RECORDS = Counter("driftloop_evidence_records_total", "Evidence records the scorer wrote.")
+
+# -- `driftloop monitor` ----------------------------------------------------------------------
+MONITOR_EVIDENCE = Counter(
+    "driftloop_monitor_evidence_total",
+    "Evidence records the monitor read, by outcome: new, duplicate and overlap (a replay's, "
+    "skipped), other_model, other_bins, undecodable.",
+    ["outcome"],
+)
+MONITOR_EVIDENCE_LATE = Counter(
+    "driftloop_monitor_evidence_late_total", "Evidence records older than the merged stream (merged at once)."
+)
+MONITOR_ROWS = Counter("driftloop_monitor_rows_total", "Scored rows the monitor merged, all partitions.")
+MONITOR_OUTCOMES = Counter(
+    "driftloop_monitor_outcomes_total",
+    "Outcomes the monitor read: monitored, other_model (a challenger's or an older champion's), undecodable.",
+    ["outcome"],
+)
+MONITOR_WATERMARK_LAG = Gauge(
+    "driftloop_monitor_watermark_lag_seconds",
+    "Event time between the newest evidence and the watermark (how far the slowest partition holds it back).",
+)
+MONITOR_EVENT_TIME = Gauge(
+    "driftloop_monitor_event_time_seconds", "Event time (Unix seconds) of the newest evidence merged."
+)
+MONITOR_PARTITIONS = Gauge(
+    "driftloop_monitor_partitions", "Source partitions whose evidence the monitor merged."
+)
+MONITOR_ACTIVE = Gauge(
+    "driftloop_monitor_active", "1 while this process is the active monitor of its model, 0 on standby."
+)
 DRIFT_EVENTS = Counter(
     "driftloop_drift_events_total", "Drift events published.", ["signal", "detector", "severity"]
+)
+PREFECT_EVENTS = Counter(
+    "driftloop_prefect_events_total",
+    "Drift events sent to Prefect's event feed, by outcome (sent, failed).",
+    ["outcome"],
 )
 LABELS = Counter(
     "driftloop_labels_total",

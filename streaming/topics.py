@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from streaming.config import MonitoringSettings, TopicNames
-from streaming.events import DeadLetter, DriftEvent, Label, ModelUpdate, Outcome, Score, Transaction
+from streaming.events import DeadLetter, DriftEvent, Evidence, Label, ModelUpdate, Outcome, Score, Transaction
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,17 @@ def topic_catalogue(
             _COMPACT,
         ),
         TopicSpec(
+            names.evidence,
+            Evidence,
+            "model_name",
+            "Drift evidence: per micro-batch and source partition, histograms on the reference's "
+            "bins, written by `driftloop score` at checkpoints and merged by `driftloop monitor` "
+            "(one partition: one active monitor per model, standbys in its consumer group).",
+            1,
+            rf,
+            {"retention.ms": str(7 * 24 * 3600 * 1000)},
+        ),
+        TopicSpec(
             names.drift_events,
             DriftEvent,
             "model_name",
@@ -114,7 +125,7 @@ def topic_catalogue(
             names.state,
             None,
             "group/topic/partition",
-            "Internal: signed monitor snapshots per source partition (compacted).",
+            "Internal: signed snapshots of each model's `driftloop monitor` (compacted).",
             1,
             rf,
             {**_COMPACT, "max.message.bytes": str(state_max_bytes)},
@@ -140,6 +151,14 @@ def topic_catalogue(
             DeadLetter,
             "original key",
             "Drift events the retrain trigger could not decode, with the reason.",
+            1,
+            rf,
+        ),
+        TopicSpec(
+            names.evidence_dlq,
+            DeadLetter,
+            "original key",
+            "Evidence records `driftloop monitor` could not decode, with the reason.",
             1,
             rf,
         ),

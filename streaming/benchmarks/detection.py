@@ -39,7 +39,8 @@ from river.datasets import synth
 from scipy import stats
 
 from streaming.config import MonitoringSettings
-from streaming.monitoring.backtest import run_backtest
+from streaming.monitoring.backtest import BacktestResult, run_backtest
+from streaming.monitoring.suite import MonitorSuite
 
 Row = tuple[dict[Any, Any], Any]
 
@@ -177,6 +178,7 @@ class Tally:
     delays: list[int] = field(default_factory=list)
     false_alarms: int = 0
     watched_rows: int = 0  # rows where any alarm is a false one
+    alarms_after_onset: int = 0  # alarms within the horizon after the onset (one drift)
 
     def add(self, alarms: list[int], onset: int | None, start: int, end: int, horizon: int) -> None:
         self.streams += 1
@@ -185,6 +187,7 @@ class Tally:
         self.watched_rows += quiet_end - start
         if onset is not None:
             hits = [row - onset for row in alarms if onset <= row < onset + horizon]
+            self.alarms_after_onset += len(hits)
             if hits:
                 self.detected += 1
                 self.delays.append(min(hits))
@@ -196,6 +199,7 @@ class Tally:
             "false_alarms_per_10k": 10_000 * self.false_alarms / self.watched_rows
             if self.watched_rows
             else None,
+            "alarms_per_drift": self.alarms_after_onset / self.streams if self.streams else None,
             "streams": self.streams,
         }
 
@@ -238,7 +242,54 @@ def window_tests(
     return alarms
 
 
-METHODS = ("driftloop", "adwin_errors", "ks_windows")
+def per_partition_suites(
+    frame: pd.DataFrame,
+    result: BacktestResult,
+    settings: MonitoringSettings,
+    partitions: int,
+    label_delay: int,
+    batch_size: int,
+) -> list[int]:
+    """Baseline: the monitors as the scorer ran them before `driftloop monitor`, one suite per
+    partition (rows round-robin), each alarm reported by its own partition."""
+    assert result.model is not None
+    spec, start = result.spec, result.start_row
+    numeric = (
+        frame[list(spec.numeric)].to_numpy(dtype=np.float64) if spec.numeric else np.empty((len(frame), 0))
+    )
+    categorical = [frame[name].astype(str).to_numpy() for name in spec.categorical]
+    labels = frame["y"].to_numpy()
+    scores = np.zeros(len(frame))
+    scores[start:] = result.scores
+    suites = [MonitorSuite(settings, spec, result.model.reference) for _ in range(partitions)]
+    alarms: list[int] = []
+    revealed = start
+    for row in range(start, len(frame), batch_size):
+        end = min(row + batch_size, len(frame))
+        rows = np.arange(row, end)
+        for p, suite in enumerate(suites):
+            mine = rows[rows % partitions == p]
+            if len(mine):
+                found = suite.observe_scored(
+                    numeric[mine], [c[mine].tolist() for c in categorical], scores[mine], mine
+                )
+                alarms += [a.position for a in found]
+        reveal_to = max(start, end - label_delay)
+        if reveal_to > revealed:
+            known = np.arange(revealed, reveal_to)
+            for p, suite in enumerate(suites):
+                mine = known[known % partitions == p]
+                if len(mine):
+                    found = suite.observe_outcomes(
+                        scores[mine], scores[mine] >= 0.5, labels[mine], (mine + label_delay).tolist()
+                    )
+                    alarms += [a.position for a in found]
+            revealed = reveal_to
+    return sorted(alarms)
+
+
+#: Single-stream baselines, measured once per stream (they do not depend on partitions).
+BASELINES = ("adwin_errors", "ks_windows")
 
 
 def run_detection_benchmark(
@@ -250,57 +301,91 @@ def run_detection_benchmark(
     label_delay: int = 0,
     settings: MonitoringSettings | None = None,
     types: tuple[str, ...] = (),
+    partitions: tuple[int, ...] = (1,),
+    batch_size: int = 100,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, dict[str, dict[str, float | None]]]:
-    """Tallies per stream type and method (see the module docstring)."""
+    """Tallies per stream type and method (see the module docstring): ``monitor@N`` (one
+    ModelMonitor over N partitions' evidence) and ``per_partition@N`` (a suite per partition)
+    for each N in ``partitions``, and the single-stream baselines."""
     settings = settings or MonitoringSettings()
     tallies: dict[str, dict[str, Tally]] = {}
+    methods = [*(f"{m}@{n}" for n in partitions for m in ("monitor", "per_partition")), *BASELINES]
     for kind in STREAM_TYPES:
         if types and kind.name not in types:
             continue
-        per_method = tallies.setdefault(kind.name, {m: Tally() for m in METHODS})
+        per_method = tallies.setdefault(kind.name, {m: Tally() for m in methods})
         stream_onset = None if kind.kind == "stationary" else onset
         for seed in range(seeds):
             frame = make_stream(kind, seed, rows, onset if stream_onset is not None else rows + 1)
-            result = run_backtest(frame, "y", settings, train_rows=train_rows, label_delay=label_delay)
-            found = {
-                "driftloop": sorted(e.row for e in result.events if e.row is not None),
-                "adwin_errors": adwin_on_errors(result.scores, result.labels, train_rows, label_delay),
-                "ks_windows": window_tests(frame, result.spec.numeric, result.spec.categorical, train_rows),
-            }
+            model = None
+            found: dict[str, list[int]] = {}
+            for n in partitions:
+                result = run_backtest(
+                    frame,
+                    "y",
+                    settings,
+                    train_rows=train_rows,
+                    label_delay=label_delay,
+                    partitions=n,
+                    batch_size=batch_size,
+                    model=model,
+                )
+                model = result.model
+                found[f"monitor@{n}"] = sorted(e.row for e in result.events if e.row is not None)
+                found[f"per_partition@{n}"] = per_partition_suites(
+                    frame, result, settings, n, label_delay, batch_size
+                )
+            found["adwin_errors"] = adwin_on_errors(result.scores, result.labels, train_rows, label_delay)
+            found["ks_windows"] = window_tests(
+                frame, result.spec.numeric, result.spec.categorical, train_rows
+            )
             for method, alarms in found.items():
                 per_method[method].add(alarms, stream_onset, train_rows, rows, horizon)
             if progress is not None:
-                progress(f"{kind.name} seed {seed}: driftloop alarms at {found['driftloop'][:5]}")
-    return {name: {m: t.row() for m, t in methods.items()} for name, methods in tallies.items()}
+                first = {m: a[:1] for m, a in found.items() if m.startswith("monitor")}
+                progress(f"{kind.name} seed {seed}: first monitor alarms {first}")
+    return {name: {m: t.row() for m, t in methods_.items()} for name, methods_ in tallies.items()}
 
 
 def summary(table: dict[str, dict[str, dict[str, float | None]]]) -> dict[str, Any]:
-    """The figures the targets are about, for the JSON line."""
-
-    def worst_rate(method: str) -> float | None:
-        rates = [
-            row[method]["detection_rate"] for name, row in table.items() if not name.startswith("stationary")
-        ]
-        return min((r for r in rates if r is not None), default=None)
-
+    """The figures the targets are about, for the JSON line: per method, the worst detection
+    rate, stationary false alarms, the concept streams' median delay, and (for ``X@N``) the
+    median over drifting stream types of delay@N / delay@1."""
+    methods = list(next(iter(table.values()), {}))
     stationary = table.get("stationary", {})
-    concept = [
-        name for name, kind in ((t.name, t.kind) for t in STREAM_TYPES) if kind == "concept" and name in table
-    ]
+    drifting = [t.name for t in STREAM_TYPES if t.kind != "stationary" and t.name in table]
+    concept = [t.name for t in STREAM_TYPES if t.kind == "concept" and t.name in table]
 
-    def concept_delay(method: str) -> float | None:
-        found = [table[name][method]["median_delay"] for name in concept]
-        delays = [d for d in found if d is not None]
-        return float(statistics.median(delays)) if delays else None
+    def median_of(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return float(statistics.median(known)) if known else None
+
+    def delay_ratio(method: str) -> float | None:
+        if "@" not in method:
+            return None
+        one = method.split("@")[0] + "@1"
+        if one not in methods:
+            return None
+        ratios = []
+        for name in drifting:
+            base, delay = table[name][one]["median_delay"], table[name][method]["median_delay"]
+            if base and delay is not None:
+                ratios.append(delay / base)
+        return median_of(list(ratios))
 
     return {
         method: {
-            "worst_detection_rate": worst_rate(method),
+            "worst_detection_rate": min(
+                (r for r in (table[n][method]["detection_rate"] for n in drifting) if r is not None),
+                default=None,
+            ),
             "stationary_false_alarms_per_10k": stationary.get(method, {}).get("false_alarms_per_10k"),
-            "concept_median_delay": concept_delay(method),
+            "concept_median_delay": median_of([table[n][method]["median_delay"] for n in concept]),
+            "delay_ratio_to_one_partition": delay_ratio(method),
+            "alarms_per_drift": median_of([table[n][method]["alarms_per_drift"] for n in drifting]),
         }
-        for method in METHODS
+        for method in methods
     }
 
 

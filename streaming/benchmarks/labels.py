@@ -326,7 +326,6 @@ def _live_order(consumer: Any, parts: dict[int, _GatedJoiner], topics: Any, left
 def _measure_baseline(settings: Settings, inputs: int, timeout_s: float) -> Run:
     from kafka import TopicPartition
 
-    monitoring = settings.monitoring
     consumer = make_consumer(
         settings.kafka, None, enable_auto_commit=False, max_poll_records=5000, **BATCH_FETCH_OPTIONS
     )
@@ -334,7 +333,7 @@ def _measure_baseline(settings: Settings, inputs: int, timeout_s: float) -> Run:
     score_codec = EventCodec(Score, settings.messages.max_bytes)
     label_codec = EventCodec(label_type(settings.messages.limits()), settings.messages.max_bytes)
     parts = {
-        p: _GatedJoiner(100_000, 7 * DAY_S, monitoring.max_held_labels)
+        p: _GatedJoiner(100_000, 7 * DAY_S, 200_000)  # the old scorer's max_held_labels
         for p in wait_for_topic(consumer, topics.scores)
     }
     assigned = [TopicPartition(t, p) for t in (topics.scores, topics.labels) for p in parts]

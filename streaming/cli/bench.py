@@ -54,10 +54,10 @@ def bench_throughput(
     factory = None
     if monitors:
         from streaming.models.first_champion import open_registry
-        from streaming.monitoring.service import DriftMonitor
+        from streaming.monitoring.publisher import EvidencePublisher
 
-        def factory(s: Settings) -> list[DriftMonitor]:
-            return [DriftMonitor(s, open_registry(s))]
+        def factory(s: Settings) -> list[EvidencePublisher]:
+            return [EvidencePublisher(s, open_registry(s))]
 
     with tempfile.TemporaryDirectory(prefix="driftloop-bench-") as home:
         run_throughput_benchmark(
@@ -81,38 +81,70 @@ def bench_detection(
         Optional[list[str]],  # noqa: UP045
         typer.Option("--type", help="Only these stream types (repeatable); default: all."),
     ] = None,
+    partitions: Annotated[
+        str, typer.Option(help="Comma-separated partition counts the rows are split over (round-robin).")
+    ] = "1,4,12,48",
+    batch: Annotated[int, typer.Option(min=1, help="Rows per micro-batch (all partitions together).")] = 100,
+    horizon: Annotated[
+        int, typer.Option(min=100, help="A detection counts if it comes within this many rows of the onset.")
+    ] = 10_000,
 ) -> None:
-    """Detection rate, delay and false alarms on River's synthetic streams vs two baselines.
+    """Detection rate, delay and false alarms on River's synthetic streams, per partition count.
 
-    Baselines, measured on the same rows: a static model with ADWIN on its 0/1 errors, and
-    per-feature window tests (1,000 rows vs the training rows, p < 0.05, uncorrected).
-    The last line is one JSON object.
+    For each partition count N: `monitor@N` is one `driftloop monitor` (ModelMonitor) over the
+    evidence of N partitions; `per_partition@N`, the baseline, is the monitors as the scorer ran
+    them before, one suite per partition. Single-stream baselines on the same rows: a static
+    model with ADWIN on its 0/1 errors, and per-feature window tests (1,000 rows vs the training
+    rows, p < 0.05, uncorrected). Delays are in total rows (all partitions); the last line is
+    one JSON object.
     """
     from rich.table import Table
 
-    from streaming.benchmarks.detection import METHODS, run_detection_benchmark, summary
+    from streaming.benchmarks.detection import run_detection_benchmark, summary
 
+    try:
+        counts = tuple(int(n) for n in partitions.split(","))
+    except ValueError:
+        raise typer.BadParameter(
+            f"--partitions takes numbers separated by commas, not {partitions!r}"
+        ) from None
+    if not counts or min(counts) < 1:
+        raise typer.BadParameter("--partitions: every count must be at least 1")
     settings = settings_of(ctx)
     table = run_detection_benchmark(
         seeds=seeds,
         label_delay=label_delay,
         settings=settings.monitoring,
         types=tuple(stream_type or ()),
+        partitions=counts,
+        batch_size=batch,
+        horizon=horizon,
         progress=lambda line: console.print(line, highlight=False),
     )
-    out = Table(title=f"drift detection, {seeds} seeds per stream type (within 2,000 rows of onset)")
+    out = Table(
+        title=f"drift detection, {seeds} seeds per stream type, batches of {batch} rows "
+        f"(detected within {horizon:,} rows / median delay in total rows / false alarms per 10k / alarms per drift)"
+    )
     out.add_column("stream")
-    for method in METHODS:
-        out.add_column(f"{method}\ndetected / median delay / FA per 10k", justify="right")
+    out.add_column("partitions", justify="right")
+    out.add_column("monitor (pooled evidence)", justify="right")
+    out.add_column("per-partition suites (baseline)", justify="right")
+
+    def cell(r: dict[str, float | None], drifting: bool) -> str:
+        rate = f"{r['detection_rate']:.0%}" if drifting else "-"
+        delay = "-" if r["median_delay"] is None else f"{r['median_delay']:.0f}"
+        fa = "-" if r["false_alarms_per_10k"] is None else f"{r['false_alarms_per_10k']:.2f}"
+        per_drift = f"{r['alarms_per_drift']:.1f}" if drifting and r["alarms_per_drift"] is not None else "-"
+        return f"{rate} / {delay} / {fa} / {per_drift}"
+
     for name, row in table.items():
-        cells = []
-        for method in METHODS:
-            r = row[method]
-            rate = "-" if name == "stationary" else f"{r['detection_rate']:.0%}"
-            delay = "-" if r["median_delay"] is None else f"{r['median_delay']:.0f}"
-            fa = "-" if r["false_alarms_per_10k"] is None else f"{r['false_alarms_per_10k']:.2f}"
-            cells.append(f"{rate} / {delay} / {fa}")
-        out.add_row(name, *cells)
+        drifting = name != "stationary"
+        for n in counts:
+            out.add_row(
+                name, str(n), cell(row[f"monitor@{n}"], drifting), cell(row[f"per_partition@{n}"], drifting)
+            )
+        for baseline in ("adwin_errors", "ks_windows"):
+            out.add_row(name, f"({baseline})", cell(row[baseline], drifting), "")
     Console().print(out)
     typer.echo(json.dumps({"streams": table, "summary": summary(table)}))
 

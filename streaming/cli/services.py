@@ -50,9 +50,9 @@ def score(
 ) -> None:
     """Score `transactions` with the champion into `scores` until SIGTERM/SIGINT.
 
-    The drift monitors ride along (monitoring.enabled): they watch the features and scores,
-    and the labelled `outcomes` that `driftloop join` writes, and publish drift events on
-    `drift.events`. Waits for a champion on
+    With monitoring.enabled (the default) every batch is also summarized into drift evidence
+    (histograms of the features and scores on the champion's reference bins) written to
+    `drift.evidence` at each checkpoint, for `driftloop monitor`. Waits for a champion on
     model.updates if none was published yet. Logs are JSON lines on stderr; Prometheus
     metrics on --metrics-port (the address is logged at start).
     """
@@ -75,12 +75,55 @@ def score(
     registry = open_registry(settings)
     observers = []
     if settings.monitoring.enabled:
-        from streaming.monitoring.service import DriftMonitor
+        from streaming.monitoring.publisher import EvidencePublisher
 
-        observers.append(DriftMonitor(settings, registry))
+        observers.append(EvidencePublisher(settings, registry))
     stats = ScoringService(settings, registry, observers).run()
     typer.echo(
         f"scored {stats.scored} transactions in {stats.batches} batches; {stats.dead_letters} dead letters"
+    )
+
+
+@app.command("monitor")
+def monitor(
+    ctx: typer.Context,
+    metrics_port: Annotated[
+        Optional[int],  # noqa: UP045
+        typer.Option(
+            min=0,
+            help="Prometheus port (0: off); listens on scoring.metrics_address.",
+            show_default=setting_default("monitoring", "metrics_port"),
+        ),
+    ] = None,
+    log_level: LogLevelOption = "INFO",
+) -> None:
+    """Watch the model for drift on the evidence of every partition, until SIGTERM/SIGINT.
+
+    Merges `drift.evidence` (from every scorer) and the labelled `outcomes` (from `driftloop
+    join`) in event time, runs the detectors on the pooled stream and publishes one drift
+    event per drift episode on `drift.events`, with its scope (the partitions that moved)
+    and an explanation (the columns that moved most). Also posts each to Prefect's event
+    feed when PREFECT_API_URL is set (monitoring.prefect_events). Start two or more: one is
+    active, the others stand by in the consumer group monitoring.group_id and take over
+    from its last snapshot on driftloop.state.
+    """
+    from streaming.logs import configure_logging
+
+    configure_logging(log_level)
+    settings = kafka_settings_of(ctx)
+    from streaming.metrics import serve_metrics
+    from streaming.models.first_champion import open_registry
+    from streaming.monitoring.service import MonitorService
+
+    if metrics_port is not None:
+        settings = settings.model_copy(
+            update={"monitoring": settings.monitoring.model_copy(update={"metrics_port": metrics_port})}
+        )
+    serve_metrics(settings.monitoring.metrics_port, settings.scoring.metrics_address)
+    stats = MonitorService(settings, open_registry(settings)).run()
+    typer.echo(
+        f"read {stats.evidence} evidence records and {stats.outcomes} outcomes; "
+        f"published {stats.drift_events} drift events"
     )
 
 

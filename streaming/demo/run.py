@@ -150,6 +150,9 @@ def demo_settings(base: Settings, run_id: str) -> Settings:
             "trigger": TriggerSettings(group_id=f"demo-{run_id}-trigger", cooldown_s=3600),
             "canary": base.canary.model_copy(update={"min_labels": 300, "evaluate_every_s": 1.0}),
             "join": JoinSettings(group_id=f"demo-{run_id}-join", metrics_port=0, checkpoint_interval_s=0.5),
+            "monitoring": base.monitoring.model_copy(
+                update={"group_id": f"demo-{run_id}-monitor", "metrics_port": 0}
+            ),
         }
     )
 
@@ -242,6 +245,7 @@ class _Services:
     """The demo's services, each in a thread, and the simulator feeding them."""
 
     scorer: Any
+    monitor: Any
     join: Any
     trigger: Any
     canary: Any
@@ -253,14 +257,16 @@ class _Services:
         cls, run: _Run, simulator: TransactionSimulator, prefect_ready: Callable[[], None]
     ) -> _Services:
         from streaming.canary.service import CanaryService
-        from streaming.monitoring.service import DriftMonitor
+        from streaming.monitoring.publisher import EvidencePublisher
+        from streaming.monitoring.service import MonitorService
         from streaming.outcomes.service import JoinService
         from streaming.retraining.trigger import ProcessLauncher, RetrainTrigger
         from streaming.scoring.service import ScoringService
 
         settings = run.settings
         registry = open_registry(settings)
-        scorer = ScoringService(settings, registry, [DriftMonitor(settings, registry)])
+        scorer = ScoringService(settings, registry, [EvidencePublisher(settings, registry)])
+        monitor = MonitorService(settings, registry)
         join = JoinService(settings)
         # The flow runs in a child process: a thread of this one would wait for the GIL behind
         # the simulator, scorer and join (a fit that takes 0.3 s alone took 7-30 s).
@@ -275,17 +281,17 @@ class _Services:
             ),
             *(
                 threading.Thread(target=_guard(run, s.run), name=type(s).__name__, daemon=True)
-                for s in (scorer, join, trigger, canary)
+                for s in (scorer, monitor, join, trigger, canary)
             ),
         ]
         for thread in threads:
             thread.start()
-        return cls(scorer, join, trigger, canary, halt, threads)
+        return cls(scorer, monitor, join, trigger, canary, halt, threads)
 
     def stop(self) -> None:
         """Stop producing and every service; wait up to ``_STOP_WAIT_S`` for their threads."""
         self.halt.set()
-        for service in (self.scorer, self.join, self.trigger, self.canary):
+        for service in (self.scorer, self.monitor, self.join, self.trigger, self.canary):
             service.stop()
         stopping_at = time.monotonic()
         deadline = stopping_at + _STOP_WAIT_S

@@ -1,8 +1,11 @@
-"""`driftloop backtest`: the scorer's drift monitors over a table, without Kafka.
+"""`driftloop backtest`: the drift monitor over a table, without Kafka.
 
 The first ``train_rows`` rows train the initial model (with the same training code as
 `driftloop train` and the retraining flow); the rest are streamed in order, in micro-batches,
-through a :class:`MonitorSuite` exactly as the scorer runs it. Each row's label is revealed
+as `driftloop score` and `driftloop monitor` process them: the rows are split round-robin
+over ``partitions`` simulated partitions, each micro-batch becomes one evidence record per
+partition (:class:`~.evidence.Summarizer`), and one :class:`~.model_monitor.ModelMonitor`
+merges them. Each row's label is revealed
 ``label_delay`` rows after the row itself or, with ``label_delay_s``, at the first row whose
 ``time_column`` is that many seconds past the row's own (event time: the input in time
 order). Every alarm becomes a DriftEvent whose ``row`` is the 0-based row of the input at
@@ -10,7 +13,7 @@ which it fired.
 
 With ``retrain=True`` the loop is closed offline: ``retrain_after`` rows after an alarm, a new
 model is trained on the labelled rows since the drift began (the alarm's window start; at
-most ``train_rows``) and takes over with a fresh suite. Prequential accuracy and
+most ``train_rows``) and takes over with fresh detectors. Prequential accuracy and
 misclassification cost are reported with and without it.
 """
 
@@ -34,7 +37,8 @@ from streaming.models.training import (
     shown,
     train_classifier,
 )
-from streaming.monitoring.suite import MonitorSuite
+from streaming.monitoring.evidence import BinLayout, Summarizer
+from streaming.monitoring.model_monitor import ModelMonitor, OutcomeChunk
 
 
 @dataclass
@@ -73,6 +77,7 @@ class BacktestResult:
     start_row: int
     static: Outcome
     retrained: Outcome | None = None
+    model: TrainedModel | None = None  # the initial model
 
 
 def infer_spec(frame: pd.DataFrame, label_column: str, ignore: tuple[str, ...] = ()) -> FeatureSpec:
@@ -134,8 +139,11 @@ def run_backtest(
     spec: FeatureSpec | None = None,
     params: TrainingParams | None = None,
     on_batch: Callable[[int], None] | None = None,
+    partitions: int = 1,
+    model: TrainedModel | None = None,
 ) -> BacktestResult:
-    """Train on the first ``train_rows`` rows, stream the rest through the monitors."""
+    """Train on the first ``train_rows`` rows (unless ``model`` is given), stream the rest
+    through the monitor, the rows split round-robin over ``partitions`` partitions."""
     reveal = reveal_rows(frame, label_delay, label_delay_s, time_column)
     spec = spec or infer_spec(frame, label_column, (time_column,) if label_delay_s is not None else ())
     frame = prepare(frame, label_column, spec)
@@ -144,15 +152,24 @@ def run_backtest(
             f"the input has {len(frame)} rows; more than --train-rows={train_rows} are needed"
         )
     params = params or TrainingParams(min_rows=min(200, train_rows))
-    try:
-        model = train_classifier(frame.iloc[:train_rows], spec, label_column, params)
-    except TrainingError as exc:
-        raise BacktestError(f"the first {train_rows} rows cannot train a model: {exc}") from exc
+    if partitions < 1:
+        raise BacktestError(f"--partitions must be at least 1, not {partitions}")
+    if model is None:
+        model = initial_model(frame, label_column, spec, train_rows, params)
     events, scores, static = _stream(
-        frame, label_column, spec, model, settings, train_rows, reveal, batch_size, on_batch
+        frame,
+        label_column,
+        spec,
+        model,
+        settings,
+        train_rows,
+        reveal,
+        batch_size,
+        on_batch,
+        partitions=partitions,
     )
     result = BacktestResult(
-        spec, events, scores, frame[label_column].to_numpy()[train_rows:], train_rows, static
+        spec, events, scores, frame[label_column].to_numpy()[train_rows:], train_rows, static, model=model
     )
     if retrain:
         _, _, result.retrained = _stream(
@@ -167,8 +184,22 @@ def run_backtest(
             None,
             retrain_after=retrain_after if retrain_after is not None else settings.window,
             params=params,
+            partitions=partitions,
         )
     return result
+
+
+def initial_model(
+    frame: pd.DataFrame, label_column: str, spec: FeatureSpec, train_rows: int, params: TrainingParams
+) -> TrainedModel:
+    """The model trained on the first ``train_rows`` rows of a prepared frame."""
+    try:
+        model = train_classifier(frame.iloc[:train_rows], spec, label_column, params)
+    except TrainingError as exc:
+        raise BacktestError(f"the first {train_rows} rows cannot train a model: {exc}") from exc
+    if model.reference is None:
+        raise BacktestError(f"the first {train_rows} rows leave no holdout for the model's reference")
+    return model
 
 
 def _stream(
@@ -183,23 +214,30 @@ def _stream(
     on_batch: Callable[[int], None] | None,
     retrain_after: int | None = None,
     params: TrainingParams | None = None,
+    partitions: int = 1,
 ) -> tuple[list[DriftEvent], np.ndarray, Outcome]:
+    """Stream rows ``start..`` through one :class:`ModelMonitor`, as `driftloop score` and
+    `driftloop monitor` would: row ``i`` belongs to partition ``i % partitions`` (its offset
+    there ``i // partitions``, its event time ``i``), each micro-batch becomes one evidence
+    record per partition, each revealed label an outcome at its reveal row."""
     numeric_all = (
         frame[list(spec.numeric)].to_numpy(dtype=np.float64) if spec.numeric else np.empty((len(frame), 0))
     )
-    categorical_all = [frame[name].tolist() for name in spec.categorical]
+    categorical_all = [frame[name].astype(str).tolist() for name in spec.categorical]
     labels_all = frame[label_column].to_numpy()
-    suite = MonitorSuite(settings, spec, model.reference)
+    row_partition = np.arange(len(frame)) % partitions
+    monitor = ModelMonitor(settings, "backtest", partitions=partitions)
     threshold = 0.5
     version = "v1"
+    summarizer = _start(monitor, model, spec, settings, version)
     events: list[DriftEvent] = []
     static_scores = np.empty(len(frame) - start)
     outcome = Outcome()
     pending_retrain: int | None = None
     drift_since = start
-    revealed = start  # labels of rows < revealed were handed to the monitors
+    revealed = start  # labels of rows < revealed were handed to the monitor
     row_scores = np.zeros(len(frame))  # the score each row got from the model serving it
-    suite_since = start  # the first row the current model (and suite) scored
+    row_versions = np.zeros(len(frame), dtype=np.int64)  # which model (1, 2, ...) scored it
     row = start
     while row < len(frame):
         end = min(row + batch_size, len(frame))
@@ -212,27 +250,42 @@ def _stream(
         outcome.count(decisions, labels_all[rows])
         positions = np.arange(row, end)
         row_scores[rows] = scores
-        alarms = suite.observe_scored(
-            numeric_all[rows], [column[rows] for column in categorical_all], scores, positions
-        )
-        # Labels revealed up to row end-1 are known now (reveal never decreases); the
-        # current model's monitors see the outcomes of the rows it scored.
+        row_versions[rows] = len(outcome.retrains) + 1
+        for evidence in summarizer.summarize(
+            partitions=row_partition[rows],
+            offsets=positions // partitions,
+            timestamps=positions,
+            numeric=numeric_all[rows],
+            categorical=[column[rows] for column in categorical_all],
+            scores=scores,
+            decisions=decisions,
+        ):
+            monitor.add_evidence(evidence)
+        # Labels revealed up to row end-1 are known now (reveal never decreases).
         reveal_to = max(start, int(np.searchsorted(reveal, end - 1, side="right")))
         if reveal_to > revealed:
-            known = slice(max(revealed, suite_since), reveal_to)
-            if known.start < known.stop:
-                alarms += suite.observe_outcomes(
-                    row_scores[known],
-                    row_scores[known] >= threshold,
-                    labels_all[known],
-                    reveal[known].tolist(),
-                )
+            known = np.arange(revealed, reveal_to)
+            for p in range(partitions):
+                mine = known[row_partition[known] == p]
+                if len(mine):
+                    monitor.add_outcomes(
+                        OutcomeChunk(
+                            partition=p,
+                            label_times_ms=reveal[mine],
+                            scores=row_scores[mine],
+                            decisions=row_scores[mine] >= threshold,
+                            labels=labels_all[mine],
+                            model_version=f"v{row_versions[mine[0]]}" if row_versions[mine[0]] else version,
+                        )
+                    )
             revealed = reveal_to
-        for alarm in sorted(alarms, key=lambda a: a.position):
-            events.append(alarm.to_event("backtest", version, row=True))
+        alarms = monitor.advance(flush=end == len(frame))
+        for alarm in sorted(alarms, key=lambda a: a.event_time_ms):
+            events.append(alarm.to_event("backtest", row=True))
             if retrain_after is not None and pending_retrain is None:
-                pending_retrain = alarm.position + retrain_after
-                drift_since = alarm.window_start
+                pending_retrain = alarm.event_time_ms + retrain_after
+                back = alarm.detection.window_rows or settings.window
+                drift_since = max(start, alarm.event_time_ms - back)
         if on_batch is not None:
             on_batch(end - row)
         row = end
@@ -247,10 +300,20 @@ def _stream(
             model = retrained
             version = f"v{len(outcome.retrains) + 2}"
             outcome.retrains.append(row)
-            suite = MonitorSuite(settings, spec, model.reference)
-            suite_since = row
+            summarizer = _start(monitor, model, spec, settings, version)
             pending_retrain = None
     return events, static_scores, outcome
+
+
+def _start(
+    monitor: ModelMonitor, model: TrainedModel, spec: FeatureSpec, settings: MonitoringSettings, version: str
+) -> Summarizer:
+    """Point the monitor at a new champion; the summarizer the scorer would run for it."""
+    if model.reference is None:
+        raise BacktestError("a retrained model has no reference (too few rows for a holdout)")
+    layout = BinLayout.of(model.reference, spec, settings.evidence_bins)
+    monitor.start(version, layout)
+    return Summarizer(layout, "backtest", version, "backtest", "backtest", settings.evidence_max_rows)
 
 
 def reveal_rows(

@@ -1,363 +1,316 @@
-"""The drift monitors inside `driftloop score`: the Kafka side of :class:`MonitorSuite`.
+"""`driftloop monitor`: the Kafka side of :class:`~.model_monitor.ModelMonitor`, one per model.
 
-One :class:`DriftMonitor` per scorer process, one suite per owned partition:
+- Reads ``drift.evidence`` in the consumer group ``monitoring.group_id``. The topic has one
+  partition and every record is keyed by model name, so one member of the group is active
+  for the model; the others stand by (``driftloop_monitor_active`` 0) and the group hands
+  the partition to one of them when the active one leaves or dies (within
+  ``monitoring.session_timeout_ms``).
+- While active, reads every partition of ``outcomes`` (the labelled predictions of
+  `driftloop join`) for the label and error signals.
+- Merges both in event time (:class:`~.merging.EventTimeMerger`), skips evidence it counted
+  already (by source offsets), and publishes one DriftEvent per model per drift episode on
+  ``drift.events`` (keyed by model name), and to Prefect's event feed when PREFECT_API_URL
+  is set (:mod:`.prefect_events`).
+- A checkpoint (every ``monitoring.checkpoint_interval_s``, and when the partition is
+  revoked) flushes the drift events, then writes a signed snapshot of the monitor, with the
+  evidence and outcomes offsets it covers, to the compacted ``driftloop.state`` topic, then
+  commits. The snapshot is what a restart (or a standby taking over) resumes from: its
+  offsets, not the committed ones, say where to read. A drift event published after the last
+  snapshot is published again after a crash, with the same event_id.
 
-- every scored batch (champion-scored rows) feeds its partition's suite; alarms become
-  DriftEvents on ``drift.events`` (keyed by model name);
-- delayed labels come joined to their predictions: the ``outcomes`` of `driftloop join`,
-  keyed by account_id like the transactions (same partition count), so outcome partition
-  p is read by whoever owns transaction partition p. An outcome of the partition's current
-  champion is handed to the suite once the partition's transactions have been scored past
-  the outcome's timestamp (so a backlog replays in order), or once the partition has had
-  no new transactions for ``monitoring.label_idle_release_s`` (2 s; it is caught up);
-- at each checkpoint (after the scores are flushed, before the offsets are committed) each
-  suite is pickled, signed and written to the compacted ``driftloop.state`` topic with the
-  transaction offset and the outcomes offset (``labels_offset``) it covers;
-- on a partition's first batch the newest snapshot at or below that batch's first offset
-  is verified and restored (a newer one, written just before a crash cut the commit off,
-  is ignored); without one the suite starts fresh.
+Undecodable evidence goes to ``drift.evidence.dlq`` (with its bytes and position) and is
+counted; nothing a producer writes stops the monitor.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import numpy as np
-from kafka import TopicPartition
+from kafka import ConsumerRebalanceListener, TopicPartition
+from kafka.errors import KafkaError
 
 from streaming import metrics
 from streaming.checkpointing import DeliveryTracker
 from streaming.config import Settings
-from streaming.errors import (
-    DecodeError,
-    ModelRejectedError,
-    StateRejectedError,
-)
-from streaming.events import EventCodec, Outcome, encode_event
-from streaming.kafka.clients import close_all, make_consumer, make_producer, require_co_partitioned
+from streaming.errors import DecodeError, KafkaUnavailableError, ModelRejectedError, StateRejectedError
+from streaming.events import DriftEvent, EventCodec, Evidence, Outcome, encode_event
+from streaming.kafka.clients import close_all, commit_or_defer, make_consumer, make_producer, wait_for_topic
+from streaming.kafka.dead_letters import dead_letter
 from streaming.kafka.reading import TopicReader
 from streaming.logs import get_logger
-from streaming.models.reference import ReferenceProfile
 from streaming.models.registry import ModelRegistry
-from streaming.monitoring.label_gate import LabelGate
-from streaming.monitoring.state import read_envelope, seal, state_key, unseal
-from streaming.monitoring.suite import Alarm, MonitorSuite
-from streaming.scoring.scorer import BatchObserver, ScoredBatch
+from streaming.monitoring.evidence import BinLayout
+from streaming.monitoring.model_monitor import ModelAlarm, ModelMonitor, OutcomeChunk
+from streaming.monitoring.prefect_events import PrefectEvents
+from streaming.monitoring.state import read_envelope, seal, unseal
+from streaming.signals import stop_on_termination
 
 log = get_logger("driftloop.monitor")
 
-_MAX_POLLS = 10  # outcome polls per call of poll(), 2,000 records each at most
+
+@dataclass
+class MonitorStats:
+    """Counts of one run (also Prometheus metrics)."""
+
+    evidence: int = 0
+    outcomes: int = 0
+    drift_events: int = 0
+    checkpoints: int = 0
+    restored: bool = False
+    published: list[DriftEvent] = field(default_factory=list)
+    alarms: list[ModelAlarm] = field(default_factory=list)  # what each published event came from
 
 
-class DriftMonitor(BatchObserver):
-    """Drift monitoring for the partitions this scorer owns (see the module docstring)."""
+class MonitorService:
+    """One model's monitor as a consumer-group member (see the module docstring)."""
 
-    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+    def __init__(
+        self, settings: Settings, registry: ModelRegistry, prefect: PrefectEvents | None = None
+    ) -> None:
         self.settings = settings
+        self.registry = registry
+        self.stats = MonitorStats()
+        self.monitor: ModelMonitor | None = None  # None while standing by
         self._spec = settings.feature_spec()
-        self._registry = registry
-        self._key = registry.signing_key
-        topics = settings.topics
-        self._topics = topics
-        self._group = settings.scoring.group_id
-        self._consumer_name = f"{settings.kafka.client_id}/{self._group}/monitor"
-        self._producer = make_producer(
-            settings.kafka,
-            max_request_size=settings.monitoring.state_max_bytes,
-            max_block_ms=int(settings.scoring.delivery_timeout_s * 1000),  # as the scorer's own sends
-        )
-        self._outcomes = make_consumer(settings.kafka, None, enable_auto_commit=False)
-        require_co_partitioned(
-            self._outcomes,
-            [topics.outcomes, topics.transactions],
-            "outcomes must be co-partitioned with transactions (keyed by account_id, same partition count)",
-        )
-        self._states = TopicReader(settings.kafka, topics.state, topic_timeout_s=30.0)
+        self._topics = settings.topics
+        self._group = settings.monitoring.group_id
+        self._name = f"{settings.kafka.client_id}/{self._group}"
+        self._stop = threading.Event()
+        self._evidence_codec = EventCodec(Evidence, settings.messages.max_bytes)
         self._outcome_codec = EventCodec(Outcome, settings.messages.max_bytes)
-        self._suites: dict[int, MonitorSuite] = {}
-        self._versions: dict[int, str] = {}
-        self._gate = LabelGate(settings.monitoring.label_idle_release_s, settings.monitoring.max_held_labels)
-        self._snapshots: dict[int, list[tuple[int, bytes]]] = {}
-        self._references: dict[str, ReferenceProfile | None] = {}
-        # Positions of the numeric and categorical values in a feature row (spec order).
-        self._numeric_at = [i for i, f in enumerate(self._spec.features) if f.kind == "numeric"]
-        self._categorical_at = [i for i, f in enumerate(self._spec.features) if f.kind == "categorical"]
-        self.events_published = 0
-        #: The newest alarms published (a debugging and test aid; at most 1,000).
-        self.published: deque[Alarm] = deque(maxlen=1000)
-        # Drift events must land before the offsets are committed.
+        self._prefect = (
+            prefect
+            if prefect is not None
+            else (PrefectEvents.from_environment() if settings.monitoring.prefect_events else None)
+        )
+        self._layouts: dict[str, BinLayout | None] = {}
+        self._outcome_offsets: dict[int, int] = {}  # next outcomes offset per partition
+        self._outcome_partitions = 0
+        self._owned: list[TopicPartition] = []
+        self._last_checkpoint_at = time.monotonic()
+        self._producer: Any = None
+        self._evidence: Any = None
+        self._outcomes: Any = None
+        self._outputs: DeliveryTracker | None = None
+        self._late_counted = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def active(self) -> bool:
+        return self.monitor is not None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def run(
+        self, install_signal_handlers: bool = True, on_ready: Callable[[], object] | None = None
+    ) -> MonitorStats:
+        """Monitor until :meth:`stop` (or SIGTERM/SIGINT); ``on_ready`` once it is subscribed."""
+        if install_signal_handlers:
+            stop_on_termination(self.stop)
+        monitoring, kafka = self.settings.monitoring, self.settings.kafka
+        self._producer = make_producer(kafka, max_request_size=monitoring.state_max_bytes)
         self._outputs = DeliveryTracker(
             lambda timeout_s: self._producer.flush(timeout=timeout_s),
-            settings.scoring.delivery_timeout_s,
+            self.settings.scoring.delivery_timeout_s,
             lambda problem: (
-                f"drift events were not written ({problem}); offsets not committed: a restart "
-                "re-detects those drifts (with the same event ids)"
+                f"drift events or the monitor's snapshot were not written ({problem}); nothing committed: "
+                "a restart resumes from the previous snapshot and publishes those drift events again "
+                "(same event ids)"
             ),
         )
-        self._closed = False
-
-    def suite(self, partition: int) -> MonitorSuite | None:
-        """The monitors of ``partition`` while this scorer owns it and has scored on it (its
-        counters, e.g. ``suite.scored`` and ``suite.labelled``, are what a test or a debugger
-        reads)."""
-        return self._suites.get(partition)
-
-    # -- scored batches ----------------------------------------------------------------
-
-    def observe(self, batch: ScoredBatch) -> None:
-        champion = np.fromiter(
-            (s.role == "champion" for s in batch.scores), dtype=bool, count=len(batch.scores)
+        self._outcomes = make_consumer(kafka, None, enable_auto_commit=False)
+        self._evidence = make_consumer(
+            kafka,
+            self._group,
+            max_poll_records=2000,
+            session_timeout_ms=monitoring.session_timeout_ms,
+            heartbeat_interval_ms=max(1000, monitoring.session_timeout_ms // 5),
         )
-        spec = self._spec
-        k = len(spec.numeric)
-        numeric_at, categorical_at = self._numeric_at, self._categorical_at
-        for partition in np.unique(batch.partitions).tolist():
-            where = np.flatnonzero((batch.partitions == partition) & champion).tolist()
-            if not len(where):
-                continue
-            version = batch.scores[where[0]].model_version
-            suite = self._suite_for(
-                partition, int(batch.offsets[where[0]]), int(batch.timestamps[where[0]]), version
+        metrics.MONITOR_ACTIVE.set(0)
+        try:
+            self._outcome_partitions = len(wait_for_topic(self._outcomes, self._topics.outcomes))
+            self._evidence.subscribe([self._topics.evidence], listener=_Handover(self))
+            wait_for_topic(self._evidence, self._topics.evidence)
+            log.info(
+                "monitoring model %r from %s and %s",
+                self.settings.model_name,
+                self._topics.evidence,
+                self._topics.outcomes,
+                extra={"group_id": self._group},
             )
-            transactions = [batch.transactions[i] for i in where]
-            columns = list(zip(*(spec.values(t.features) for t in transactions), strict=True))
-            numeric = (
-                np.array([columns[i] for i in numeric_at], dtype=np.float64).T
-                if k
-                else np.empty((len(where), 0))
+            if on_ready is not None:
+                on_ready()
+            while not self._stop.is_set():
+                self.step()
+            if self.monitor is not None:
+                self._publish(self.monitor.advance(flush=True))
+                self.checkpoint()
+        except KafkaError as exc:
+            assert self._outputs is not None
+            self._outputs.failing = True
+            raise KafkaUnavailableError(
+                f"Kafka at {kafka.bootstrap_servers} failed under the monitor ({exc!r}); a restart resumes "
+                "from the last snapshot"
+            ) from exc
+        finally:
+            failing = self._outputs.failing
+            close_all(
+                partial(self._evidence.close, autocommit=False),
+                partial(self._outcomes.close, autocommit=False),
+                partial(self._producer.close, timeout=0 if failing else 10),
+                *([self._prefect.close] if self._prefect is not None else []),
             )
-            timestamps = batch.timestamps[where]
-            alarms = suite.observe_scored(
-                numeric,
-                [columns[i] for i in categorical_at],
-                batch.probabilities[where],
-                batch.offsets[where],
-            )
-            self._gate.scored(partition, int(timestamps.max()))
-            self._publish(alarms, partition, version)
-            self._release_outcomes(partition)
+            metrics.MONITOR_ACTIVE.set(0)
+        log.info(
+            "monitor stopped",
+            extra={"evidence": self.stats.evidence, "drift_events": self.stats.drift_events},
+        )
+        return self.stats
 
-    # -- outcomes (labels joined to their predictions) -------------------------------------
-
-    def poll(self) -> None:
-        if not self._suites:
+    def step(self, timeout_ms: int = 200) -> None:
+        """One round: read evidence (and outcomes while active), merge, publish, checkpoint."""
+        polled = self._evidence.poll(timeout_ms=timeout_ms, max_records=2000)
+        monitor = self.monitor
+        if monitor is None:
             return
-        for _ in range(_MAX_POLLS):  # a backlog drains in one call, not 500 records per batch
-            polled = self._outcomes.poll(timeout_ms=0, max_records=2000)
+        alarms: list[ModelAlarm] = []
+        for tp, records in polled.items():
+            for record in records:
+                alarms += self._take_evidence(monitor, tp.partition, record)
+        self._read_outcomes(monitor)
+        alarms += monitor.advance(now=time.monotonic())
+        self._publish(alarms)
+        self._gauges(monitor)
+        if time.monotonic() - self._last_checkpoint_at >= self.settings.monitoring.checkpoint_interval_s:
+            self.checkpoint()
+
+    # -- evidence and outcomes -----------------------------------------------------------
+
+    def _take_evidence(self, monitor: ModelMonitor, partition: int, record: Any) -> list[ModelAlarm]:
+        try:
+            evidence = self._evidence_codec.decode(record.value)
+        except DecodeError as exc:
+            metrics.MONITOR_EVIDENCE.labels("undecodable").inc()
+            letter = dead_letter(record, exc, self._name, self.settings.messages.dead_letter_value_bytes)
+            assert self._outputs is not None
+            self._producer.send(
+                self._topics.evidence_dlq, key=letter.key, value=encode_event(letter)
+            ).add_errback(self._outputs.errback)
+            self._outputs.sent(1)
+            log.warning("dead letter: %s", exc, extra={"topic": record.topic, "offset": record.offset})
+            monitor.evidence_offsets[partition] = record.offset + 1
+            return []
+        self.stats.evidence += 1
+        alarms: list[ModelAlarm] = []
+        if evidence.model_name == monitor.model_name and monitor.wants(evidence.model_version):
+            layout = self._layout(evidence.model_version)
+            if layout is not None:
+                if monitor.version is not None:
+                    log.info(
+                        "champion changed: the monitor restarts",
+                        extra={"model_version": evidence.model_version},
+                    )
+                alarms = monitor.start(evidence.model_version, layout)
+                self._seek_outcomes_to(evidence.event_time_start_ms)
+        outcome = monitor.add_evidence(evidence, (partition, record.offset), time.monotonic())
+        metrics.MONITOR_EVIDENCE.labels(outcome).inc()
+        if outcome == "new":
+            metrics.MONITOR_ROWS.inc(evidence.rows)
+        return alarms
+
+    def _read_outcomes(self, monitor: ModelMonitor) -> None:
+        if monitor.version is None:
+            return
+        for _ in range(10):  # a backlog drains in a few rounds, not one poll per step
+            polled = self._outcomes.poll(timeout_ms=0, max_records=5000)
             if not polled:
-                break
+                return
             for tp, records in polled.items():
-                self._gate.fetched(tp.partition, records)
-        for partition in self._gate.holding():
-            self._release_outcomes(partition, caught_up=self._gate.idle(partition))
+                chunk = self._chunk(tp.partition, records, monitor.version)
+                self._outcome_offsets[tp.partition] = records[-1].offset + 1
+                if chunk is not None:
+                    monitor.add_outcomes(chunk, time.monotonic())
 
-    def _release_outcomes(self, partition: int, caught_up: bool = False) -> None:
-        """Hand the partition's released outcomes of its current champion to its monitors."""
-        suite = self._suites.get(partition)
-        if suite is None:
-            return
-        version = self._versions[partition]
+    def _chunk(self, partition: int, records: Sequence[Any], version: str) -> OutcomeChunk | None:
+        times: list[int] = []
         scores: list[float] = []
         decisions: list[bool] = []
         labels: list[int] = []
-        for record in self._gate.release(partition, caught_up):
+        for record in records:
             try:
                 outcome = self._outcome_codec.decode(record.value)
             except DecodeError as exc:  # `driftloop join` wrote it: worth a warning, not a stop
-                metrics.LABELS.labels("undecodable").inc()
+                metrics.MONITOR_OUTCOMES.labels("undecodable").inc()
                 log.warning("undecodable outcome skipped: %s", exc, extra={"offset": record.offset})
                 continue
             if outcome.role != "champion" or outcome.model_version != version:
-                metrics.LABELS.labels("other_model").inc()
+                metrics.MONITOR_OUTCOMES.labels("other_model").inc()
                 continue
+            times.append(int(outcome.label_time.timestamp() * 1000))
             scores.append(outcome.score)
             decisions.append(outcome.decision)
             labels.append(outcome.label)
         if not labels:
-            return
-        metrics.LABELS.labels("monitored").inc(len(labels))
-        alarms = suite.observe_outcomes(np.array(scores), np.array(decisions), np.array(labels))
-        self._publish(alarms, partition, version)
-
-    # -- checkpoints and ownership -------------------------------------------------------
-
-    def checkpoint(self, offsets: Mapping[int, int]) -> None:
-        """Write a snapshot per partition, then make sure it and every drift event landed.
-
-        A drift event that failed to land raises: the offsets are then
-        not committed, and a restart re-detects it (with the same event_id). A snapshot that failed is logged and
-        counted; the partition would restart from its previous snapshot.
-        """
-        snapshots = []
-        for partition, offset in offsets.items():
-            suite = self._suites.get(partition)
-            if suite is None:
-                continue
-            raw = seal(
-                suite,
-                self._key,
-                group=self._group,
-                topic=self._topics.transactions,
-                partition=partition,
-                offset=offset,
-                labels_offset=self._gate.handed_offset(partition),
-                model_version=self._versions[partition],
-            )
-            future = self._producer.send(
-                self._topics.state,
-                key=state_key(self._group, self._topics.transactions, partition),
-                value=raw,
-            )
-            snapshots.append((partition, len(raw), future))
-        self._outputs.sent(len(snapshots))  # a flush also waits for the snapshots
-        self._outputs.flush()
-        for partition, size, future in snapshots:
-            if future.failed():
-                metrics.STATE_SNAPSHOTS.labels("failed").inc()
-                log.error(
-                    "state snapshot not written: %s",
-                    future.exception,
-                    extra={"partition": partition, "bytes": size, "topic": self._topics.state},
-                )
-            else:
-                metrics.STATE_SNAPSHOTS.labels("written").inc()
-
-    def release(self, partitions: Sequence[int]) -> None:
-        if self._closed:
-            return
-        for partition in partitions:
-            self._suites.pop(partition, None)
-            self._versions.pop(partition, None)
-            self._gate.forget(partition)
-        self._assign_outcomes()
-
-    def close(self, timeout_s: float | None = None) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        close_all(
-            partial(self._producer.close, timeout=30 if timeout_s is None else timeout_s),  # flushes first
-            partial(self._outcomes.close, autocommit=False),
-            self._states.close,
+            return None
+        metrics.MONITOR_OUTCOMES.labels("monitored").inc(len(labels))
+        self.stats.outcomes += len(labels)
+        order = np.argsort(np.asarray(times), kind="stable")
+        return OutcomeChunk(
+            partition=partition,
+            label_times_ms=np.asarray(times, dtype=np.int64)[order],
+            scores=np.asarray(scores)[order],
+            decisions=np.asarray(decisions, dtype=bool)[order],
+            labels=np.asarray(labels, dtype=np.int64)[order],
+            model_version=version,
         )
 
-    # -- internals -----------------------------------------------------------------------
-
-    def _suite_for(
-        self, partition: int, first_offset: int, first_timestamp: int, version: str
-    ) -> MonitorSuite:
-        suite = self._suites.get(partition)
-        if suite is not None and self._versions[partition] == version:
-            return suite
-        if suite is not None:  # a new champion: its own reference, fresh monitors
-            log.info(
-                "champion changed: monitors restart", extra={"partition": partition, "model_version": version}
-            )
-            self._suites[partition] = self._fresh_suite(version)
-            self._versions[partition] = version
-            return self._suites[partition]
-        restored = self._restore(partition, first_offset, version)
-        if restored is not None:
-            suite, labels_offset = restored
-        else:
-            suite, labels_offset = (
-                self._fresh_suite(version),
-                self._outcomes_offset_at(partition, first_timestamp),
-            )
-        self._suites[partition] = suite
-        self._versions[partition] = version
-        self._gate.own(partition, labels_offset)
-        self._assign_outcomes()
-        return suite
-
-    def _fresh_suite(self, version: str) -> MonitorSuite:
-        return MonitorSuite(self.settings.monitoring, self._spec, self._reference(version))
-
-    def _reference(self, version: str) -> ReferenceProfile | None:
-        """The model's reference profile from its verified manifest (cached per version)."""
-        if version not in self._references:
-            try:
-                manifest = self._registry.manifest(self.settings.model_name, version)
-                self._references[version] = manifest.reference
-            except ModelRejectedError as exc:
-                log.warning("no reference for %s (%s): the first live rows become it", version, exc)
-                self._references[version] = None
-        return self._references[version]
-
-    def _restore(self, partition: int, first_offset: int, version: str) -> tuple[MonitorSuite, int] | None:
-        self._read_states()
-        for offset, raw in reversed(self._snapshots.get(partition, [])):
-            if offset > first_offset:
-                log.warning(
-                    "ignoring a state snapshot newer than the committed offset",
-                    extra={"partition": partition, "snapshot_offset": offset, "offset": first_offset},
-                )
-                metrics.STATE_RESTORES.labels("newer_than_commit").inc()
-                continue
-            try:
-                snapshot, suite = unseal(raw, self._key)
-            except StateRejectedError as exc:
-                log.error("state snapshot refused: %s", exc, extra={"partition": partition})
-                metrics.STATE_RESTORES.labels(exc.reason).inc()
-                return None
-            if snapshot.model_version != version or not isinstance(suite, MonitorSuite):
-                metrics.STATE_RESTORES.labels("other_model").inc()
-                return None
-            suite.attach_reference(self._reference(version))
-            log.info(
-                "monitors restored",
-                extra={
-                    "partition": partition,
-                    "snapshot_offset": offset,
-                    "labels_offset": snapshot.labels_offset,
-                },
-            )
-            metrics.STATE_RESTORES.labels("snapshot").inc()
-            return suite, snapshot.labels_offset
-        metrics.STATE_RESTORES.labels("fresh").inc()
-        return None
-
-    def _read_states(self, timeout_s: float = 30.0) -> None:
-        """Read the state topic to its current end, keeping this group's newest snapshots."""
-        prefix = f"{self._group}/{self._topics.transactions}/".encode()
-        for record in self._states.read_to_end(timeout_s):
-            if not record.key or not record.key.startswith(prefix) or not record.value:
-                continue
-            try:
-                envelope = read_envelope(record.value)
-            except StateRejectedError:
-                continue
-            kept = self._snapshots.setdefault(envelope.partition, [])
-            kept.append((envelope.offset, record.value))
-            kept.sort(key=lambda item: item[0])
-            del kept[:-3]
-
-    def _outcomes_offset_at(self, partition: int, timestamp_ms: int) -> int:
-        """Where a fresh suite starts reading outcomes: the first at or after its first transaction."""
-        tp = TopicPartition(self._topics.outcomes, partition)
-        found = self._outcomes.offsets_for_times({tp: max(0, timestamp_ms)})
-        if found.get(tp) is not None:
-            return int(found[tp].offset)
-        return int(self._outcomes.end_offsets([tp])[tp])
-
-    def _assign_outcomes(self) -> None:
-        partitions = [TopicPartition(self._topics.outcomes, p) for p in sorted(self._suites)]
+    def _seek_outcomes_to(self, timestamp_ms: int) -> None:
+        """A new champion: its outcomes are those labelled from its first evidence on."""
+        partitions = [TopicPartition(self._topics.outcomes, p) for p in range(self._outcome_partitions)]
         self._outcomes.assign(partitions)
+        found = self._outcomes.offsets_for_times({tp: max(0, timestamp_ms) for tp in partitions})
+        ends = self._outcomes.end_offsets(partitions)
         for tp in partitions:
-            self._outcomes.seek(tp, self._gate.fetch_offset(tp.partition))
+            at = found.get(tp)
+            offset = int(at.offset) if at is not None else int(ends[tp])
+            self._outcomes.seek(tp, offset)
+            self._outcome_offsets[tp.partition] = offset
 
-    def _publish(self, alarms: Sequence[Any], partition: int, version: str) -> None:
+    def _layout(self, version: str) -> BinLayout | None:
+        if version not in self._layouts:
+            try:
+                reference = self.registry.manifest(self.settings.model_name, version).reference
+            except ModelRejectedError as exc:
+                log.error("cannot monitor %s: %s", version, exc)
+                reference = None
+            self._layouts[version] = (
+                BinLayout.of(reference, self._spec, self.settings.monitoring.evidence_bins)
+                if reference is not None
+                else None
+            )
+        return self._layouts[version]
+
+    # -- output --------------------------------------------------------------------------
+
+    def _publish(self, alarms: Sequence[ModelAlarm]) -> None:
+        assert self._outputs is not None
         for alarm in alarms:
-            self.published.append(alarm)
-            event = alarm.to_event(self.settings.model_name, version, partition=partition)
+            event = alarm.to_event(self.settings.model_name)
             self._producer.send(
                 self._topics.drift_events, key=self.settings.model_name.encode(), value=encode_event(event)
             ).add_errback(self._outputs.errback)
             self._outputs.sent(1)
-            self.events_published += 1
+            self.stats.drift_events += 1
+            self.stats.published.append(event)
+            self.stats.alarms.append(alarm)
             metrics.DRIFT_EVENTS.labels(event.signal, event.detector, event.severity).inc()
             log.warning(
                 "drift detected: %s",
@@ -367,7 +320,173 @@ class DriftMonitor(BatchObserver):
                     "feature": event.feature,
                     "detector": event.detector,
                     "severity": event.severity,
-                    "partition": partition,
-                    "offset": event.offset_end,
+                    "scope": event.scope,
+                    "partition": event.partition,
+                    "top": [s.column for s in event.explanation[:3]],
                 },
             )
+            if self._prefect is not None:
+                self._prefect.send(event)
+
+    def _gauges(self, monitor: ModelMonitor) -> None:
+        merger = monitor.evidence
+        if merger.newest:
+            newest = max(merger.newest.values())
+            mark = merger.watermark(time.monotonic())
+            metrics.MONITOR_EVENT_TIME.set(newest / 1000)
+            metrics.MONITOR_WATERMARK_LAG.set(max(0, newest - (mark if mark is not None else newest)) / 1000)
+        metrics.MONITOR_PARTITIONS.set(len(monitor.partitions_seen))
+
+    # -- checkpoints and handover ------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Drift events, then the snapshot (with the offsets it covers), then the commit."""
+        self._last_checkpoint_at = time.monotonic()
+        monitor = self.monitor
+        assert self._outputs is not None
+        if monitor is None:
+            return
+        self._outputs.flush()  # drift events and dead letters first
+        metrics.MONITOR_EVIDENCE_LATE.inc(monitor.evidence.late - self._late_counted)
+        self._late_counted = monitor.evidence.late
+        for tp in self._owned:
+            raw = seal(
+                {"monitor": monitor, "outcomes": dict(self._outcome_offsets)},
+                self.registry.signing_key,
+                group=self._group,
+                topic=tp.topic,
+                partition=tp.partition,
+                offset=monitor.evidence_offsets.get(tp.partition, 0),
+                labels_offset=0,
+                model_version=monitor.version or "",
+            )
+            self._producer.send(self._topics.state, key=self._state_key(tp), value=raw).add_errback(
+                self._outputs.errback
+            )
+            self._outputs.sent(1)
+        self._outputs.flush()
+        metrics.STATE_SNAPSHOTS.labels("written").inc(len(self._owned))
+        commit_or_defer(
+            self._evidence,
+            {
+                tp: monitor.evidence_offsets[tp.partition]
+                for tp in self._owned
+                if tp.partition in monitor.evidence_offsets
+            },
+        )
+        self.stats.checkpoints += 1
+
+    def _state_key(self, tp: TopicPartition) -> bytes:
+        return f"{self._group}/{tp.topic}/{tp.partition}/{self.settings.model_name}".encode()
+
+    def _take_over(self, assigned: Sequence[TopicPartition]) -> None:
+        """Partitions assigned: resume from the newest snapshot, or start fresh."""
+        self._owned = sorted({*self._owned, *assigned}, key=lambda tp: tp.partition)
+        monitor = self.monitor
+        if monitor is None:
+            monitor, outcomes, offsets = self._restore()
+            self.monitor = monitor
+            self._outcome_offsets = outcomes
+            if monitor.version is not None and self._outcome_partitions:
+                partitions = [
+                    TopicPartition(self._topics.outcomes, p) for p in range(self._outcome_partitions)
+                ]
+                self._outcomes.assign(partitions)
+                for tp in partitions:
+                    if tp.partition in outcomes:
+                        self._outcomes.seek(tp, outcomes[tp.partition])
+            for tp in assigned:
+                if tp.partition in offsets:
+                    self._evidence.seek(tp, offsets[tp.partition])
+        metrics.MONITOR_ACTIVE.set(1)
+        log.info(
+            "active monitor of model %r",
+            self.settings.model_name,
+            extra={"partitions": [tp.partition for tp in assigned]},
+        )
+
+    def _hand_over(self, revoked: Sequence[TopicPartition]) -> None:
+        """Partitions revoked: stand by. kafka-python runs this on its network thread, where
+        nothing may block on Kafka, so there is no last checkpoint here: the next owner
+        resumes from the latest snapshot (at most ``checkpoint_interval_s`` old) and replays
+        the evidence after it. (A stop checkpoints before it leaves the group.)"""
+        self._drop(revoked)
+
+    def _drop(self, partitions: Sequence[TopicPartition]) -> None:
+        gone = {tp.partition for tp in partitions}
+        self._owned = [tp for tp in self._owned if tp.partition not in gone]
+        if not self._owned:
+            self.monitor = None
+            self._outcomes.assign([])
+            metrics.MONITOR_ACTIVE.set(0)
+            log.info("standing by", extra={"model": self.settings.model_name})
+
+    def _restore(self) -> tuple[ModelMonitor, dict[int, int], dict[int, int]]:
+        """The newest snapshot of this model's monitor, or a fresh monitor."""
+        prefix = f"{self._group}/{self._topics.evidence}/".encode()
+        suffix = f"/{self.settings.model_name}".encode()
+        newest: dict[int, bytes] = {}
+        with TopicReader(self.settings.kafka, self._topics.state, topic_timeout_s=30.0) as reader:
+            for record in reader.read_to_end(30.0):
+                if (
+                    record.key
+                    and record.key.startswith(prefix)
+                    and record.key.endswith(suffix)
+                    and record.value
+                ):
+                    try:
+                        envelope = read_envelope(record.value)
+                    except StateRejectedError:
+                        continue
+                    newest[envelope.partition] = record.value
+        for raw in newest.values():
+            try:
+                snapshot, payload = unseal(raw, self.registry.signing_key)
+            except StateRejectedError as exc:
+                log.error("monitor snapshot refused: %s", exc)
+                metrics.STATE_RESTORES.labels(exc.reason).inc()
+                continue
+            monitor = payload["monitor"]
+            if not isinstance(monitor, ModelMonitor) or monitor.model_name != self.settings.model_name:
+                continue
+            metrics.STATE_RESTORES.labels("snapshot").inc()
+            self.stats.restored = True
+            log.info(
+                "monitor restored",
+                extra={
+                    "evidence_offsets": monitor.evidence_offsets,
+                    "rows": monitor.rows,
+                    "model_version": snapshot.model_version,
+                },
+            )
+            return monitor, dict(payload["outcomes"]), dict(monitor.evidence_offsets)
+        metrics.STATE_RESTORES.labels("fresh").inc()
+        monitor = ModelMonitor(
+            self.settings.monitoring,
+            self.settings.model_name,
+            partitions=self._transaction_partitions(),
+            evidence_topic=self._topics.evidence,
+        )
+        return monitor, {}, {}
+
+    def _transaction_partitions(self) -> int | None:
+        try:
+            return len(wait_for_topic(self._outcomes, self._topics.transactions, timeout_s=5.0))
+        except Exception:  # the transactions topic is not ours to require
+            return None
+
+
+class _Handover(ConsumerRebalanceListener):
+    def __init__(self, service: MonitorService) -> None:
+        self._service = service
+
+    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        if revoked:
+            self._service._hand_over(revoked)
+
+    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        if assigned:
+            self._service._take_over(assigned)
+
+    def on_partitions_lost(self, lost: Sequence[TopicPartition]) -> None:
+        self._service._drop(lost)

@@ -87,11 +87,24 @@ def chi_square(reference_counts: Mapping[str, int], window: Sequence[str]) -> tu
     other = len(index)
     get = index.get
     codes = np.fromiter((get(v, other) for v in window), dtype=np.int64, count=len(window))
-    actual = np.bincount(codes, minlength=other + 1).astype(np.float64)
-    expected = np.array([*reference_counts.values(), 0], dtype=np.float64) + 0.5
-    table = np.vstack([expected, actual])
+    actual = np.bincount(codes, minlength=other + 1)
+    return chi_square_counts(np.array([*reference_counts.values(), 0]), actual)
+
+
+def chi_square_counts(reference: np.ndarray, window: np.ndarray) -> tuple[float, float, float]:
+    """Chi-square homogeneity test of a window's counts against the reference's, same bins.
+
+    Every bin gets a pseudo-count of 0.5 in the reference, so a bin the reference left empty
+    (a new category) counts as evidence instead of an error. Returns (statistic, p-value, PSI).
+
+    >>> statistic, p_value, effect = chi_square_counts(np.array([100, 100]), np.array([50, 50]))
+    >>> round(p_value, 3), round(effect, 6)
+    (1.0, 0.0)
+    """
+    expected = np.asarray(reference, dtype=np.float64) + 0.5
+    table = np.vstack([expected, np.asarray(window, dtype=np.float64)])
     table = table[:, table.sum(axis=0) > 1.0]
-    if table.shape[1] < 2:
+    if table.shape[1] < 2 or table[1].sum() == 0:
         return 0.0, 1.0, 0.0
     # Pearson's statistic of the 2×k contingency table, no continuity correction.
     totals = table.sum(axis=1, keepdims=True)

@@ -35,6 +35,7 @@ class ScoredBatch:
     partitions: np.ndarray
     offsets: np.ndarray
     timestamps: np.ndarray  # each record's Kafka timestamp, ms
+    rows: Sequence[tuple[Any, ...]] = ()  # each transaction's feature values, in spec order
 
 
 class BatchObserver:
@@ -92,18 +93,27 @@ class Scorer:
             rows = [tuple(row[i] for i in where) for row in rows]
         return model.encoder.matrix(rows)
 
+    def rows(self, transactions: Sequence[Transaction]) -> list[tuple[Any, ...]]:
+        """Each transaction's feature values in the stream's spec order."""
+        values = self.spec.values
+        return [values(t.features) for t in transactions]
+
     def score(
-        self, transactions: Sequence[Transaction], received_at: Sequence[float]
+        self,
+        transactions: Sequence[Transaction],
+        received_at: Sequence[float],
+        rows: list[tuple[Any, ...]] | None = None,
     ) -> tuple[list[Score], np.ndarray]:
-        """Scores (in input order) and the probabilities as an array."""
+        """Scores (in input order) and the probabilities as an array; ``rows`` are
+        :meth:`rows` of the transactions, when the caller has them already."""
         champion = self.holder.champion
         if champion is None:
             raise RuntimeError("no champion is loaded; the service must not score yet")
         n = len(transactions)
         if n == 0:
             return [], np.empty(0)
-        values = self.spec.values
-        rows = [values(t.features) for t in transactions]
+        if rows is None:
+            rows = self.rows(transactions)
         mask = self.holder.challenger_mask([t.account_id for t in transactions])
         probabilities = np.empty(n)
         roles: list[ModelRole] = ["champion"] * n

@@ -232,10 +232,13 @@ class ScoringService:
         except DecodeError:
             transactions, good, arrivals, dead = self._decode_each(records, received_at)
 
-        scores, probabilities = self.scorer.score(transactions, arrivals)
+        rows = self.scorer.rows(transactions)
+        scores, probabilities = self.scorer.score(transactions, arrivals, rows)
         if self.observers and transactions:
             where = np.array([(r.partition, r.offset, r.timestamp) for r in good], dtype=np.int64)
-            batch = ScoredBatch(transactions, scores, probabilities, where[:, 0], where[:, 1], where[:, 2])
+            batch = ScoredBatch(
+                transactions, scores, probabilities, where[:, 0], where[:, 1], where[:, 2], rows
+            )
             for observer in self.observers:
                 observer.observe(batch)
 

@@ -94,12 +94,26 @@ def test_a_bad_file_is_one_clear_error_naming_the_column_or_row(
 
 
 def test_bench_detection_prints_its_table_and_a_json_line() -> None:
-    done = driftloop("bench", "detection", "--seeds", "1", "--type", "sea_prior", "--type", "stationary")
+    done = driftloop(
+        "bench",
+        "detection",
+        "--seeds",
+        "1",
+        "--type",
+        "sea_prior",
+        "--type",
+        "stationary",
+        "--partitions",
+        "1,4",
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(result["streams"]) == {"sea_prior", "stationary"}
-    assert set(result["summary"]) == {"driftloop", "adwin_errors", "ks_windows"}
-    assert result["streams"]["sea_prior"]["driftloop"]["streams"] == 1
+    methods = {"monitor@1", "per_partition@1", "monitor@4", "per_partition@4", "adwin_errors", "ks_windows"}
+    assert set(result["summary"]) == methods
+    sea_prior = result["streams"]["sea_prior"]
+    assert sea_prior["monitor@4"]["streams"] == 1
+    assert sea_prior["monitor@4"]["alarms_per_drift"] == 1.0, "one drift, one event"
 
 
 def test_a_label_delay_in_event_time_reveals_labels_as_late_as_the_same_delay_in_rows(

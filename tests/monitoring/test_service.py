@@ -1,23 +1,27 @@
-"""The drift monitors inside `driftloop score`, against the real broker."""
+"""`driftloop score` writing evidence and `driftloop monitor` merging it, on the real broker."""
 
 from __future__ import annotations
 
 import signal
-from collections import Counter
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from kafka.partitioner.default import murmur2
 
-from streaming.config import Settings, TopicNames
+from streaming.config import MonitoringSettings, ScoringSettings, Settings, TopicNames, child_env
 from streaming.control.updates import champion_update
-from streaming.events import DriftEvent, encode_event
+from streaming.events import DeadLetter, DriftEvent, encode_event
 from streaming.kafka.clients import ensure_topics
 from streaming.kafka.publishing import publish_model_update
 from streaming.models.first_champion import open_registry, train_and_register
 from streaming.models.training import TrainingParams
-from streaming.monitoring.service import DriftMonitor
+from streaming.monitoring.publisher import EvidencePublisher
+from streaming.monitoring.service import MonitorService
 from streaming.outcomes.service import JoinService
 from streaming.simulation.generator import SCENARIOS, TransactionSimulator, to_labels, to_transactions
 from streaming.topics import topic_catalogue
@@ -25,6 +29,7 @@ from tests.kafka_helpers import (
     decode_all,
     produce,
     read_topic,
+    records_written,
     running,
     scorer_thread,
     start_scorer_process,
@@ -34,11 +39,23 @@ from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
+PARTITIONS = 12
 
-def labels_monitored(monitor: DriftMonitor, partition: int = 0) -> int:
-    """Outcomes (labelled predictions) the partition's label and error monitors have seen."""
-    suite = monitor.suite(partition)
-    return 0 if suite is None else suite.labelled
+
+@pytest.fixture
+def wide_settings(kafka_settings, unique_name: Callable[[str], str], tmp_path: Path) -> Settings:  # type: ignore[no-untyped-def]
+    """Topics of 12 partitions; a monitor that checkpoints every second."""
+    names = TopicNames(**{field: unique_name(field.replace("_", "-")) for field in TopicNames.model_fields})
+    ensure_topics(kafka_settings, topic_catalogue(names, partitions=PARTITIONS))
+    return Settings(
+        home=tmp_path / "home",
+        kafka=kafka_settings,
+        topics=names,
+        scoring=ScoringSettings(group_id=unique_name("scorer"), metrics_port=0, max_wait_ms=20),
+        monitoring=MonitoringSettings(
+            group_id=unique_name("monitor"), metrics_port=0, checkpoint_interval_s=1.0, prefect_events=False
+        ),
+    )
 
 
 def publish_champion(settings: Settings, history: pd.DataFrame) -> None:
@@ -47,91 +64,177 @@ def publish_champion(settings: Settings, history: pd.DataFrame) -> None:
     publish_model_update(settings, champion_update(manifest))
 
 
-def stream(settings: Settings, frame: pd.DataFrame) -> None:
-    """The transactions, then their labels (keyed by transaction_id, as `driftloop join` needs)."""
+def stream(settings: Settings, frame: pd.DataFrame, labels: bool = False) -> None:
     transactions = list(to_transactions(frame))
     produce(
         settings,
         settings.topics.transactions,
         [(t.account_id.encode(), encode_event(t)) for t in transactions],
     )
-    produce(
-        settings,
-        settings.topics.labels,
-        [
-            (t.transaction_id.encode(), encode_event(label))
-            for t, label in zip(transactions, to_labels(frame), strict=True)
-        ],
-    )
+    if labels:
+        produce(
+            settings,
+            settings.topics.labels,
+            [
+                (t.transaction_id.encode(), encode_event(label))
+                for t, label in zip(transactions, to_labels(frame), strict=True)
+            ],
+        )
 
 
 def drift_events(
-    settings: Settings, until: Callable[[list[DriftEvent]], bool], timeout_s: float = 120
+    settings: Settings,
+    until: Callable[[list[DriftEvent]], bool],
+    timeout_s: float = 120,
+    topic: str | None = None,
 ) -> list[DriftEvent]:
     records = read_topic(
         settings,
-        settings.topics.drift_events,
+        topic or settings.topics.drift_events,
         until=lambda rs: until(decode_all(rs, DriftEvent)),
         timeout_s=timeout_s,
     )
     return decode_all(records, DriftEvent)
 
 
-def scored(settings: Settings, at_least: int, timeout_s: float = 120) -> None:
-    read_topic(settings, settings.topics.scores, until=lambda rs: len(rs) >= at_least, timeout_s=timeout_s)
+def partition_of(account_id: str, partitions: int = PARTITIONS) -> int:
+    """The partition kafka-python's (and Java's) default partitioner gives the key."""
+    return (murmur2(account_id.encode()) & 0x7FFFFFFF) % partitions
 
 
-def test_a_covariate_shift_produces_one_feature_event_not_a_storm(
-    one_partition_settings: Settings, history: pd.DataFrame
-) -> None:
-    settings = one_partition_settings
-    publish_champion(settings, history)
-    simulator = TransactionSimulator(seed=5)
-    stream(settings, simulator.generate(15_000))
-    stream(settings, simulator.generate(10_000, SCENARIOS["covariate"]))
-    registry = open_registry(settings)
-    monitor = DriftMonitor(settings, registry)
-    with scorer_thread(settings, registry, [monitor]):
-        scored(settings, 25_000)
-        events = drift_events(settings, lambda es: any(e.signal == "feature" for e in es))
-        wait_for_checkpoint(settings, 25_000)  # every drift event of those rows has landed
-        events = drift_events(settings, lambda es: False, timeout_s=3)
-    per_signal = Counter(e.signal for e in events)
-    assert per_signal["feature"] == 1, per_signal
-    assert all(count == 1 for count in per_signal.values()), per_signal
-    feature = next(e for e in events if e.signal == "feature")
-    assert feature.partition == 0 and feature.model_version == "v1"
-    assert feature.offset_end is not None and 15_000 <= feature.offset_end < 17_000, feature
-    assert feature.before is not None and feature.after is not None
-    assert all(e.offset_end is not None and e.offset_end >= 15_000 for e in events), (
-        "a false alarm before the shift"
+def start_monitor_process(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [sys.executable, "-m", "streaming.cli", "monitor"],
+        env=child_env(settings),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
 
 
-def test_labels_reach_the_monitors_as_outcomes_of_the_join_and_bad_ones_are_dead_lettered(
-    one_partition_settings: Settings, history: pd.DataFrame
+@contextmanager
+def monitor_thread(settings: Settings) -> Iterator[MonitorService]:
+    with running(MonitorService(settings, open_registry(settings))) as service:
+        yield service
+
+
+def test_twelve_partitions_three_scorers_one_drift_make_exactly_one_drift_event_with_its_scope(
+    wide_settings: Settings, history: pd.DataFrame, tmp_path: Path
 ) -> None:
-    settings = one_partition_settings
+    settings = wide_settings
     publish_champion(settings, history)
-    frame = TransactionSimulator(seed=6).generate(2000)
-    stream(settings, frame)
-    produce(settings, settings.topics.labels, [(b"acct", b"not json"), (b"acct", b'{"schema_version":1}')])
-    registry = open_registry(settings)
-    monitor = DriftMonitor(settings, registry)
-    with scorer_thread(settings, registry, [monitor]), running(JoinService(settings)):
-        scored(settings, 2000)
-        letters = read_topic(settings, settings.topics.labels_dlq, until=lambda rs: len(rs) >= 2)
-        eventually(lambda: labels_monitored(monitor) >= 2000, "2,000 outcomes monitored", timeout_s=60)
-        assert labels_monitored(monitor) == 2000
-    assert len(letters) == 2
-    assert {r.key for r in letters} == {b"acct"}
+    simulator = TransactionSimulator(seed=5)
+    baseline = simulator.generate(15_000)
+    drifted = simulator.generate(10_000, SCENARIOS["covariate"])
+    stream(settings, baseline)
+    stream(settings, drifted)
+    produce(settings, settings.topics.evidence, [(b"fraud", b"not evidence")])  # from a stranger
+    scorers = [start_scorer_process(settings, tmp_path / f"scorer-{i}.log") for i in range(3)]
+    try:
+        with monitor_thread(settings) as service:
+            events = drift_events(settings, lambda es: len(es) >= 1)
+            wait_for_checkpoint(settings, 25_000)  # every scorer's evidence of all rows has landed
+            eventually(
+                lambda: service.monitor is not None and service.monitor.rows >= 25_000, "all rows merged", 60
+            )
+            events = drift_events(settings, lambda es: False, timeout_s=4)
+            monitor = service.monitor
+            assert monitor is not None
+            assert monitor.rows == 25_000, (monitor.rows, monitor.skipped)
+            assert monitor.partitions_seen == set(range(PARTITIONS))
+            late = monitor.evidence.late
+    finally:
+        for scorer in scorers:
+            scorer.send_signal(signal.SIGTERM)
+        for scorer in scorers:
+            scorer.wait(timeout=60)
+    assert len(events) == 1, [
+        (e.signal, e.detector, e.feature, e.partition, e.event_time, late) for e in events
+    ]
+    event = events[0]
+    assert event.model_name == settings.model_name and event.model_version == "v1"
+    assert event.signal in ("feature", "prediction")
+    assert event.event_time is not None and event.event_time >= drifted["event_time"].iloc[0], (
+        "before the drift"
+    )
+    assert event.partitions_seen == PARTITIONS
+    assert event.scope == list(range(PARTITIONS)), event.scope  # the shift is in every partition's traffic
+    assert event.explanation and event.explanation[0].psi > 0.1
+    assert {r.topic for r in event.evidence} == {settings.topics.evidence, settings.topics.transactions}
+    letters = decode_all(
+        read_topic(settings, settings.topics.evidence_dlq, until=lambda rs: len(rs) >= 1), DeadLetter
+    )
+    assert letters[0].value == b"not evidence" and letters[0].reason == "invalid_json"
 
 
-def test_a_scorer_killed_mid_stream_restores_its_monitors_and_detects_a_later_drift_on_time(
-    one_partition_settings: Settings, history: pd.DataFrame, tmp_path: Path
+def test_a_drift_in_one_partitions_traffic_is_found_and_scoped_to_it(
+    wide_settings: Settings, history: pd.DataFrame
 ) -> None:
-    interrupted = one_partition_settings
-    # An uninterrupted twin reads the same topics in its own group, with its own drift topic.
+    settings = wide_settings
+    publish_champion(settings, history)
+    simulator = TransactionSimulator(seed=8)
+    stream(settings, simulator.generate(24_000))
+    normal = simulator.generate(24_000)
+    drifted = simulator.generate(24_000, SCENARIOS["covariate"])
+    mixed = pd.concat(
+        [
+            normal[normal["account_id"].map(partition_of) != 3],
+            drifted[drifted["account_id"].map(partition_of) == 3],
+        ]
+    ).sort_values("event_time")
+    stream(settings, mixed)
+    registry = open_registry(settings)
+    with scorer_thread(settings, registry, [EvidencePublisher(settings, registry)]), monitor_thread(settings):
+        events = drift_events(settings, lambda es: len(es) >= 1)
+    event = events[0]
+    assert event.scope == [3], (event.scope, event.partition, event.signal, event.feature)
+    assert event.event_time is not None and event.event_time >= mixed["event_time"].iloc[0]
+
+
+def test_a_scorer_replaying_what_it_summarized_before_a_crash_is_not_counted_twice(
+    wide_settings: Settings, history: pd.DataFrame, tmp_path: Path
+) -> None:
+    settings = wide_settings
+    publish_champion(settings, history)
+    simulator = TransactionSimulator(seed=7)
+    stream(settings, simulator.generate(12_000))
+    first = start_scorer_process(settings, tmp_path / "scorer.log")
+    try:
+        wait_for_checkpoint(settings, 6_000)
+    finally:
+        first.send_signal(signal.SIGKILL)  # mid-stream
+        first.wait(timeout=30)
+    drifted = simulator.generate(8_000, SCENARIOS["covariate"])
+    stream(settings, drifted)  # the drift, from row 12,000
+    # The restarted scorer lost its commits (a crash between the evidence and the commit, at
+    # the extreme): it scores and summarizes everything again from the first offset.
+    replay = settings.model_copy(
+        update={
+            "scoring": settings.scoring.model_copy(update={"group_id": settings.scoring.group_id + "-again"})
+        }
+    )
+    second = start_scorer_process(replay, tmp_path / "scorer.log")
+    try:
+        with monitor_thread(settings) as service:
+            events = drift_events(settings, lambda es: len(es) >= 1)
+            wait_for_checkpoint(replay, 20_000)
+            monitor = service.monitor
+            assert monitor is not None
+            ledger = monitor.ledger
+            eventually(lambda: monitor.rows + ledger.overlap_rows >= 20_000, "every row merged once", 60)
+            assert monitor.rows + ledger.overlap_rows == 20_000, (monitor.rows, ledger.overlap_rows)
+            assert ledger.duplicates > 0, "the replay was not seen"
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=60)
+    assert len(events) == 1
+    assert events[0].event_time is not None and events[0].event_time >= drifted["event_time"].iloc[0]
+
+
+def test_a_monitor_killed_mid_stream_resumes_from_its_snapshot_and_finds_the_drift_on_time(
+    wide_settings: Settings, history: pd.DataFrame, tmp_path: Path
+) -> None:
+    interrupted = wide_settings
     twin_topic = interrupted.topics.drift_events + "-twin"
     ensure_topics(
         interrupted.kafka,
@@ -140,68 +243,73 @@ def test_a_scorer_killed_mid_stream_restores_its_monitors_and_detects_a_later_dr
     twin = interrupted.model_copy(
         update={
             "topics": interrupted.topics.model_copy(update={"drift_events": twin_topic}),
-            "scoring": interrupted.scoring.model_copy(
-                update={"group_id": interrupted.scoring.group_id + "-twin"}
+            "monitoring": interrupted.monitoring.model_copy(
+                update={"group_id": interrupted.monitoring.group_id + "-twin"}
             ),
         }
     )
     publish_champion(interrupted, history)
-    simulator = TransactionSimulator(seed=7)
-    stream(interrupted, simulator.generate(12_000))
+    simulator = TransactionSimulator(seed=9)
+    stream(interrupted, simulator.generate(16_000))
+    registry = open_registry(interrupted)
+    log = tmp_path / "monitor.log"
+    with scorer_thread(interrupted, registry, [EvidencePublisher(interrupted, registry)]):
+        wait_for_checkpoint(interrupted, 16_000)
+        first = start_monitor_process(interrupted, log)
+        try:
+            eventually(
+                lambda: (
+                    b"monitor restored" in log.read_bytes()
+                    or records_written(interrupted.kafka, interrupted.topics.state) >= 2
+                ),
+                "a monitor snapshot",
+                90,
+            )
+        finally:
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=30)
+        drifted = simulator.generate(10_000, SCENARIOS["covariate"])
+        stream(interrupted, drifted)
+        second = start_monitor_process(interrupted, log)
+        try:
+            events = drift_events(interrupted, lambda es: len(es) >= 1)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(timeout=60)
+        with monitor_thread(twin):
+            twin_events = drift_events(twin, lambda es: len(es) >= 1, topic=twin_topic)
+    assert "monitor restored" in log.read_text(), "the restarted monitor started from scratch"
+    onset = drifted["event_time"].iloc[0]
+    assert events[0].event_time is not None and twin_events[0].event_time is not None
+    delay = (pd.Timestamp(events[0].event_time) - onset).total_seconds()
+    twin_delay = (pd.Timestamp(twin_events[0].event_time) - onset).total_seconds()
+    assert twin_delay >= 0 and delay >= 0
+    assert abs(delay - twin_delay) <= 0.1 * twin_delay + 1.0, (delay, twin_delay)
 
-    log = tmp_path / "scorer.log"
-    first = start_scorer_process(interrupted, log)
-    try:
-        scored(interrupted, 12_000)
-        wait_for_checkpoint(interrupted, 12_000)  # state, then offsets, have landed
-    finally:
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-    stream(interrupted, simulator.generate(8000))  # more baseline, arriving while it is down
-    stream(interrupted, simulator.generate(8000, SCENARIOS["covariate"]))  # the drift, at row 20,000
 
-    second = start_scorer_process(interrupted, log)
-    try:
-        events = drift_events(interrupted, lambda es: any(e.signal == "feature" for e in es))
-    finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(timeout=60)
-    registry = open_registry(twin)
-    with scorer_thread(twin, registry, [DriftMonitor(twin, registry)]):
-        twin_events = drift_events(twin, lambda es: any(e.signal == "feature" for e in es))
-
-    assert "monitors restored" in log.read_text(), "the restarted scorer started from scratch"
-    after_kill = next(e for e in events if e.signal == "feature")
-    uninterrupted = next(e for e in twin_events if e.signal == "feature")
-    assert after_kill.offset_end is not None and uninterrupted.offset_end is not None
-    assert after_kill.offset_end >= 20_000 and uninterrupted.offset_end >= 20_000
-    delay, twin_delay = after_kill.offset_end - 20_000, uninterrupted.offset_end - 20_000
-    assert abs(delay - twin_delay) <= 250, (delay, twin_delay)
-
-
-def test_a_forged_or_too_new_snapshot_is_not_restored(
-    one_partition_settings: Settings, history: pd.DataFrame, caplog: pytest.LogCaptureFixture
+def test_labels_reach_the_monitor_as_outcomes_of_the_join(
+    one_partition_settings: Settings, history: pd.DataFrame
 ) -> None:
-    from streaming.monitoring.state import seal, state_key
-
-    settings = one_partition_settings
-    publish_champion(settings, history)
-    key = state_key(settings.scoring.group_id, settings.topics.transactions, 0)
-    registry = open_registry(settings)
-    common = {"group": settings.scoring.group_id, "topic": settings.topics.transactions, "partition": 0}
-    forged = seal({"x": 1}, b"not-the-registry-key", offset=0, labels_offset=0, model_version="v1", **common)
-    too_new = seal(
-        {"x": 1}, registry.signing_key, offset=10**9, labels_offset=0, model_version="v1", **common
+    settings = one_partition_settings.model_copy(
+        update={
+            "monitoring": MonitoringSettings(
+                group_id=one_partition_settings.scoring.group_id + "-monitor",
+                metrics_port=0,
+                prefect_events=False,
+            )
+        }
     )
-    produce(settings, settings.topics.state, [(key, forged), (key, too_new)])
-    stream(settings, TransactionSimulator(seed=12).generate(1000))
-    caplog.set_level("INFO", logger="driftloop.monitor")
-    monitor = DriftMonitor(settings, registry)
-    with scorer_thread(settings, registry, [monitor]):
-        scored(settings, 1000)
-        suite = monitor.suite(0)
-        assert suite is not None and suite.scored == 1000  # a fresh suite saw every transaction
-    messages = [r.getMessage() for r in caplog.records if r.name == "driftloop.monitor"]
-    assert "ignoring a state snapshot newer than the committed offset" in messages
-    assert any(m.startswith("state snapshot refused: bad_signature") for m in messages), messages
-    assert "monitors restored" not in messages
+    publish_champion(settings, history)
+    stream(settings, TransactionSimulator(seed=6).generate(2000), labels=True)
+    registry = open_registry(settings)
+    with (
+        scorer_thread(settings, registry, [EvidencePublisher(settings, registry)]),
+        running(JoinService(settings)),
+        monitor_thread(settings) as service,
+    ):
+        eventually(
+            lambda: service.monitor is not None and service.monitor.labelled >= 2000,
+            "2,000 outcomes monitored",
+            90,
+        )
+        assert service.monitor is not None and service.monitor.labelled == 2000

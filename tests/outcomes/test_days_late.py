@@ -9,13 +9,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from streaming.config import JoinSettings, KafkaSettings, ScoringSettings, Settings, TopicNames
+from streaming.config import (
+    JoinSettings,
+    KafkaSettings,
+    MonitoringSettings,
+    ScoringSettings,
+    Settings,
+    TopicNames,
+)
 from streaming.control.updates import champion_update
 from streaming.kafka.clients import ensure_topics
 from streaming.kafka.publishing import publish_model_update
 from streaming.models.first_champion import open_registry, train_and_register
 from streaming.models.training import TrainingParams
-from streaming.monitoring.service import DriftMonitor
+from streaming.monitoring.model_monitor import Seen
+from streaming.monitoring.publisher import EvidencePublisher
+from streaming.monitoring.service import MonitorService
 from streaming.outcomes.service import JoinService
 from streaming.simulation.delays import LabelDelay
 from streaming.simulation.generator import BASELINE, SCENARIOS, TransactionSimulator
@@ -38,6 +47,7 @@ def run_settings(kafka: KafkaSettings, name: Callable[[str], str], home: Path) -
         topics=names,
         scoring=ScoringSettings(group_id=name("scorer"), metrics_port=0, max_wait_ms=20),
         join=JoinSettings(group_id=name("join"), metrics_port=0, checkpoint_interval_s=0.5),
+        monitoring=MonitoringSettings(group_id=name("monitor"), metrics_port=0, prefect_events=False),
     )
 
 
@@ -48,9 +58,13 @@ def labelled_rows_to_detect(settings: Settings, history: pd.DataFrame, delay: La
     )
     simulator = TransactionSimulator(seed=31, mean_gap_s=60.0)  # a transaction a minute
     registry = open_registry(settings)
-    monitor = DriftMonitor(settings, registry)
+    monitor = MonitorService(settings, registry)
     join = JoinService(settings)
-    with scorer_thread(settings, registry, [monitor]), running(join):
+    with (
+        scorer_thread(settings, registry, [EvidencePublisher(settings, registry)]),
+        running(join),
+        running(monitor),
+    ):
         # Live, at a rate the scorer keeps up with: each label comes after its score, 4,320
         # transactions (three days) later; the last ones when the stream ends.
         streamer = TransactionStreamer(settings, rate=2000, label_delay=delay, seed=32)
@@ -61,13 +75,15 @@ def labelled_rows_to_detect(settings: Settings, history: pd.DataFrame, delay: La
             streamer.close()
 
         def state() -> str:
-            suite = monitor.suite(0)
-            seen = (suite.scored, suite.labelled) if suite else (0, 0)
+            merged = monitor.monitor
+            seen = (merged.rows, merged.labelled) if merged else (0, 0)
             return f"an error drift alarm (scored, labelled: {seen}; join: {join.stats})"
 
-        alarm = eventually(
-            lambda: next((a for a in monitor.published if a.signal == "error"), None), state, timeout_s=300
-        )
+        def first_error() -> Seen | None:  # an event, or a detection inside an open episode
+            merged = monitor.monitor
+            return next((d for d in merged.detections if d.signal == "error"), None) if merged else None
+
+        alarm = eventually(first_error, state, timeout_s=300)
     return alarm.seen - BEFORE
 
 

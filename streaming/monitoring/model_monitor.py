@@ -1,0 +1,692 @@
+"""One monitor per model, on pooled evidence from every partition: one alarm per drift.
+
+:class:`ModelMonitor` is what `driftloop monitor` (and the backtest, and the detection
+benchmark) runs. It takes :class:`~streaming.events.Evidence` records from any number of
+partitions and scorer processes, skips what it counted already (:class:`.OffsetLedger`),
+puts them back in event-time order (:class:`.EventTimeMerger`), and watches the pooled
+stream of the current champion:
+
+- *feature* and *prediction*: a River detector per numeric feature and on the scores, fed
+  each row's reference rank (its bin's mid-rank, rows of one record in a seeded random
+  order); tumbling window tests of ``window`` pooled rows, chi-square of every column's
+  histogram against the reference's on the same bins, Holm across columns;
+- *per partition*: the same window tests on each partition's own rows against the
+  partition's own first ``reference_rows`` rows (keyed by account, a partition has its own
+  customers: it is not a sample of the reference), at ``window_alpha`` divided by the
+  number of partitions (one false-alarm budget for all), so a drift confined to one
+  partition's traffic, diluted in the pool, is still found;
+- *label* and *error*: a River detector on the labels and on the model's loss of each
+  outcome (from the ``outcomes`` topic), merged across partitions in label-time order.
+
+Every detection goes through one model-level :class:`~.episodes.Episodes` (a signal's own
+warm-up first; positions are pooled scored rows): the first opens an episode and becomes
+one :class:`ModelAlarm`, with its
+scope (the partitions whose recent rows moved away from their own baseline; all of them
+when the drift is spread too thin for any one to show it), an explanation (the columns that moved most, by PSI,
+with before/after statistics) and the evidence offsets of the window that fired; later
+detections of any signal extend the episode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import uuid
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from streaming.config import MonitoringSettings
+from streaming.events import DriftEvent, Evidence, FeatureShift, OffsetRange, Severity, WindowStats
+from streaming.monitoring.episodes import Episodes
+from streaming.monitoring.evidence import SCORE, BinLayout, stats_of
+from streaming.monitoring.merging import EventTimeMerger, OffsetLedger
+from streaming.monitoring.monitors import Detection, DetectorMonitor
+from streaming.monitoring.window_tests import chi_square_counts, holm
+
+#: Columns an explanation lists at most.
+EXPLAIN_TOP = 5
+
+_Location = tuple[int, int] | None  # (evidence partition, evidence offset), where known
+
+
+@dataclass(frozen=True)
+class OutcomeChunk:
+    """Outcomes of one source partition, in label-time order: what the label and error
+    monitors read."""
+
+    partition: int
+    label_times_ms: np.ndarray
+    scores: np.ndarray
+    decisions: np.ndarray
+    labels: np.ndarray
+    model_version: str
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A detection past its signal's warm-up, whether it opened an episode or extended one."""
+
+    signal: str
+    detector: str
+    feature: str | None
+    seen: int  # events the signal's detector had seen, the firing one included
+    opened: bool
+
+
+@dataclass(frozen=True)
+class ModelAlarm:
+    """A detection that opened a model-level episode, with what the drift event carries."""
+
+    detection: Detection
+    rows_seen: int  # pooled scored rows when it fired
+    event_time_ms: int  # event time of the evidence (or label) it fired on
+    partition: int | None  # the partition it was found in alone, if so
+    scope: list[int]
+    partitions_seen: int
+    explanation: list[FeatureShift]
+    evidence: list[OffsetRange]
+    before: WindowStats
+    after: WindowStats
+    severity: Severity
+    model_version: str
+    source: OffsetRange | None = None  # the source offsets of ``partition``'s window
+    #: Events the signal's detector had seen when it fired, the firing one included: scored
+    #: rows for the feature and prediction signals, outcomes for label and error.
+    seen: int = 0
+
+    @property
+    def signal(self) -> str:
+        return self.detection.signal
+
+    def to_event(self, model_name: str, row: bool = False) -> DriftEvent:
+        """The DriftEvent; the same alarm always gets the same ``event_id``. With ``row``
+        (the backtest), ``row`` is the alarm's event time, there a row number."""
+        d = self.detection
+        identity = "|".join(
+            str(part)
+            for part in (
+                model_name,
+                self.model_version,
+                d.signal,
+                d.detector,
+                d.feature,
+                self.partition,
+                self.rows_seen,
+            )
+        )
+        event_id = str(uuid.UUID(bytes=hashlib.sha256(identity.encode()).digest()[:16], version=5))
+        source = self.source if not row else None
+        return DriftEvent(
+            event_id=event_id,
+            model_name=model_name,
+            model_version=self.model_version,
+            signal=d.signal,  # type: ignore[arg-type]
+            detector=d.detector,
+            feature=d.feature,
+            partition=self.partition,
+            offset_start=source.start if source is not None else None,
+            offset_end=source.end if source is not None else None,
+            row=self.event_time_ms if row else None,
+            before=self.before,
+            after=self.after,
+            statistic=d.statistic if d.statistic is None or math.isfinite(d.statistic) else None,
+            p_value=d.p_value if d.p_value is None or math.isfinite(d.p_value) else None,
+            severity=self.severity,
+            detected_at=datetime.now(UTC),
+            scope=self.scope,
+            partitions_seen=self.partitions_seen,
+            explanation=self.explanation,
+            evidence=[] if row else self.evidence,
+            event_time=None if row else datetime.fromtimestamp(self.event_time_ms / 1000, UTC),
+        )
+
+
+class _Counts:
+    """Merged histograms of a run of evidence records (a window)."""
+
+    def __init__(self, layout: BinLayout) -> None:
+        self.numeric = [np.zeros(len(r), dtype=np.int64) for r in layout.numeric_reference]
+        self.scores = np.zeros(len(layout.score_reference), dtype=np.int64)
+        self.categorical = [np.zeros(len(r), dtype=np.int64) for r in layout.categorical_reference]
+        self.numeric_sum = np.zeros(len(layout.numeric_reference))
+        self.numeric_squares = np.zeros(len(layout.numeric_reference))
+        self.score_sum = 0.0
+        self.score_squares = 0.0
+        self.rows = 0
+
+    def add(self, evidence: Evidence, sign: int = 1) -> None:
+        for total, counts in zip(self.numeric, evidence.numeric, strict=True):
+            total += sign * np.asarray(counts, dtype=np.int64)
+        for total, counts in zip(self.categorical, evidence.categorical, strict=True):
+            total += sign * np.asarray(counts, dtype=np.int64)
+        self.scores += sign * np.asarray(evidence.scores, dtype=np.int64)
+        self.numeric_sum += sign * np.asarray(evidence.numeric_sum)
+        self.numeric_squares += sign * np.asarray(evidence.numeric_sum_squares)
+        self.score_sum += sign * evidence.score_sum
+        self.score_squares += sign * evidence.score_sum_squares
+        self.rows += sign * evidence.rows
+
+
+@dataclass(frozen=True)
+class _ColumnTest:
+    column: str
+    signal: str
+    detector: str
+    statistic: float
+    p_value: float
+    psi: float
+
+
+def _column_tests(
+    layout: BinLayout, counts: _Counts, against: _Counts | None = None
+) -> tuple[list[_ColumnTest], _ColumnTest]:
+    """Chi-square of every feature column and of the scores against the reference (or
+    against the counts of ``against``, a baseline on the same bins)."""
+    numeric_reference = against.numeric if against is not None else layout.numeric_reference
+    categorical_reference = against.categorical if against is not None else layout.categorical_reference
+    score_reference = against.scores if against is not None else layout.score_reference
+    features = []
+    for name, reference, window in zip(layout.names, numeric_reference, counts.numeric, strict=True):
+        features.append(_ColumnTest(name, "feature", "chi_square", *chi_square_counts(reference, window)))
+    for name, reference, window in zip(
+        layout.categorical_names, categorical_reference, counts.categorical, strict=True
+    ):
+        features.append(_ColumnTest(name, "feature", "chi_square", *chi_square_counts(reference, window)))
+    score = _ColumnTest(SCORE, "prediction", "chi_square", *chi_square_counts(score_reference, counts.scores))
+    return features, score
+
+
+def _rejections(
+    layout: BinLayout, counts: _Counts, alpha: float, against: _Counts | None = None
+) -> list[_ColumnTest]:
+    """The strongest rejected feature column (Holm at ``alpha``) and the scores (at ``alpha``)."""
+    features, score = _column_tests(layout, counts, against)
+    found = []
+    if features:
+        rejected = holm([t.p_value for t in features], alpha)
+        if rejected.any():
+            found.append(
+                min((t for t, r in zip(features, rejected, strict=True) if r), key=lambda t: t.p_value)
+            )
+    if score.p_value <= alpha:
+        found.append(score)
+    return found
+
+
+class _Recent:
+    """The newest evidence records covering at least ``rows`` rows, with their merged counts."""
+
+    def __init__(self, layout: BinLayout, rows: int) -> None:
+        self.rows = rows
+        self.records: deque[tuple[Evidence, _Location]] = deque()
+        self.counts = _Counts(layout)
+
+    def push(self, evidence: Evidence, location: _Location) -> None:
+        self.records.append((evidence, location))
+        self.counts.add(evidence)
+        while self.records and self.counts.rows - self.records[0][0].rows >= self.rows:
+            old, _ = self.records.popleft()
+            self.counts.add(old, -1)
+
+
+@dataclass
+class _PartitionWindow:
+    """One partition's own view. Its traffic is not a sample of the whole stream (records
+    are keyed by account: each partition has its own customers), so it is compared with its
+    own first ``reference_rows`` rows, ``baseline``, not with the model's reference."""
+
+    baseline: _Counts
+    counts: _Counts
+    recent: _Recent
+    rows: int = 0
+    baseline_rows: int = 0
+
+    @property
+    def ready(self) -> bool:
+        return self.baseline.rows >= self.baseline_rows
+
+
+@dataclass
+class _Champion:
+    """The detectors of one champion version (fresh ones when the champion changes)."""
+
+    version: str
+    layout: BinLayout
+    settings: MonitoringSettings
+    feature_detectors: list[DetectorMonitor] = field(default_factory=list)
+    prediction_detector: DetectorMonitor | None = None
+    label_detector: DetectorMonitor | None = None
+    error_detector: DetectorMonitor | None = None
+    window: _Counts | None = None
+    recent: _Recent | None = None
+    partitions: dict[int, _PartitionWindow] = field(default_factory=dict)
+    outcomes: deque[tuple[float, float]] = field(default_factory=deque)
+    rows: int = 0
+    labelled: int = 0
+
+    def __post_init__(self) -> None:
+        settings, params = self.settings, self.settings.detector_params
+        feature_params = dict(params.get("feature", {}))
+        if "delta" in feature_params and self.layout.names:
+            feature_params["delta"] = feature_params["delta"] / len(
+                self.layout.names
+            )  # one budget (Bonferroni)
+        self.feature_detectors = [
+            DetectorMonitor("feature", settings.feature_detector, feature_params, feature=name)
+            for name in self.layout.names
+        ]
+        self.prediction_detector = DetectorMonitor(
+            "prediction", settings.prediction_detector, params.get("prediction", {})
+        )
+        self.label_detector = DetectorMonitor("label", settings.label_detector, params.get("label", {}))
+        self.error_detector = DetectorMonitor("error", settings.error_detector, params.get("error", {}))
+        self.window = _Counts(self.layout)
+        self.recent = _Recent(self.layout, settings.window)
+
+
+class ModelMonitor:
+    """The drift monitor of one model over all its partitions (see the module docstring).
+
+    Parameters
+    ----------
+    settings
+        Detectors, window, warm-up, cooldown, lateness.
+    model_name
+        The model whose evidence this monitor reads (other models' records are skipped).
+    partitions
+        How many source partitions to expect (the watermark waits for each, within the
+        lateness bound); ``None``: those seen so far.
+    seed
+        Seeds the order in which a record's rows are fed to the per-event detectors.
+    evidence_topic
+        Named in the evidence offsets of drift events.
+    """
+
+    def __init__(
+        self,
+        settings: MonitoringSettings,
+        model_name: str,
+        partitions: int | None = None,
+        seed: int = 0,
+        evidence_topic: str = "drift.evidence",
+    ) -> None:
+        self.settings = settings
+        self.evidence_topic = evidence_topic
+        self.model_name = model_name
+        self.partitions = partitions
+        self.seed = seed
+        lateness_ms = int(settings.lateness_s * 1000)
+        self.ledger = OffsetLedger()
+        idle_s = settings.partition_idle_s
+        self.evidence: EventTimeMerger[tuple[Evidence, _Location]] = EventTimeMerger(
+            lateness_ms, partitions, idle_s
+        )
+        self.outcomes: EventTimeMerger[OutcomeChunk] = EventTimeMerger(lateness_ms, partitions, idle_s)
+        self.episodes = Episodes(warmup=0, cooldown=settings.cooldown)
+        self.champion: _Champion | None = None
+        self.retired: set[str] = set()
+        self.skipped: dict[str, int] = {}  # reason -> records (other_model, other_bins, duplicate, overlap)
+        self.rows = 0  # pooled scored rows seen (all champions)
+        self.labelled = 0
+        self.partitions_seen: set[int] = set()
+        self.evidence_offsets: dict[int, int] = {}  # evidence partition -> next offset to read
+        self.merged_to = 0  # the newest event time (ms) of the evidence merged so far
+        #: The newest detections, those inside an episode too (a debugging and test aid).
+        self.detections: deque[Seen] = deque(maxlen=1000)
+
+    # -- champion ----------------------------------------------------------------------
+
+    @property
+    def version(self) -> str | None:
+        return self.champion.version if self.champion is not None else None
+
+    def wants(self, version: str) -> bool:
+        """True for a model version this monitor should switch to (a new champion)."""
+        return version != self.version and version not in self.retired
+
+    def start(self, version: str, layout: BinLayout) -> list[ModelAlarm]:
+        """Watch ``version`` from now on, against ``layout`` (its reference's bins). What is
+        pending for the previous champion is processed first; its late records are skipped."""
+        alarms = self.advance(flush=True) if self.champion is not None else []
+        if self.champion is not None:
+            self.retired.add(self.champion.version)
+        self.champion = _Champion(version, layout, self.settings)
+        self.episodes = Episodes(warmup=0, cooldown=self.settings.cooldown)
+        return alarms
+
+    # -- input -------------------------------------------------------------------------
+
+    def add_evidence(self, evidence: Evidence, location: _Location = None, now: float | None = None) -> str:
+        """Take one record; returns ``"new"`` or why it was skipped. ``now`` (a monotonic
+        clock, in seconds) tells idle partitions apart; None: none is idle (the backtest)."""
+        if location is not None:
+            self.evidence_offsets[location[0]] = location[1] + 1
+        champion = self.champion
+        if (
+            evidence.model_name != self.model_name
+            or champion is None
+            or evidence.model_version != champion.version
+        ):
+            return self._skip("other_model")
+        if evidence.bins != champion.layout.fingerprint:
+            return self._skip("other_bins")
+        admitted = self.ledger.admit(evidence.partition, evidence.offset_start, evidence.offset_end)
+        if admitted != "new":
+            return self._skip(admitted)
+        self.evidence.add(evidence.partition, evidence.event_time_end_ms, (evidence, location), now)
+        return "new"
+
+    def add_outcomes(self, chunk: OutcomeChunk, now: float | None = None) -> None:
+        if not len(chunk.labels):
+            return
+        self.outcomes.add(chunk.partition, int(chunk.label_times_ms[-1]), chunk, now)
+
+    def _skip(self, reason: str) -> str:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        return reason
+
+    # -- detection ---------------------------------------------------------------------
+
+    def advance(self, flush: bool = False, now: float | None = None) -> list[ModelAlarm]:
+        """Process everything the watermarks release (everything with ``flush``), in time order."""
+        released: list[tuple[int, int, Any]] = [
+            (ev.event_time_end_ms, 0, (ev, location)) for ev, location in self.evidence.release(flush, now)
+        ]
+        released += [(int(c.label_times_ms[-1]), 1, c) for c in self.outcomes.release(flush, now)]
+        released.sort(key=lambda item: (item[0], item[1]))
+        alarms: list[ModelAlarm] = []
+        for time_ms, kind, item in released:
+            if kind == 0:
+                self.merged_to = max(self.merged_to, time_ms)
+                alarms += self._observe_evidence(*item)
+            else:
+                alarms += self._observe_outcomes(item, time_ms)
+        return alarms
+
+    def _observe_evidence(self, evidence: Evidence, location: _Location) -> list[ModelAlarm]:
+        champion = self.champion
+        if champion is None or evidence.model_version != champion.version:
+            self._skip("other_model")
+            return []
+        layout, settings = champion.layout, self.settings
+        first = champion.rows
+        self.partitions_seen.add(evidence.partition)
+        detections: list[tuple[Detection, int | None]] = []
+        rng = np.random.default_rng((self.seed, evidence.partition, evidence.offset_start))
+        order = rng.permutation(evidence.rows)
+        for detector, pit, counts in zip(
+            champion.feature_detectors, layout.numeric_pit, evidence.numeric, strict=True
+        ):
+            detections += [(d, None) for d in detector.update_many(np.repeat(pit, counts)[order])]
+        assert champion.prediction_detector is not None and champion.window is not None
+        detections += [
+            (d, None)
+            for d in champion.prediction_detector.update_many(
+                np.repeat(layout.score_pit, evidence.scores)[order]
+            )
+        ]
+        champion.rows += evidence.rows
+        self.rows += evidence.rows
+        assert champion.recent is not None
+        champion.recent.push(evidence, location)
+        last = evidence.rows - 1
+        # Pooled tumbling window.
+        champion.window.add(evidence)
+        if champion.window.rows >= settings.window:
+            detections += [
+                (_window_detection(t, last, champion.window.rows), None)
+                for t in _rejections(layout, champion.window, settings.window_alpha)
+            ]
+            champion.window = _Counts(layout)
+        # The partition's own tumbling window, on one share of the false-alarm budget.
+        own = champion.partitions.get(evidence.partition)
+        if own is None:
+            own = champion.partitions[evidence.partition] = _PartitionWindow(
+                _Counts(layout),
+                _Counts(layout),
+                _Recent(layout, settings.window),
+                baseline_rows=settings.reference_rows,
+            )
+        own.rows += evidence.rows
+        if not own.ready:
+            own.baseline.add(evidence)
+        else:
+            own.counts.add(evidence)
+            own.recent.push(evidence, location)
+        if own.ready and own.counts.rows >= settings.window:
+            alpha = settings.window_alpha / max(len(self.partitions_seen), self.partitions or 1)
+            detections += [
+                (_window_detection(t, last, own.counts.rows), evidence.partition)
+                for t in _rejections(layout, own.counts, alpha, against=own.baseline)
+            ]
+            own.counts = _Counts(layout)
+        alarms = []
+        for detection, partition in sorted(detections, key=lambda d: d[0].index):
+            seen = first + detection.index + 1
+            if seen < settings.warmup:
+                continue
+            opened = self.episodes.fire("model", self.rows - evidence.rows + detection.index + 1)
+            self.detections.append(
+                Seen(detection.signal, detection.detector, detection.feature, seen, opened)
+            )
+            if not opened:
+                continue
+            # The pooled stream's event time: a late record's own is older than what it joined.
+            at = max(evidence.event_time_end_ms, self.merged_to)
+            alarm = self._input_alarm(champion, detection, partition, at)
+            alarms.append(dataclasses.replace(alarm, seen=seen))
+        return alarms
+
+    def _observe_outcomes(self, chunk: OutcomeChunk, time_ms: int) -> list[ModelAlarm]:
+        champion = self.champion
+        if champion is None or chunk.model_version != champion.version:
+            self._skip("other_model_outcomes")
+            return []
+        y = np.asarray(chunk.labels, dtype=np.float64)
+        if self.settings.error_input == "brier":
+            loss = (np.asarray(chunk.scores, dtype=np.float64) - y) ** 2
+        else:
+            loss = (np.asarray(chunk.decisions, dtype=bool) != y.astype(bool)).astype(np.float64)
+        assert champion.label_detector is not None and champion.error_detector is not None
+        detections = champion.label_detector.update_many(y) + champion.error_detector.update_many(loss)
+        first = champion.labelled
+        champion.labelled += len(y)
+        self.labelled += len(y)
+        recent = champion.outcomes
+        alarms = []
+        for detection in sorted(detections, key=lambda d: d.index):
+            seen = first + detection.index + 1
+            if seen < self.settings.warmup:
+                continue
+            opened = self.episodes.fire("model", self.rows)
+            self.detections.append(
+                Seen(detection.signal, detection.detector, detection.feature, seen, opened)
+            )
+            if not opened:
+                continue
+            upto = list(
+                zip(y[: detection.index + 1].tolist(), loss[: detection.index + 1].tolist(), strict=True)
+            )
+            window = [*list(recent)[-self.settings.window :], *upto][-self.settings.window :]
+            at = int(chunk.label_times_ms[detection.index])
+            alarm = self._outcome_alarm(champion, detection, np.array(window), at)
+            alarms.append(dataclasses.replace(alarm, seen=seen))
+        recent.extend(zip(y.tolist(), loss.tolist(), strict=True))
+        while len(recent) > self.settings.window:
+            recent.popleft()
+        return alarms
+
+    # -- alarms ------------------------------------------------------------------------
+
+    def _input_alarm(
+        self, champion: _Champion, detection: Detection, partition: int | None, time_ms: int
+    ) -> ModelAlarm:
+        layout = champion.layout
+        assert champion.recent is not None
+        recent = champion.partitions[partition].recent if partition is not None else champion.recent
+        column = detection.feature if detection.signal == "feature" else SCORE
+        explanation = _explain(layout, recent.counts)
+        before, after = _before_after(layout, recent.counts, column)
+        psi = next((s.psi for s in explanation if s.column == column), None)
+        offsets = _offsets(recent.records, self.evidence_topic)
+        source_topic = recent.records[-1][0].topic if recent.records else None
+        return ModelAlarm(
+            detection=detection,
+            rows_seen=self.rows,
+            event_time_ms=time_ms,
+            partition=partition,
+            scope=self._scope(champion, column, partition),
+            partitions_seen=len(self.partitions_seen),
+            explanation=explanation,
+            evidence=offsets,
+            before=before,
+            after=after,
+            severity=_severity(before, after, psi),
+            model_version=champion.version,
+            source=next((r for r in offsets if r.topic == source_topic and r.partition == partition), None)
+            if partition is not None
+            else None,
+        )
+
+    def _outcome_alarm(
+        self, champion: _Champion, detection: Detection, recent: np.ndarray, time_ms: int
+    ) -> ModelAlarm:
+        column = 0 if detection.signal == "label" else 1
+        reference = champion.layout.reference
+        if column == 0:
+            before_mean = reference.positive_rate
+        else:
+            before_mean = reference.brier if self.settings.error_input == "brier" else reference.error_rate
+        before = WindowStats(
+            count=reference.rows, mean=before_mean, std=math.sqrt(max(before_mean * (1 - before_mean), 0.0))
+        )
+        back = min(len(recent), detection.window_rows or len(recent))
+        values = recent[-back:, column]
+        after = WindowStats(count=len(values), mean=float(values.mean()), std=float(values.std()))
+        assert champion.recent is not None
+        return ModelAlarm(
+            detection=detection,
+            rows_seen=self.rows,
+            event_time_ms=time_ms,
+            partition=None,
+            scope=sorted(self.partitions_seen),
+            partitions_seen=len(self.partitions_seen),
+            explanation=_explain(champion.layout, champion.recent.counts),
+            evidence=_offsets(champion.recent.records, self.evidence_topic),
+            before=before,
+            after=after,
+            severity=_rate_severity(before, after),
+            model_version=champion.version,
+        )
+
+    def _scope(self, champion: _Champion, column: str | None, found_in: int | None) -> list[int]:
+        """The partitions whose recent rows differ from their own baseline on ``column`` (Holm);
+        all partitions seen when none does on its own."""
+        tested: list[tuple[int, float]] = []
+        for partition, window in sorted(champion.partitions.items()):
+            if not window.ready or window.recent.counts.rows < min(self.settings.window, 100):
+                continue
+            features, score = _column_tests(champion.layout, window.recent.counts, against=window.baseline)
+            test = next((t for t in [*features, score] if t.column == column), None)
+            if test is not None:
+                tested.append((partition, test.p_value))
+        rejected = (
+            holm([p for _, p in tested], self.settings.window_alpha) if tested else np.zeros(0, dtype=bool)
+        )
+        scope = sorted(
+            {partition for (partition, _), r in zip(tested, rejected, strict=True) if r}
+            | ({found_in} if found_in is not None else set())
+        )
+        return scope or sorted(self.partitions_seen)
+
+
+def _window_detection(test: _ColumnTest, index: int, rows: int) -> Detection:
+    return Detection(
+        test.signal,
+        test.detector,
+        index,
+        feature=test.column if test.signal == "feature" else None,
+        statistic=test.statistic,
+        p_value=test.p_value,
+        effect=test.psi,
+        window_rows=rows,
+    )
+
+
+def _explain(layout: BinLayout, counts: _Counts) -> list[FeatureShift]:
+    """The columns that moved most in ``counts`` (largest PSI first)."""
+    if counts.rows == 0:
+        return []
+    features, score = _column_tests(layout, counts)
+    ranked = sorted([*features, score], key=lambda t: -t.psi)[:EXPLAIN_TOP]
+    shifts = []
+    for test in ranked:
+        before, after = _before_after(layout, counts, test.column)
+        shifts.append(
+            FeatureShift(column=test.column, psi=test.psi, p_value=test.p_value, before=before, after=after)
+        )
+    return shifts
+
+
+def _before_after(layout: BinLayout, counts: _Counts, column: str | None) -> tuple[WindowStats, WindowStats]:
+    if column == SCORE or column is None:
+        return layout.score_stats, stats_of(counts.rows, counts.score_sum, counts.score_squares)
+    if column in layout.names:
+        j = layout.names.index(column)
+        return layout.numeric_stats[j], stats_of(
+            counts.rows, float(counts.numeric_sum[j]), float(counts.numeric_squares[j])
+        )
+    return WindowStats(count=layout.reference.rows), WindowStats(count=counts.rows)  # a category: counts only
+
+
+def _offsets(records: Iterable[tuple[Evidence, _Location]], evidence_topic: str) -> list[OffsetRange]:
+    """The evidence records of a window and the source offsets they summarize."""
+    sources: dict[tuple[str, int], list[int]] = {}
+    located: dict[int, list[int]] = {}
+    for evidence, location in records:
+        span = sources.setdefault(
+            (evidence.topic, evidence.partition), [evidence.offset_start, evidence.offset_end]
+        )
+        span[0], span[1] = min(span[0], evidence.offset_start), max(span[1], evidence.offset_end)
+        if location is not None:
+            at = located.setdefault(location[0], [location[1], location[1]])
+            at[0], at[1] = min(at[0], location[1]), max(at[1], location[1])
+    return [
+        *(
+            OffsetRange(topic=evidence_topic, partition=p, start=s, end=e)
+            for p, (s, e) in sorted(located.items())
+        ),
+        *(OffsetRange(topic=t, partition=p, start=s, end=e) for (t, p), (s, e) in sorted(sources.items())),
+    ]
+
+
+def _rate_severity(before: WindowStats, after: WindowStats) -> Severity:
+    """For rates (fraud rate, error rate, Brier loss): 2x (or half) and more is high, 1.5x medium."""
+    if before.mean is None or after.mean is None:
+        return "medium"
+    low, high = sorted((before.mean, after.mean))
+    ratio = high / low if low > 0 else math.inf if high > 0 else 1.0
+    return "high" if ratio >= 2 else "medium" if ratio >= 1.5 else "low"
+
+
+def _severity(before: WindowStats, after: WindowStats, psi: float | None) -> Severity:
+    """PSI bands (0.1 / 0.25) where known; standardized mean shift (0.2 / 0.5) otherwise."""
+    if psi is not None:
+        return "high" if psi >= 0.25 else "medium" if psi >= 0.1 else "low"
+    if before.mean is None or after.mean is None:
+        return "medium"
+    shift = abs(after.mean - before.mean) / max(before.std or 0.0, 1e-9)
+    return "high" if shift >= 0.5 else "medium" if shift >= 0.2 else "low"
+
+
+def feed(monitor: ModelMonitor, records: Sequence[Evidence]) -> list[ModelAlarm]:
+    """Add ``records`` and advance: the backtest's and the tests' one-liner."""
+    for record in records:
+        monitor.add_evidence(record)
+    return monitor.advance()

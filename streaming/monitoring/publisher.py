@@ -1,0 +1,154 @@
+"""The scorer's side of drift monitoring: summarize every batch, publish at checkpoints.
+
+:class:`EvidencePublisher` is the :class:`~streaming.scoring.scorer.BatchObserver` that
+`driftloop score` runs. For every scored batch it summarizes the champion-scored rows, per
+source partition, into :class:`~streaming.events.Evidence` (:mod:`.evidence`: a few
+``searchsorted`` and ``bincount`` calls per batch, no detector) and holds the records. At
+each checkpoint, after the scores are flushed and before the offsets are committed, it
+sends them to ``drift.evidence`` (keyed by model name) and waits for every one to land: a
+failure raises, so the offsets are not committed and a restart summarizes those rows again
+(`driftloop monitor` skips what it counted already, by source offsets).
+
+Times are event times (the transactions' ``event_time``), the clock `driftloop monitor`
+merges partitions and outcomes (labelled at their ``label_time``) on.
+
+The bins come from the champion's reference profile, in its verified manifest. A model
+without one (registered by an older build) cannot be summarized: its rows are counted in
+``driftloop_evidence_rows_total{outcome="no_reference"}`` and logged once per version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import partial
+
+import numpy as np
+
+from streaming import metrics
+from streaming.checkpointing import DeliveryTracker
+from streaming.config import Settings
+from streaming.errors import ModelRejectedError
+from streaming.events import Evidence, encode_event
+from streaming.kafka.clients import close_all, make_producer
+from streaming.logs import get_logger
+from streaming.models.registry import ModelRegistry
+from streaming.monitoring.evidence import BinLayout, Summarizer
+from streaming.scoring.scorer import BatchObserver, ScoredBatch
+
+log = get_logger("driftloop.evidence")
+
+
+class EvidencePublisher(BatchObserver):
+    """Evidence for the partitions this scorer owns (see the module docstring)."""
+
+    def __init__(self, settings: Settings, registry: ModelRegistry) -> None:
+        self.settings = settings
+        self._spec = settings.feature_spec()
+        self._registry = registry
+        self._topics = settings.topics
+        self._producer_name = f"{settings.kafka.client_id}/{settings.scoring.group_id}"
+        self._producer = make_producer(
+            settings.kafka, max_block_ms=int(settings.scoring.delivery_timeout_s * 1000)
+        )
+        self._summarizers: dict[str, Summarizer | None] = {}
+        self._held: list[Evidence] = []
+        self._numeric_at = [i for i, f in enumerate(self._spec.features) if f.kind == "numeric"]
+        self._categorical_at = [i for i, f in enumerate(self._spec.features) if f.kind == "categorical"]
+        self.published = 0
+        self._outputs = DeliveryTracker(
+            lambda timeout_s: self._producer.flush(timeout=timeout_s),
+            settings.scoring.delivery_timeout_s,
+            lambda problem: (
+                f"drift evidence was not written to {self._topics.evidence} ({problem}); offsets not "
+                "committed: a restart summarizes those transactions again"
+            ),
+        )
+        self._closed = False
+
+    def observe(self, batch: ScoredBatch) -> None:
+        scores = batch.scores
+        champion = [i for i, s in enumerate(scores) if s.role == "champion"]
+        if not champion:
+            return
+        version = scores[champion[0]].model_version
+        summarizer = self._summarizer(version)
+        if summarizer is None:
+            metrics.EVIDENCE_ROWS.labels("no_reference").inc(len(champion))
+            return
+        where = np.asarray(champion)
+        rows = [batch.rows[i] for i in champion]
+        columns = list(zip(*rows, strict=True))
+        numeric = (
+            np.array([columns[i] for i in self._numeric_at], dtype=np.float64).T
+            if self._numeric_at
+            else np.empty((len(rows), 0))
+        )
+        probabilities = batch.probabilities[where]
+        self._held += summarizer.summarize(
+            partitions=batch.partitions[where],
+            offsets=batch.offsets[where],
+            timestamps=np.fromiter(
+                (batch.transactions[i].event_time.timestamp() * 1000 for i in champion),
+                dtype=np.int64,
+                count=len(champion),
+            ),
+            numeric=numeric,
+            categorical=[columns[i] for i in self._categorical_at],
+            scores=probabilities,
+            decisions=np.fromiter((scores[i].decision for i in champion), dtype=bool, count=len(champion)),
+        )
+        metrics.EVIDENCE_ROWS.labels("summarized").inc(len(champion))
+
+    def checkpoint(self, offsets: Mapping[int, int]) -> None:
+        """Send the held evidence and wait for every record to land (raises if one did not)."""
+        held, self._held = self._held, []
+        if not held:
+            return
+        key = self.settings.model_name.encode()
+        topic = self._topics.evidence
+        for evidence in held:
+            self._producer.send(topic, key=key, value=encode_event(evidence)).add_errback(
+                self._outputs.errback
+            )
+        self._outputs.sent(len(held))
+        self._outputs.flush()
+        self.published += len(held)
+        metrics.EVIDENCE_RECORDS.inc(len(held))
+
+    def release(self, partitions: Sequence[int]) -> None:
+        """Partitions lost without a checkpoint: their held evidence goes (the next owner
+        scores those rows again, and summarizes them)."""
+        gone = set(partitions)
+        self._held = [e for e in self._held if e.partition not in gone]
+
+    def close(self, timeout_s: float | None = None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        close_all(partial(self._producer.close, timeout=30 if timeout_s is None else timeout_s))
+
+    def _summarizer(self, version: str) -> Summarizer | None:
+        if version not in self._summarizers:
+            try:
+                reference = self._registry.manifest(self.settings.model_name, version).reference
+            except ModelRejectedError as exc:
+                log.warning("no drift evidence for %s: %s", version, exc)
+                reference = None
+            if reference is None:
+                log.warning(
+                    "model %s %s carries no reference profile: its traffic is scored but not monitored",
+                    self.settings.model_name,
+                    version,
+                )
+                self._summarizers[version] = None
+            else:
+                layout = BinLayout.of(reference, self._spec, self.settings.monitoring.evidence_bins)
+                self._summarizers[version] = Summarizer(
+                    layout,
+                    self.settings.model_name,
+                    version,
+                    self._topics.transactions,
+                    self._producer_name,
+                    self.settings.monitoring.evidence_max_rows,
+                )
+        return self._summarizers[version]
