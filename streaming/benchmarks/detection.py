@@ -38,9 +38,9 @@ from river import drift
 from river.datasets import synth
 from scipy import stats
 
+from streaming.benchmarks.per_partition_suites import MonitorSuite
 from streaming.config import MonitoringSettings
 from streaming.monitoring.backtest import BacktestResult, run_backtest
-from streaming.monitoring.suite import MonitorSuite
 
 Row = tuple[dict[Any, Any], Any]
 

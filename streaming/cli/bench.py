@@ -41,8 +41,11 @@ def bench_throughput(
     latency_seconds: Annotated[
         float, typer.Option(min=1, help="Duration of the fixed-rate latency run.")
     ] = 20,
-    monitors: Annotated[
-        bool, typer.Option(help="Also run the scorer with the drift monitors and report their cost.")
+    evidence: Annotated[
+        bool,
+        typer.Option(
+            help="Also run the scorer with the drift evidence (drift.evidence) and report its cost."
+        ),
     ] = True,
 ) -> None:
     """Scorer vs raw passthrough vs a naive per-message loop on the real broker; last line is JSON."""
@@ -52,7 +55,7 @@ def bench_throughput(
 
     settings = kafka_settings_of(ctx)
     factory = None
-    if monitors:
+    if evidence:
         from streaming.models.first_champion import open_registry
         from streaming.monitoring.publisher import EvidencePublisher
 

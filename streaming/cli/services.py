@@ -227,13 +227,28 @@ def worker(
     name: Annotated[
         str, typer.Option(help="Deployment name: runs are started as retrain/NAME.")
     ] = "driftloop",
+    on_drift: Annotated[
+        bool,
+        typer.Option(
+            help="Also start a run for every drift event `driftloop monitor` posts to Prefect (a "
+            "deployment trigger: the Prefect automation alternative to `driftloop trigger`)."
+        ),
+    ] = False,
+    min_severity: Annotated[
+        str,
+        typer.Option(
+            help="With --on-drift: the lowest drift severity that starts a run (low, medium, high)."
+        ),
+    ] = "medium",
     log_level: LogLevelOption = "INFO",
 ) -> None:
     """Serve the retrain flow as the Prefect deployment retrain/NAME and execute its runs.
 
     Needs a Prefect server: set PREFECT_API_URL (e.g. `prefect server start`, then
     http://127.0.0.1:4200/api). The flow reads its driftloop settings from this process's
-    environment and --config.
+    environment and --config. With --on-drift the deployment carries a trigger on the
+    `driftloop.drift.detected` events of the model: one run per drift episode, shown under
+    Automations in the Prefect UI.
     """
     import os
 
@@ -247,7 +262,16 @@ def worker(
     config = ctx.find_root().obj
     if config:  # the flow runs load their settings themselves
         os.environ["DRIFTLOOP_CONFIG"] = str(Path(config).resolve())
-    load_flow(settings.retraining.flow).serve(name=name, tags=["driftloop"], limit=1)
+    if min_severity not in ("low", "medium", "high"):
+        raise typer.BadParameter(f"--min-severity is low, medium or high, not {min_severity!r}")
+    triggers = []
+    if on_drift:
+        from streaming.retraining.automation import drift_trigger
+
+        triggers.append(drift_trigger(settings.model_name, min_severity))
+    load_flow(settings.retraining.flow).serve(
+        name=name, tags=["driftloop"], limit=1, triggers=triggers or None
+    )
 
 
 @app.command("retrain")

@@ -5,11 +5,14 @@
 :mod:`streaming.detectors`.)
 
 - :mod:`.window_tests` — vectorized two-sample tests (KS, chi-square, PSI) with Holm control;
-- :mod:`.episodes` — warm-up, hysteresis and cooldown: one alarm per signal per episode;
-- :mod:`.monitors` — the monitors (feature, prediction, label, error) behind one interface;
-- :mod:`.suite` — all monitors of one partition, fed per micro-batch, emitting DriftEvents;
-- :mod:`.label_gate` — when a delayed label may join (after the partition is scored past it);
-- :mod:`.state` — signed snapshots of a suite;
-- :mod:`.backtest` — the same monitors over a CSV, without Kafka;
-- :mod:`.service` — the scorer-side adapter: labels consumer, state topic, drift topic.
+- :mod:`.episodes` — warm-up, hysteresis and cooldown: one alarm per episode;
+- :mod:`.monitors` — the detectors (River's per event, window tests) behind one interface;
+- :mod:`.evidence` — what a micro-batch tells the monitors, as mergeable counts (the scorer's part);
+- :mod:`.merging` — evidence of many partitions back into one stream: event time, once;
+- :mod:`.model_monitor` — one model's monitor over the pooled evidence: one alarm per drift;
+- :mod:`.state` — signed snapshots of a monitor;
+- :mod:`.backtest` — the same monitor over a CSV, without Kafka, on N simulated partitions;
+- :mod:`.publisher` — the scorer's adapter: evidence to ``drift.evidence`` at checkpoints;
+- :mod:`.service` — `driftloop monitor`: evidence and outcomes in, drift events out;
+- :mod:`.prefect_events` — drift events in Prefect's event feed.
 """

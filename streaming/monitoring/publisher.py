@@ -19,6 +19,7 @@ without one (registered by an older build) cannot be summarized: its rows are co
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from functools import partial
 
@@ -55,6 +56,7 @@ class EvidencePublisher(BatchObserver):
         self._numeric_at = [i for i, f in enumerate(self._spec.features) if f.kind == "numeric"]
         self._categorical_at = [i for i, f in enumerate(self._spec.features) if f.kind == "categorical"]
         self.published = 0
+        self.busy_s = 0.0  # time spent summarizing and sending, for the throughput benchmark
         self._outputs = DeliveryTracker(
             lambda timeout_s: self._producer.flush(timeout=timeout_s),
             settings.scoring.delivery_timeout_s,
@@ -66,6 +68,13 @@ class EvidencePublisher(BatchObserver):
         self._closed = False
 
     def observe(self, batch: ScoredBatch) -> None:
+        started = time.perf_counter()
+        try:
+            self._observe(batch)
+        finally:
+            self.busy_s += time.perf_counter() - started
+
+    def _observe(self, batch: ScoredBatch) -> None:
         scores = batch.scores
         champion = [i for i, s in enumerate(scores) if s.role == "champion"]
         if not champion:

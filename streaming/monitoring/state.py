@@ -1,8 +1,9 @@
-"""Signed snapshots of a partition's monitors, for the compacted ``driftloop.state`` topic.
+"""Signed snapshots of a monitor's state, for the compacted ``driftloop.state`` topic.
 
-A snapshot holds the pickled :class:`~streaming.monitoring.suite.MonitorSuite` of one
-partition, the source offset it covers (the offset committed with it: the next record to
-read), and the labels offset it covers. The envelope is signed with HMAC-SHA256 under the
+A snapshot holds a pickle (`driftloop monitor`'s
+:class:`~streaming.monitoring.model_monitor.ModelMonitor` and the outcomes offsets it
+covers), the source partition and offset it covers (the next record to read), and a
+labels offset. The envelope is signed with HMAC-SHA256 under the
 registry key, and the signature is checked *before* anything is unpickled: a record that
 driftloop did not write is refused, never loaded.
 

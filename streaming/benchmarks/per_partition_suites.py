@@ -1,4 +1,12 @@
-"""All monitors of one stream partition, fed one micro-batch at a time.
+"""The baseline of `driftloop bench detection`: the monitors as `driftloop score` ran them
+before `driftloop monitor`, one suite per source partition.
+
+Kept to measure what pooling the evidence of every partition in one monitor
+(:mod:`streaming.monitoring.model_monitor`) changes: each suite sees only its partition's
+share of the stream, so it detects later as the partitions multiply, and each raises its own
+alarm. Nothing but the benchmark runs it.
+
+All monitors of one stream partition, fed one micro-batch at a time.
 
 A :class:`MonitorSuite` watches the four signals of one model on one partition:
 
