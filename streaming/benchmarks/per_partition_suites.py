@@ -44,6 +44,7 @@ from streaming.features import FeatureSpec
 from streaming.models.reference import ReferenceProfile, build_reference
 from streaming.monitoring.episodes import Episodes
 from streaming.monitoring.monitors import Detection, DetectorMonitor, WindowTestMonitor
+from streaming.monitoring.severity import rate_severity, shift_severity
 
 _SCORE = "__score__"
 
@@ -324,7 +325,7 @@ class MonitorSuite:
             int(positions[-back]),
             before,
             after,
-            _severity(before, after, detection.effect),
+            shift_severity(before, after, detection.effect),
         )
 
     def _outcome_alarm(self, detection: Detection, recent: np.ndarray, position: int) -> Alarm:
@@ -343,42 +344,10 @@ class MonitorSuite:
         )
         back = min(len(recent), detection.window_rows or len(recent))
         after = _stats(recent[-back:, column])
-        return Alarm(detection, position, position, before, after, _rate_severity(before, after))
+        return Alarm(detection, position, position, before, after, rate_severity(before, after))
 
 
 def _stats(values: np.ndarray) -> WindowStats:
     if len(values) == 0:
         return WindowStats(count=0)
     return WindowStats(count=len(values), mean=float(values.mean()), std=float(values.std()))
-
-
-def _rate_severity(before: WindowStats, after: WindowStats) -> Severity:
-    """For rates (fraud rate, error rate, Brier loss): how many times higher or lower.
-
-    A standardized shift says little here: an error rate that doubles from 1% to 2% moves
-    by a tenth of a Bernoulli standard deviation, yet it is the drift a fraud team most
-    needs to hear about. Bands: 2x (or half) and more is high, 1.5x (or two thirds) medium.
-
-    >>> _rate_severity(WindowStats(count=1000, mean=0.01), WindowStats(count=500, mean=0.021))
-    'high'
-    >>> _rate_severity(WindowStats(count=1000, mean=0.02), WindowStats(count=500, mean=0.032))
-    'medium'
-    >>> _rate_severity(WindowStats(count=1000, mean=0.02), WindowStats(count=500, mean=0.024))
-    'low'
-    """
-    if before.mean is None or after.mean is None:
-        return "medium"
-    low, high = sorted((before.mean, after.mean))
-    ratio = high / low if low > 0 else math.inf if high > 0 else 1.0
-    return "high" if ratio >= 2 else "medium" if ratio >= 1.5 else "low"
-
-
-def _severity(before: WindowStats, after: WindowStats, psi: float | None) -> Severity:
-    """PSI bands (0.1 / 0.25) for window tests; standardized mean shift (0.2 / 0.5) otherwise."""
-    if psi is not None:
-        return "high" if psi >= 0.25 else "medium" if psi >= 0.1 else "low"
-    if before.mean is None or after.mean is None:
-        return "medium"
-    scale = max(before.std or 0.0, 1e-9)
-    shift = abs(after.mean - before.mean) / scale
-    return "high" if shift >= 0.5 else "medium" if shift >= 0.2 else "low"

@@ -45,15 +45,24 @@ def backtest(
     ] = False,
     fp_cost: Annotated[float, typer.Option(help="Cost of a false positive, for --retrain.")] = 1.0,
     fn_cost: Annotated[float, typer.Option(help="Cost of a false negative, for --retrain.")] = 5.0,
+    partitions: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Simulated source partitions the rows are split over (round-robin), each micro-batch "
+            "one evidence record per partition, merged by one monitor as `driftloop monitor` does.",
+        ),
+    ] = 1,
     config: ConfigOption = None,
 ) -> None:
-    """Run the drift monitors over a table, without Kafka.
+    """Run the drift monitor over a table, without Kafka.
 
     Trains the initial model on the first --train-rows rows, streams the rest in order
-    (labels revealed --label-delay rows, or that long in event time, later) and writes each drift event, with the `row`
-    (0-based, in INPUT) at which it fired, to --output. Numeric columns become numeric
-    features, the others categorical. Monitor settings come from the `monitoring` section
-    of the configuration.
+    (labels revealed --label-delay rows, or that long in event time, later) through the
+    evidence and the monitor of `driftloop score` and `driftloop monitor`, over --partitions
+    simulated partitions, and writes each drift event, with the `row` (0-based, in INPUT) at
+    which it fired, to --output. Numeric columns become numeric features, the others
+    categorical. Monitor settings come from the `monitoring` section of the configuration.
     """
     from streaming.events import encode_event
     from streaming.models.first_champion import read_table
@@ -75,6 +84,7 @@ def backtest(
         time_column=time_column,
         retrain=retrain,
         spec=spec,
+        partitions=partitions,
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("wb") as handle:

@@ -204,6 +204,23 @@ def _performance(frame: pd.DataFrame, updates: list[ModelUpdate]) -> go.Figure:
     return figure
 
 
+def _drift_label(event: DriftEvent) -> str:
+    """Hover text: what fired, where, and the columns that moved most."""
+    scope = (
+        "all partitions"
+        if event.partitions_seen and len(event.scope) == event.partitions_seen
+        else (
+            f"partitions {', '.join(map(str, event.scope))}"
+            if event.scope
+            else f"partition {event.partition}"
+        )
+    )
+    moved = ", ".join(f"{s.column} (PSI {s.psi:.2f})" for s in event.explanation[:3])
+    return f"{event.model_version} {event.detector} {event.feature or ''}, {scope}" + (
+        f"; moved: {moved}" if moved else ""
+    )
+
+
 def _timeline(drift: list[DriftEvent], updates: list[ModelUpdate]) -> go.Figure:
     figure = go.Figure()
     figure.add_scatter(
@@ -211,7 +228,7 @@ def _timeline(drift: list[DriftEvent], updates: list[ModelUpdate]) -> go.Figure:
         y=[f"drift: {e.signal}" for e in drift],
         mode="markers",
         name="drift events",
-        text=[f"{e.detector} {e.feature or ''} partition {e.partition}" for e in drift],
+        text=[_drift_label(e) for e in drift],
     )
     figure.add_scatter(
         x=[pd.Timestamp(u.created_at) for u in updates],

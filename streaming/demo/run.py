@@ -77,8 +77,9 @@ class DemoPlan:
         return self.before + self.after
 
 
-#: The monitors run per partition: each of the demo's two needs about 10,000 baseline
-#: outcomes before a doubled error rate (1% to 2%, the concept drift's) clears ADWIN's bound.
+#: 20,000 baseline outcomes: what ADWIN needs before a doubled error rate (1% to 2%, the
+#: concept drift's) clears its bound (kept from the per-partition monitors, which needed
+#: 10,000 on each of the two partitions; the pooled monitor has margin).
 SHORT = DemoPlan(before=20_000, after=70_000, rate=1000.0, max_seconds=200.0)
 
 #: How long reading the run back may take, complete and interrupted.

@@ -6,6 +6,7 @@
 
 - :mod:`.window_tests` — vectorized two-sample tests (KS, chi-square, PSI) with Holm control;
 - :mod:`.episodes` — warm-up, hysteresis and cooldown: one alarm per episode;
+- :mod:`.severity` — how bad a drift is (low, medium, high);
 - :mod:`.monitors` — the detectors (River's per event, window tests) behind one interface;
 - :mod:`.evidence` — what a micro-batch tells the monitors, as mergeable counts (the scorer's part);
 - :mod:`.merging` — evidence of many partitions back into one stream: event time, once;

@@ -34,7 +34,7 @@ import hashlib
 import math
 import uuid
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +47,7 @@ from streaming.monitoring.episodes import Episodes
 from streaming.monitoring.evidence import SCORE, BinLayout, stats_of
 from streaming.monitoring.merging import EventTimeMerger, OffsetLedger
 from streaming.monitoring.monitors import Detection, DetectorMonitor
+from streaming.monitoring.severity import rate_severity, shift_severity
 from streaming.monitoring.window_tests import chi_square_counts, holm
 
 #: Columns an explanation lists at most.
@@ -273,10 +274,8 @@ class _Champion:
     def __post_init__(self) -> None:
         settings, params = self.settings, self.settings.detector_params
         feature_params = dict(params.get("feature", {}))
-        if "delta" in feature_params and self.layout.names:
-            feature_params["delta"] = feature_params["delta"] / len(
-                self.layout.names
-            )  # one budget (Bonferroni)
+        if "delta" in feature_params and self.layout.names:  # the features share one budget (Bonferroni)
+            feature_params["delta"] = feature_params["delta"] / len(self.layout.names)
         self.feature_detectors = [
             DetectorMonitor("feature", settings.feature_detector, feature_params, feature=name)
             for name in self.layout.names
@@ -323,11 +322,11 @@ class ModelMonitor:
         self.seed = seed
         lateness_ms = int(settings.lateness_s * 1000)
         self.ledger = OffsetLedger()
-        idle_s = settings.partition_idle_s
+        idle_s, held = settings.partition_idle_s, settings.max_held_evidence
         self.evidence: EventTimeMerger[tuple[Evidence, _Location]] = EventTimeMerger(
-            lateness_ms, partitions, idle_s
+            lateness_ms, partitions, idle_s, held
         )
-        self.outcomes: EventTimeMerger[OutcomeChunk] = EventTimeMerger(lateness_ms, partitions, idle_s)
+        self.outcomes: EventTimeMerger[OutcomeChunk] = EventTimeMerger(lateness_ms, partitions, idle_s, held)
         self.episodes = Episodes(warmup=0, cooldown=settings.cooldown)
         self.champion: _Champion | None = None
         self.retired: set[str] = set()
@@ -547,7 +546,7 @@ class ModelMonitor:
             evidence=offsets,
             before=before,
             after=after,
-            severity=_severity(before, after, psi),
+            severity=shift_severity(before, after, psi),
             model_version=champion.version,
             source=next((r for r in offsets if r.topic == source_topic and r.partition == partition), None)
             if partition is not None
@@ -581,7 +580,7 @@ class ModelMonitor:
             evidence=_offsets(champion.recent.records, self.evidence_topic),
             before=before,
             after=after,
-            severity=_rate_severity(before, after),
+            severity=rate_severity(before, after),
             model_version=champion.version,
         )
 
@@ -664,29 +663,3 @@ def _offsets(records: Iterable[tuple[Evidence, _Location]], evidence_topic: str)
         ),
         *(OffsetRange(topic=t, partition=p, start=s, end=e) for (t, p), (s, e) in sorted(sources.items())),
     ]
-
-
-def _rate_severity(before: WindowStats, after: WindowStats) -> Severity:
-    """For rates (fraud rate, error rate, Brier loss): 2x (or half) and more is high, 1.5x medium."""
-    if before.mean is None or after.mean is None:
-        return "medium"
-    low, high = sorted((before.mean, after.mean))
-    ratio = high / low if low > 0 else math.inf if high > 0 else 1.0
-    return "high" if ratio >= 2 else "medium" if ratio >= 1.5 else "low"
-
-
-def _severity(before: WindowStats, after: WindowStats, psi: float | None) -> Severity:
-    """PSI bands (0.1 / 0.25) where known; standardized mean shift (0.2 / 0.5) otherwise."""
-    if psi is not None:
-        return "high" if psi >= 0.25 else "medium" if psi >= 0.1 else "low"
-    if before.mean is None or after.mean is None:
-        return "medium"
-    shift = abs(after.mean - before.mean) / max(before.std or 0.0, 1e-9)
-    return "high" if shift >= 0.5 else "medium" if shift >= 0.2 else "low"
-
-
-def feed(monitor: ModelMonitor, records: Sequence[Evidence]) -> list[ModelAlarm]:
-    """Add ``records`` and advance: the backtest's and the tests' one-liner."""
-    for record in records:
-        monitor.add_evidence(record)
-    return monitor.advance()

@@ -3,11 +3,12 @@
 :class:`EvidencePublisher` is the :class:`~streaming.scoring.scorer.BatchObserver` that
 `driftloop score` runs. For every scored batch it summarizes the champion-scored rows, per
 source partition, into :class:`~streaming.events.Evidence` (:mod:`.evidence`: a few
-``searchsorted`` and ``bincount`` calls per batch, no detector) and holds the records. At
-each checkpoint, after the scores are flushed and before the offsets are committed, it
-sends them to ``drift.evidence`` (keyed by model name) and waits for every one to land: a
+``searchsorted`` and ``bincount`` calls per batch, no detector) and sends the records to
+``drift.evidence`` (keyed by model name) without waiting, as the scores are. At each
+checkpoint, before the offsets are committed, it waits until every one has landed: a
 failure raises, so the offsets are not committed and a restart summarizes those rows again
-(`driftloop monitor` skips what it counted already, by source offsets).
+(`driftloop monitor` skips what it counted already, by source offsets; so does it skip
+what was sent for rows a rebalance gives to another scorer before they were committed).
 
 Times are event times (the transactions' ``event_time``), the clock `driftloop monitor`
 merges partitions and outcomes (labelled at their ``label_time``) on.
@@ -29,7 +30,7 @@ from streaming import metrics
 from streaming.checkpointing import DeliveryTracker
 from streaming.config import Settings
 from streaming.errors import ModelRejectedError
-from streaming.events import Evidence, encode_event
+from streaming.events import encode_event
 from streaming.kafka.clients import close_all, make_producer
 from streaming.logs import get_logger
 from streaming.models.registry import ModelRegistry
@@ -52,7 +53,6 @@ class EvidencePublisher(BatchObserver):
             settings.kafka, max_block_ms=int(settings.scoring.delivery_timeout_s * 1000)
         )
         self._summarizers: dict[str, Summarizer | None] = {}
-        self._held: list[Evidence] = []
         self._numeric_at = [i for i, f in enumerate(self._spec.features) if f.kind == "numeric"]
         self._categorical_at = [i for i, f in enumerate(self._spec.features) if f.kind == "categorical"]
         self.published = 0
@@ -93,7 +93,7 @@ class EvidencePublisher(BatchObserver):
             else np.empty((len(rows), 0))
         )
         probabilities = batch.probabilities[where]
-        self._held += summarizer.summarize(
+        records = summarizer.summarize(
             partitions=batch.partitions[where],
             offsets=batch.offsets[where],
             timestamps=np.fromiter(
@@ -106,29 +106,22 @@ class EvidencePublisher(BatchObserver):
             scores=probabilities,
             decisions=np.fromiter((scores[i].decision for i in champion), dtype=bool, count=len(champion)),
         )
+        key = self.settings.model_name.encode()
+        topic, errback = self._topics.evidence, self._outputs.errback
+        for record in records:
+            self._producer.send(topic, key=key, value=encode_event(record)).add_errback(errback)
+        self._outputs.sent(len(records))
+        self.published += len(records)
+        metrics.EVIDENCE_RECORDS.inc(len(records))
         metrics.EVIDENCE_ROWS.labels("summarized").inc(len(champion))
 
     def checkpoint(self, offsets: Mapping[int, int]) -> None:
-        """Send the held evidence and wait for every record to land (raises if one did not)."""
-        held, self._held = self._held, []
-        if not held:
-            return
-        key = self.settings.model_name.encode()
-        topic = self._topics.evidence
-        for evidence in held:
-            self._producer.send(topic, key=key, value=encode_event(evidence)).add_errback(
-                self._outputs.errback
-            )
-        self._outputs.sent(len(held))
+        """Wait until every evidence record sent so far has landed (raises if one did not)."""
         self._outputs.flush()
-        self.published += len(held)
-        metrics.EVIDENCE_RECORDS.inc(len(held))
 
     def release(self, partitions: Sequence[int]) -> None:
-        """Partitions lost without a checkpoint: their held evidence goes (the next owner
-        scores those rows again, and summarizes them)."""
-        gone = set(partitions)
-        self._held = [e for e in self._held if e.partition not in gone]
+        """Nothing to forget: a record sent for rows the next owner scores again is skipped by
+        `driftloop monitor` (by its source offsets)."""
 
     def close(self, timeout_s: float | None = None) -> None:
         if self._closed:

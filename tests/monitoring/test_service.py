@@ -159,7 +159,10 @@ def test_twelve_partitions_three_scorers_one_drift_make_exactly_one_drift_event_
     )
     assert event.partitions_seen == PARTITIONS
     assert event.scope == list(range(PARTITIONS)), event.scope  # the shift is in every partition's traffic
-    assert event.explanation and event.explanation[0].psi > 0.1
+    # The covariate scenario: spend x1.8, more online, holiday categories.
+    moved = {"amount", "amount_to_avg_ratio", "merchant_category", "channel"}
+    assert event.explanation and event.explanation[0].column in moved, event.explanation
+    assert event.explanation[0].psi >= max(s.psi for s in event.explanation[1:]), "largest PSI first"
     assert {r.topic for r in event.evidence} == {settings.topics.evidence, settings.topics.transactions}
     letters = decode_all(
         read_topic(settings, settings.topics.evidence_dlq, until=lambda rs: len(rs) >= 1), DeadLetter
