@@ -91,8 +91,9 @@ class Checkpointer:
 
     @property
     def due(self) -> bool:
-        """Records are done and ``interval_s`` has passed since the previous checkpoint."""
-        return bool(self._unchecked) and self._clock() - self._last >= self.interval_s
+        """Records are done (or a commit a rebalance refused waits: without new records it
+        would wait for good) and ``interval_s`` has passed since the previous checkpoint."""
+        return bool(self._unchecked or self._deferred) and self._clock() - self._last >= self.interval_s
 
     def checkpoint(self) -> None:
         """Flush, write the state, commit everything done (plus what was deferred)."""

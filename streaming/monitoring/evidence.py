@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -187,7 +188,7 @@ class Summarizer:
         category_counts = []
         for lookup, column in zip(self._lookups, categorical, strict=True):
             other = len(lookup)
-            codes = np.fromiter((lookup.get(v, other) for v in column), dtype=np.int64, count=n)
+            codes = np.fromiter(map(lookup.get, column, repeat(other)), dtype=np.int64, count=n)
             category_counts.append(_counts(slot, codes, p, other + 1))
         sums = (
             np.stack([np.bincount(slot, weights=numeric[:, j], minlength=p) for j in range(numeric.shape[1])])

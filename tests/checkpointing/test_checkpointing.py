@@ -215,3 +215,22 @@ def test_a_stop_request_ends_the_collection() -> None:
         pending, consumer.poll, stopped=lambda: len(pending) >= 1
     )
     assert len(pending) == 1
+
+
+def test_a_deferred_commit_is_due_again_without_new_records() -> None:
+    """The stream went quiet right after a rebalance refused a commit: it is retried anyway."""
+    now = [0.0]
+    consumer = Consumer(refusals=1)
+    checkpoints = checkpointer(consumer, interval_s=1.0, clock=lambda: now[0])
+    checkpoints.done({"p0": 10})
+    now[0] = 1.0
+    assert checkpoints.due
+    checkpoints.checkpoint()
+    assert consumer.log[-1] == ("refused", {"p0": 10})
+    now[0] = 1.5
+    assert not checkpoints.due, "at most every interval_s"
+    now[0] = 2.0
+    assert checkpoints.due
+    checkpoints.checkpoint()
+    assert consumer.log[-1] == ("commit", {"p0": 10})
+    assert not checkpoints.due

@@ -316,3 +316,78 @@ def test_labels_reach_the_monitor_as_outcomes_of_the_join(
             90,
         )
         assert service.monitor is not None and service.monitor.labelled == 2000
+
+
+def test_a_standby_monitor_takes_over_when_the_active_one_dies_and_finds_the_drift_on_time(
+    wide_settings: Settings, history: pd.DataFrame, tmp_path: Path
+) -> None:
+    from tests.conftest import free_port
+    from tests.kafka_helpers import scraped
+
+    settings = wide_settings.model_copy(
+        update={"scoring": wide_settings.scoring.model_copy(update={"metrics_address": "127.0.0.1"})}
+    )
+    twin_topic = settings.topics.drift_events + "-twin"
+    ensure_topics(
+        settings.kafka,
+        [s for s in topic_catalogue(TopicNames(drift_events=twin_topic)) if s.name == twin_topic],
+    )
+    twin = settings.model_copy(
+        update={
+            "topics": settings.topics.model_copy(update={"drift_events": twin_topic}),
+            "monitoring": settings.monitoring.model_copy(
+                update={"group_id": settings.monitoring.group_id + "-twin"}
+            ),
+        }
+    )
+    publish_champion(settings, history)
+    simulator = TransactionSimulator(seed=10)
+    stream(settings, simulator.generate(16_000))
+    registry = open_registry(settings)
+    ports = [free_port(), free_port()]
+    monitors = [
+        start_monitor_process(
+            settings.model_copy(
+                update={"monitoring": settings.monitoring.model_copy(update={"metrics_port": port})}
+            ),
+            tmp_path / f"monitor-{i}.log",
+        )
+        for i, port in enumerate(ports)
+    ]
+
+    def active() -> list[int]:
+        return [i for i, port in enumerate(ports) if scraped(port).get("driftloop_monitor_active") == 1.0]
+
+    try:
+        with scorer_thread(settings, registry, [EvidencePublisher(settings, registry)]):
+            wait_for_checkpoint(settings, 16_000)
+            (leader,) = eventually(lambda: a if len(a := active()) == 1 else None, "one active monitor", 90)
+            standby = 1 - leader
+            assert scraped(ports[standby]).get("driftloop_monitor_active") == 0.0, "the other stands by"
+            eventually(
+                lambda: records_written(settings.kafka, settings.topics.state) >= 2,
+                "the leader's snapshots",
+                60,
+            )
+            monitors[leader].send_signal(signal.SIGKILL)
+            monitors[leader].wait(timeout=30)
+            drifted = simulator.generate(10_000, SCENARIOS["covariate"])
+            stream(settings, drifted)
+            events = drift_events(settings, lambda es: len(es) >= 1)
+            assert active() == [standby]
+            with monitor_thread(twin):
+                twin_events = drift_events(twin, lambda es: len(es) >= 1, topic=twin_topic)
+    finally:
+        for process in monitors:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
+    assert "monitor restored" in (tmp_path / f"monitor-{standby}.log").read_text(), (
+        "the standby started fresh"
+    )
+    onset = drifted["event_time"].iloc[0]
+    assert events[0].event_time is not None and twin_events[0].event_time is not None
+    delay = (pd.Timestamp(events[0].event_time) - onset).total_seconds()
+    twin_delay = (pd.Timestamp(twin_events[0].event_time) - onset).total_seconds()
+    assert twin_delay >= 0 and delay >= 0
+    assert abs(delay - twin_delay) <= 0.1 * twin_delay + 1.0, (delay, twin_delay)
