@@ -443,6 +443,14 @@ def run_throughput_benchmark(
         summary["evidence_eps"] = round(eps["scorer+evidence"], 1)
         # The share of the scorer's time per event that the evidence adds (goal: <= 10%).
         summary["evidence_overhead"] = round(eps["scorer"] / eps["scorer+evidence"] - 1, 3)
+        # Within each round (the machine's speed drifts between rounds), as the passthrough ratio.
+        summary["evidence_overhead_of_rounds"] = round(
+            statistics.median(
+                alone.eps / with_evidence.eps - 1
+                for alone, with_evidence in zip(runs["scorer"], runs["scorer+evidence"], strict=True)
+            ),
+            3,
+        )
         summary["evidence_us_per_event"] = round(
             statistics.median(m.observer_s / m.events * 1e6 for m in runs["scorer+evidence"]), 2
         )
