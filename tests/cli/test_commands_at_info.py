@@ -8,13 +8,14 @@ exists for, logs about it at INFO, then stops cleanly on SIGTERM with exit code 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from streaming.config import CanarySettings, RetrainingSettings, Settings
+from streaming.config import CanarySettings, MonitoringSettings, RetrainingSettings, Settings
 from streaming.control.updates import champion_update
 from streaming.events import DriftEvent, ModelUpdate, Outcome, Score, encode_event
 from streaming.kafka.publishing import publish_model_update
@@ -39,10 +40,18 @@ def assert_clean_exit(command: Command) -> str:
     return stdout
 
 
-def test_score_at_info_scores_swaps_models_dead_letters_and_raises_a_drift_event(
+def test_score_and_monitor_at_info_score_swap_models_dead_letter_and_raise_a_drift_event(
     one_partition_settings: Settings, history: pd.DataFrame, tmp_path: Path
 ) -> None:
-    settings = one_partition_settings
+    settings = one_partition_settings.model_copy(
+        update={
+            "monitoring": MonitoringSettings(
+                group_id=one_partition_settings.scoring.group_id + "-monitor",
+                metrics_port=0,
+                prefect_events=False,
+            )
+        }
+    )
     v1 = train_and_register(settings, history, params=TrainingParams(max_iter=20))
     publish_model_update(settings, champion_update(v1))
     simulator = TransactionSimulator(seed=5)
@@ -52,6 +61,7 @@ def test_score_at_info_scores_swaps_models_dead_letters_and_raises_a_drift_event
     labels = [(label.transaction_id.encode(), encode_event(label)) for label in to_labels(frame)]
 
     scorer = Command(settings, tmp_path / "score.log", "score")
+    monitor = Command(settings, tmp_path / "monitor.log", "monitor")
     try:
         produce(settings, settings.topics.transactions, [*transactions[:2000], (b"acct", b"not json")])
         scorer.wait_for(lambda: any(m.startswith("scoring ") for m in messages(scorer)), "scoring")
@@ -63,14 +73,19 @@ def test_score_at_info_scores_swaps_models_dead_letters_and_raises_a_drift_event
             read_topic(settings, settings.topics.drift_events, lambda rs: len(rs) >= 1, timeout_s=120),
             DriftEvent,
         )
-        assert events, scorer.tail()
+        assert events, scorer.tail() + monitor.tail()
         read_topic(settings, settings.topics.scores, lambda rs: len(rs) >= len(transactions), timeout_s=120)
     finally:
         stdout = assert_clean_exit(scorer)
+        monitored = assert_clean_exit(monitor)
     info = messages(scorer)
     assert "serving models changed" in info, info
     assert any(m.startswith("dead letter") for m in messages(scorer, "warning"))
     assert f"scored {len(transactions)} transactions" in stdout
+    assert any(m.startswith("monitoring model") for m in messages(monitor)), messages(monitor)
+    assert any(m.startswith("drift detected") for m in messages(monitor, "warning"))
+    published = re.search(r"published (\d+) drift events", monitored)
+    assert published is not None and int(published.group(1)) >= 1, monitored
 
 
 def test_join_at_info_joins_labels_dead_letters_a_bad_one_and_stops_cleanly(
