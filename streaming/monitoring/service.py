@@ -470,9 +470,12 @@ class MonitorService:
         return monitor, {}, {}
 
     def _transaction_partitions(self) -> int | None:
+        """How many source partitions the watermark waits for; None (those seen) when the
+        transactions topic is not there to say."""
         try:
             return len(wait_for_topic(self._outcomes, self._topics.transactions, timeout_s=5.0))
-        except Exception:  # the transactions topic is not ours to require
+        except KafkaUnavailableError:
+            log.warning("no %s topic: the watermark waits for the partitions seen", self._topics.transactions)
             return None
 
 
