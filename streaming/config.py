@@ -271,12 +271,27 @@ class MonitoringSettings(_Section):
     window_alpha: float = Field(
         default=0.001, gt=0, lt=1, description="Family-wise false-alarm level of one window's tests."
     )
+    window_min_psi: float = Field(
+        default=0.1,
+        ge=0,
+        description="Smallest effect (population stability index) a window test needs besides its p-value "
+        "to count as a drift: on thousands of rows a chi-square test also rejects shifts too small to act "
+        "on (PSI 0.03: a reference drawn from other customers than the live ones). 0.1 is the usual "
+        "'moderate shift' mark; 0 turns the floor off.",
+    )
     warmup: int = Field(default=500, ge=0, description="Events per signal before any alarm.")
     cooldown: int = Field(
-        default=5000, ge=0, description="Events without a detection before a signal can alarm again."
+        default=5000,
+        ge=0,
+        description="Pooled rows without a detection before a new drift episode (a new drift event) can "
+        "open, counted from the slowest test's next chance to fire (each partition's own window test "
+        "comes round every `window` x partitions pooled rows).",
     )
     reference_rows: int = Field(
-        default=2000, ge=100, description="Live rows taken as reference when a model carries none."
+        default=2000,
+        ge=100,
+        description="Each source partition's first rows, its own baseline for its own window tests (a "
+        "partition keyed by account has its own customers, not a sample of the model's reference).",
     )
     evidence_bins: int = Field(
         default=16,

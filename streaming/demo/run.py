@@ -275,11 +275,13 @@ class _Services:
         trigger = RetrainTrigger(settings, _ReadyFirst(launcher, prefect_ready))
         canary = CanaryService(settings)
         halt = threading.Event()
+        # Not joined at the stop: it only waits for the Prefect API to answer (up to minutes
+        # while a server starts on a busy machine) and holds nothing to flush.
+        threading.Thread(
+            target=_warm_up, args=(run, prefect_ready), name="retraining-warm-up", daemon=True
+        ).start()
         threads = [
             threading.Thread(target=_produce, args=(run, simulator, halt), name="simulator", daemon=True),
-            threading.Thread(
-                target=_warm_up, args=(run, prefect_ready), name="retraining-warm-up", daemon=True
-            ),
             *(
                 threading.Thread(target=_guard(run, s.run), name=type(s).__name__, daemon=True)
                 for s in (scorer, monitor, join, trigger, canary)

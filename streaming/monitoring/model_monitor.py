@@ -9,7 +9,9 @@ stream of the current champion:
 - *feature* and *prediction*: a River detector per numeric feature and on the scores, fed
   each row's reference rank (its bin's mid-rank, rows of one record in a seeded random
   order); tumbling window tests of ``window`` pooled rows, chi-square of every column's
-  histogram against the reference's on the same bins, Holm across columns;
+  histogram against the reference's on the same bins, Holm across columns, a rejection
+  counting only with an effect (PSI) of at least ``window_min_psi`` (on a thousand rows a
+  chi-square test also rejects shifts too small to act on);
 - *per partition*: the same window tests on each partition's own rows against the
   partition's own first ``reference_rows`` rows (keyed by account, a partition has its own
   customers: it is not a sample of the reference), at ``window_alpha`` divided by the
@@ -204,18 +206,18 @@ def _column_tests(
 
 
 def _rejections(
-    layout: BinLayout, counts: _Counts, alpha: float, against: _Counts | None = None
+    layout: BinLayout, counts: _Counts, alpha: float, min_psi: float, against: _Counts | None = None
 ) -> list[_ColumnTest]:
-    """The strongest rejected feature column (Holm at ``alpha``) and the scores (at ``alpha``)."""
+    """The strongest rejected feature column (Holm at ``alpha``) and the scores (at ``alpha``),
+    each only with an effect of at least ``min_psi``: significant *and* material."""
     features, score = _column_tests(layout, counts, against)
     found = []
     if features:
         rejected = holm([t.p_value for t in features], alpha)
-        if rejected.any():
-            found.append(
-                min((t for t, r in zip(features, rejected, strict=True) if r), key=lambda t: t.p_value)
-            )
-    if score.p_value <= alpha:
+        material = [t for t, r in zip(features, rejected, strict=True) if r and t.psi >= min_psi]
+        if material:
+            found.append(min(material, key=lambda t: t.p_value))
+    if score.p_value <= alpha and score.psi >= min_psi:
         found.append(score)
     return found
 
@@ -247,6 +249,7 @@ class _PartitionWindow:
     recent: _Recent
     rows: int = 0
     baseline_rows: int = 0
+    tested_at: int = 0  # pooled rows when its window was last tested (or its baseline completed)
 
     @property
     def ready(self) -> bool:
@@ -416,16 +419,17 @@ class ModelMonitor:
         layout, settings = champion.layout, self.settings
         first = champion.rows
         self.partitions_seen.add(evidence.partition)
-        detections: list[tuple[Detection, int | None]] = []
+        # (detection, the partition it was found in alone, pooled rows until its test can fire again)
+        detections: list[tuple[Detection, int | None, int]] = []
         rng = np.random.default_rng((self.seed, evidence.partition, evidence.offset_start))
         order = rng.permutation(evidence.rows)
         for detector, pit, counts in zip(
             champion.feature_detectors, layout.numeric_pit, evidence.numeric, strict=True
         ):
-            detections += [(d, None) for d in detector.update_many(np.repeat(pit, counts)[order])]
+            detections += [(d, None, 1) for d in detector.update_many(np.repeat(pit, counts)[order])]
         assert champion.prediction_detector is not None and champion.window is not None
         detections += [
-            (d, None)
+            (d, None, 1)
             for d in champion.prediction_detector.update_many(
                 np.repeat(layout.score_pit, evidence.scores)[order]
             )
@@ -439,8 +443,8 @@ class ModelMonitor:
         champion.window.add(evidence)
         if champion.window.rows >= settings.window:
             detections += [
-                (_window_detection(t, last, champion.window.rows), None)
-                for t in _rejections(layout, champion.window, settings.window_alpha)
+                (_window_detection(t, last, champion.window.rows), None, settings.window)
+                for t in _rejections(layout, champion.window, settings.window_alpha, settings.window_min_psi)
             ]
             champion.window = _Counts(layout)
         # The partition's own tumbling window, on one share of the false-alarm budget.
@@ -460,17 +464,28 @@ class ModelMonitor:
             own.recent.push(evidence, location)
         if own.ready and own.counts.rows >= settings.window:
             alpha = settings.window_alpha / max(len(self.partitions_seen), self.partitions or 1)
+            # A partition's window fills once per `window` of its own rows: many more pooled rows.
+            spacing = self.rows - own.tested_at
+            own.tested_at = self.rows
             detections += [
-                (_window_detection(t, last, own.counts.rows), evidence.partition)
-                for t in _rejections(layout, own.counts, alpha, against=own.baseline)
+                (_window_detection(t, last, own.counts.rows), evidence.partition, spacing)
+                for t in _rejections(layout, own.counts, alpha, settings.window_min_psi, against=own.baseline)
             ]
             own.counts = _Counts(layout)
+        elif own.ready and own.tested_at == 0:
+            own.tested_at = self.rows
         alarms = []
-        for detection, partition in sorted(detections, key=lambda d: d[0].index):
+        for detection, partition, spacing in sorted(detections, key=lambda d: d[0].index):
             seen = first + detection.index + 1
             if seen < settings.warmup:
                 continue
-            opened = self.episodes.fire("model", self.rows - evidence.rows + detection.index + 1)
+            # The quiet period counts from the slowest test's next chance to fire: each
+            # partition's window test fires once per `window` of its own rows, many more
+            # pooled rows, and would otherwise reopen an episode its persisting drift keeps.
+            cycle = max(spacing, self._partition_cycle())
+            opened = self.episodes.fire(
+                "model", self.rows - evidence.rows + detection.index + 1, hold=cycle + settings.cooldown
+            )
             self.detections.append(
                 Seen(detection.signal, detection.detector, detection.feature, seen, opened)
             )
@@ -481,6 +496,12 @@ class ModelMonitor:
             alarm = self._input_alarm(champion, detection, partition, at)
             alarms.append(dataclasses.replace(alarm, seen=seen))
         return alarms
+
+    def _partition_cycle(self) -> int:
+        """Pooled rows in which every partition's own window test comes round once (traffic
+        spread evenly); 1 with one partition (its own test is the pooled one)."""
+        partitions = max(len(self.partitions_seen), self.partitions or 1)
+        return self.settings.window * partitions if partitions > 1 else 1
 
     def _observe_outcomes(self, chunk: OutcomeChunk, time_ms: int) -> list[ModelAlarm]:
         champion = self.champion
@@ -503,7 +524,9 @@ class ModelMonitor:
             seen = first + detection.index + 1
             if seen < self.settings.warmup:
                 continue
-            opened = self.episodes.fire("model", self.rows)
+            opened = self.episodes.fire(
+                "model", self.rows, hold=self._partition_cycle() + self.settings.cooldown
+            )
             self.detections.append(
                 Seen(detection.signal, detection.detector, detection.feature, seen, opened)
             )
@@ -585,23 +608,25 @@ class ModelMonitor:
         )
 
     def _scope(self, champion: _Champion, column: str | None, found_in: int | None) -> list[int]:
-        """The partitions whose recent rows differ from their own baseline on ``column`` (Holm);
-        all partitions seen when none does on its own."""
-        tested: list[tuple[int, float]] = []
+        """The partitions whose recent rows differ from their own baseline on ``column`` (Holm,
+        with at least ``window_min_psi`` of effect); all partitions seen when none does on its own."""
+        tested: list[tuple[int, float, float]] = []
         for partition, window in sorted(champion.partitions.items()):
             if not window.ready or window.recent.counts.rows < min(self.settings.window, 100):
                 continue
             features, score = _column_tests(champion.layout, window.recent.counts, against=window.baseline)
             test = next((t for t in [*features, score] if t.column == column), None)
             if test is not None:
-                tested.append((partition, test.p_value))
+                tested.append((partition, test.p_value, test.psi))
         rejected = (
-            holm([p for _, p in tested], self.settings.window_alpha) if tested else np.zeros(0, dtype=bool)
+            holm([p for _, p, _ in tested], self.settings.window_alpha) if tested else np.zeros(0, dtype=bool)
         )
-        scope = sorted(
-            {partition for (partition, _), r in zip(tested, rejected, strict=True) if r}
-            | ({found_in} if found_in is not None else set())
-        )
+        moved = {
+            partition
+            for (partition, _, psi), r in zip(tested, rejected, strict=True)
+            if r and psi >= self.settings.window_min_psi
+        }
+        scope = sorted(moved | ({found_in} if found_in is not None else set()))
         return scope or sorted(self.partitions_seen)
 
 

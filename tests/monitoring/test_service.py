@@ -179,6 +179,8 @@ def test_a_drift_in_one_partitions_traffic_is_found_and_scoped_to_it(
     stream(settings, simulator.generate(24_000))
     normal = simulator.generate(24_000)
     drifted = simulator.generate(24_000, SCENARIOS["covariate"])
+    # Partition 3's customers drift while the others' traffic goes on as before, at the same time.
+    drifted["event_time"] -= drifted["event_time"].iloc[0] - normal["event_time"].iloc[0]
     mixed = pd.concat(
         [
             normal[normal["account_id"].map(partition_of) != 3],
