@@ -40,6 +40,13 @@ def backtest(
         Optional[list[str]],  # noqa: UP045
         typer.Option(help="Columns that are not features (ids, timestamps); repeatable."),
     ] = None,
+    allow_column: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            help="Keep this column as a feature although it looks like an identifier or a timestamp "
+            "(unique per row, monotonic, date-like); repeatable."
+        ),
+    ] = None,
     retrain: Annotated[
         bool, typer.Option(help="Also simulate retraining on drift; compare accuracy and cost.")
     ] = False,
@@ -62,7 +69,10 @@ def backtest(
     evidence and the monitor of `driftloop score` and `driftloop monitor`, over --partitions
     simulated partitions, and writes each drift event, with the `row` (0-based, in INPUT) at
     which it fired, to --output. Numeric columns become numeric features, the others
-    categorical. Monitor settings come from the `monitoring` section of the configuration.
+    categorical; the --time-column is never a feature. A column that looks like an
+    identifier or a timestamp (unique per row, monotonic, date-like) is refused with a
+    message naming it: leave it out with --ignore, or keep it with --allow-column. Monitor
+    settings come from the `monitoring` section of the configuration.
     """
     from streaming.events import encode_event
     from streaming.models.first_champion import read_table
@@ -72,8 +82,7 @@ def backtest(
     settings = load_settings(config) if config is not None else settings_of(ctx)
     delay = parse_label_delay(label_delay)
     frame = read_table(input_file)
-    ignored = tuple(ignore or ()) + ((time_column,) if delay.in_event_time else ())
-    spec = infer_spec(frame, label_column, ignored)
+    spec = infer_spec(frame, label_column, tuple(ignore or ()), tuple(allow_column or ()), time_column)
     result = run_backtest(
         frame,
         label_column,

@@ -39,6 +39,7 @@ from streaming.models.training import (
 )
 from streaming.monitoring.evidence import BinLayout, Summarizer
 from streaming.monitoring.model_monitor import ModelMonitor, OutcomeChunk
+from streaming.monitoring.suspect_columns import suspect_columns
 
 
 @dataclass
@@ -80,18 +81,40 @@ class BacktestResult:
     model: TrainedModel | None = None  # the initial model
 
 
-def infer_spec(frame: pd.DataFrame, label_column: str, ignore: tuple[str, ...] = ()) -> FeatureSpec:
-    """Numeric dtypes become numeric features, everything else categorical."""
+def infer_spec(
+    frame: pd.DataFrame,
+    label_column: str,
+    ignore: tuple[str, ...] = (),
+    allow: tuple[str, ...] = (),
+    time_column: str | None = "event_time",
+) -> FeatureSpec:
+    """Numeric dtypes become numeric features, everything else categorical; ``time_column``
+    and ``ignore`` are left out. A column that looks like an identifier or a timestamp (see
+    :mod:`.suspect_columns`) is refused unless ``allow`` names it."""
     if label_column not in frame.columns:
         raise BacktestError(
             f"label column {label_column!r} not found; the columns are: {', '.join(map(str, frame.columns))}"
         )
+    unknown = [name for name in (*ignore, *allow) if name not in frame.columns]
+    if unknown:
+        raise BacktestError(
+            f"--ignore/--allow-column name(s) {', '.join(map(repr, unknown))} not in the input; "
+            f"the columns are: {', '.join(map(str, frame.columns))}"
+        )
+    left_out = {label_column, *ignore, *([time_column] if time_column is not None else [])}
+    candidates = [str(name) for name in frame.columns if name not in left_out]
+    suspects = suspect_columns(frame, [name for name in candidates if name not in allow])
+    if suspects:
+        named = ", ".join(f"{name!r} ({why})" for name, why in suspects.items())
+        flags = " ".join(f"--ignore {name}" for name in suspects)
+        raise BacktestError(
+            f"column(s) that look like identifiers or timestamps cannot be features: {named}. "
+            f"Leave them out with {flags}, or keep one as a feature with --allow-column NAME"
+        )
     kinds = {}
-    for name in frame.columns:
-        if name == label_column or name in ignore:
-            continue
+    for name in candidates:
         numeric = pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name])
-        kinds[str(name)] = "numeric" if numeric else "categorical"
+        kinds[name] = "numeric" if numeric else "categorical"
     if not kinds:
         raise BacktestError("the input has no feature columns besides the label")
     return FeatureSpec.from_mapping(kinds)
@@ -145,7 +168,7 @@ def run_backtest(
     """Train on the first ``train_rows`` rows (unless ``model`` is given), stream the rest
     through the monitor, the rows split round-robin over ``partitions`` partitions."""
     reveal = reveal_rows(frame, label_delay, label_delay_s, time_column)
-    spec = spec or infer_spec(frame, label_column, (time_column,) if label_delay_s is not None else ())
+    spec = spec or infer_spec(frame, label_column, time_column=time_column)
     frame = prepare(frame, label_column, spec)
     if len(frame) <= train_rows:
         raise BacktestError(

@@ -93,6 +93,31 @@ def test_a_bad_file_is_one_clear_error_naming_the_column_or_row(
     assert "np." not in done.stderr, "values are shown as plain Python, not numpy reprs"
 
 
+def test_columns_that_look_like_ids_or_timestamps_are_refused_as_features_by_name(
+    drifting_csv: Path, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(drifting_csv)
+    frame["seq"] = range(len(frame))
+    frame["opened"] = pd.date_range("2020-01-01", periods=len(frame), freq="h").strftime("%d/%m/%Y %H:%M")
+    table = tmp_path / "with_ids.csv"
+    frame.to_csv(table, index=False)
+    base = ("backtest", str(table), "--label-column", "y", "--train-rows", "3000")
+    done = driftloop(*base)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    message = " ".join(done.stderr.split())
+    for named in ("'id' (unique per row)", "'seq' (monotonic)", "'opened' (date-like)", "--ignore id"):
+        assert named in message, message
+    assert "--allow-column" in message
+    output = tmp_path / "d.jsonl"
+    kept = driftloop(
+        *base, "--ignore", "id", "--ignore", "opened", "--allow-column", "seq", "--output", str(output)
+    )
+    assert kept.returncode == 0, kept.stderr
+    assert any(e["feature"] == "seq" for e in map(json.loads, output.read_text().splitlines())), (
+        "a counter, kept as a feature, drifts by construction"
+    )
+
+
 def test_bench_detection_prints_its_table_and_a_json_line() -> None:
     done = driftloop(
         "bench",
