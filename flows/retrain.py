@@ -1,9 +1,12 @@
 """The Prefect flow ``retrain``: a drift event in, a validated, signed challenger out.
 
 fetch the training window from Kafka → snapshot it (Parquet, content hash) → data checks →
-train a candidate (the training code of `driftloop train`) → validate (holdout bars, then no
-worse than the champion on the same recent rows) → register (signed, with lineage) →
-publish it on ``model.updates`` as the challenger (0% traffic until a canary widens it).
+train one candidate per training window (since the drift, the most recent rows, all history
+with recency weights: :mod:`streaming.models.candidates`, the code the backtest's
+``--retrain`` runs too) and keep the one that does best on the newest labelled rows →
+validate (holdout bars, then at least as good as the champion on the same rows) → register
+(signed; its threshold, calibration and every candidate's figures in the manifest) → publish
+it on ``model.updates`` as the challenger (0% traffic until a canary widens it).
 
 Every outcome is a ModelUpdate on ``model.updates``: ``challenger`` (with the version),
 ``rejected`` (with the reasons; the candidate is not registered, so no scorer can load it)
@@ -36,13 +39,14 @@ from streaming.errors import DriftloopError
 from streaming.events import ModelUpdate
 from streaming.kafka.publishing import publish_model_update
 from streaming.logs import get_logger
+from streaming.models.candidates import Selection, select_candidate
 from streaming.models.first_champion import open_registry
 from streaming.models.registry import LoadedModel, ModelManifest
-from streaming.models.training import TrainedModel, TrainingParams, train_classifier
+from streaming.models.training import TrainedModel, TrainingParams
+from streaming.models.validation import Validation, check_window, validate_candidate
 from streaming.retraining.datasets import DatasetSnapshot, snapshot_dataset
 from streaming.retraining.flow_entrypoint import run_settings
-from streaming.retraining.validation import Validation, check_window, validate_candidate
-from streaming.retraining.window import TrainingWindow, fetch_training_window
+from streaming.retraining.window import TrainingWindow, fetch_training_window, find_drift_event
 
 log = get_logger("driftloop.retrain")
 
@@ -103,10 +107,37 @@ def snapshot_window(settings: Settings, window: TrainingWindow) -> DatasetSnapsh
     return snapshot_dataset(window.frame, settings.registry_path, settings.model_name, window.lineage)
 
 
+@task(retries=IO_RETRIES, retry_delay_seconds=IO_BACKOFF_S, cache_policy=NONE)
+def find_drift_start(settings: Settings, drift_event_id: str) -> datetime | None:
+    """Where the drift began: the window start of the drift event (None for a manual run, an
+    event not found on drift.events, or one from an older monitor)."""
+    if drift_event_id == "manual":
+        return None
+    event = find_drift_event(settings, drift_event_id)
+    return event.window_start if event is not None else None
+
+
 @task(cache_policy=NONE)
-def train_candidate(settings: Settings, frame: pd.DataFrame) -> TrainedModel:
-    params = TrainingParams(max_iter=settings.retraining.max_iter, min_rows=settings.retraining.min_rows)
-    return train_classifier(frame, settings.feature_spec(), "label", params, settings.retraining.alert_budget)
+def select_candidates(
+    settings: Settings, frame: pd.DataFrame, drift_start: datetime | None, champion: LoadedModel | None
+) -> Selection:
+    """One candidate per training window, judged (with the champion) on the newest rows."""
+    retraining = settings.retraining
+    params = TrainingParams(max_iter=retraining.max_iter, min_rows=retraining.min_rows)
+    start_row = None
+    if drift_start is not None:
+        times = pd.to_datetime(frame["event_time"], utc=True)
+        start_row = int(times.searchsorted(pd.Timestamp(drift_start), side="left"))
+    return select_candidate(
+        frame,
+        settings.feature_spec(),
+        "label",
+        params,
+        settings.decision,
+        retraining,
+        drift_start_row=start_row,
+        champion_scores=_scorer(champion),
+    )
 
 
 @task(retries=IO_RETRIES, retry_delay_seconds=IO_BACKOFF_S, cache_policy=NONE)
@@ -117,17 +148,19 @@ def load_champion(settings: Settings, plan: ServingPlan) -> LoadedModel | None:
 
 
 @task(cache_policy=NONE)
-def validate(
-    settings: Settings, candidate: TrainedModel, frame: pd.DataFrame, champion: LoadedModel | None
-) -> Validation:
-    return validate_candidate(candidate, frame, champion, settings.retraining)
+def validate(settings: Settings, selection: Selection) -> Validation:
+    return validate_candidate(selection, settings.retraining, settings.decision)
 
 
 @task(retries=IO_RETRIES, retry_delay_seconds=IO_BACKOFF_S, cache_policy=NONE)
 def register_candidate(settings: Settings, candidate: TrainedModel, lineage: dict[str, Any]) -> ModelManifest:
-    return open_registry(settings).register(
-        settings.model_name, candidate, threshold=settings.retraining.threshold, lineage=lineage
-    )
+    return open_registry(settings).register(settings.model_name, candidate, lineage=lineage)
+
+
+def _scorer(champion: LoadedModel | None) -> Any:
+    if champion is None:
+        return None
+    return lambda rows: champion.predict_proba(champion.encoder.frame_matrix(rows))
 
 
 @task(retries=IO_RETRIES, retry_delay_seconds=IO_BACKOFF_S, cache_policy=NONE)
@@ -166,23 +199,38 @@ def retrain(drift_event_id: str = "manual", model_name: str = "") -> dict[str, A
         if problems:
             outcome.status, outcome.reasons = "rejected", problems
         else:
-            candidate = train_candidate(settings, window.frame)
+            drift_start = find_drift_start.with_options(retries=retries, retry_delay_seconds=delays)(
+                settings, drift_event_id
+            )
             champion = load_champion.with_options(retries=retries, retry_delay_seconds=delays)(settings, plan)
-            verdict = validate(settings, candidate, window.frame, champion)
+            selection = select_candidates(settings, window.frame, drift_start, champion)
+            logger.info(
+                "candidates: %s; kept %s",
+                ", ".join(
+                    f"{c.name} ({c.rows} rows): {c.skipped or f'{c.objective:.4f}'}"
+                    for c in selection.candidates
+                ),
+                selection.winner_name,
+            )
+            verdict = validate(settings, selection)
+            verdict.champion_version = plan.champion
             outcome.evidence["validation"] = verdict.evidence()
-            if not verdict.passed:
+            outcome.evidence["selection"] = selection.lineage()
+            if not verdict.passed or selection.winner is None:
                 outcome.status, outcome.reasons = "rejected", verdict.reasons
             else:
                 lineage = {
                     "drift_event_id": drift_event_id,
+                    "drift_started_at": drift_start.isoformat() if drift_start is not None else None,
                     "dataset": snapshot.as_lineage(),
                     "window": window.lineage,
+                    "selection": selection.lineage(),
                     "code_version": code_version(),
                     "champion_version": plan.champion,
                     "trained_at": datetime.now(UTC).isoformat(),
                 }
                 manifest = register_candidate.with_options(retries=retries, retry_delay_seconds=delays)(
-                    settings, candidate, lineage
+                    settings, selection.winner, lineage
                 )
                 outcome.status, outcome.version = "challenger", manifest.version
                 update = challenger_update(manifest, plan.champion, drift_event_id, outcome.evidence)

@@ -389,6 +389,29 @@ DriftSignalName = Literal["feature", "prediction", "label", "error"]
 _SIGNALS: tuple[DriftSignalName, ...] = ("feature", "prediction", "label", "error")
 
 
+class DecisionSettings(_Section):
+    """How scores become decisions (send to review or not): the threshold each model is given
+    at training time, from its holdout, and travels with it in the manifest."""
+
+    policy: Literal["cost", "budget", "fixed"] = Field(
+        default="cost",
+        description="cost: the threshold with the least expected fp_cost*FP + fn_cost*FN on the holdout; "
+        "budget: the one that flags alert_budget of the holdout; fixed: `threshold`.",
+    )
+    fp_cost: float = Field(
+        default=1.0, gt=0, description="Cost of a false alert (a legitimate transaction reviewed)."
+    )
+    fn_cost: float = Field(default=5.0, gt=0, description="Cost of a missed fraud.")
+    alert_budget: float = Field(
+        default=0.01,
+        gt=0,
+        le=1,
+        description="Share of transactions the review team can look at: the budget policy's target, and "
+        "where precision and recall 'at the budget' are measured (validation, the performance estimate).",
+    )
+    threshold: float = Field(default=0.5, ge=0, le=1, description="The fixed policy's threshold.")
+
+
 class RetrainingSettings(_Section):
     """The retraining flow: its training window and the bar a candidate must clear."""
 
@@ -411,7 +434,7 @@ class RetrainingSettings(_Section):
         default=0.75, ge=0, le=1, description="Holdout ROC AUC a candidate must reach."
     )
     min_precision_at_budget: float = Field(
-        default=0.0, ge=0, le=1, description="Holdout precision among the top `alert_budget` scores."
+        default=0.0, ge=0, le=1, description="Holdout precision among the top `decision.alert_budget` scores."
     )
     max_log_loss: float = Field(
         default=0.5, gt=0, description="Holdout log loss a candidate must stay under."
@@ -421,13 +444,34 @@ class RetrainingSettings(_Section):
         ge=0,
         description="A candidate's ROC AUC may trail the champion's on the same rows by at most this.",
     )
-    alert_budget: float = Field(
-        default=0.01, gt=0, le=1, description="Share of transactions flagged for review."
-    )
-    threshold: float = Field(
-        default=0.5, ge=0, le=1, description="Decision threshold written into the manifest."
-    )
     max_iter: int = Field(default=100, ge=1, description="Boosting iterations of the candidate.")
+    holdout_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        description="The newest share of the labelled window: the holdout every candidate and the champion "
+        "are judged on (never trained on); the winner's threshold, calibration and reference come from it.",
+    )
+    recent_rows: int = Field(
+        default=10_000,
+        ge=100,
+        description="The 'recent' candidate trains on the newest this many labelled rows before the holdout.",
+    )
+    half_life_rows: int = Field(
+        default=10_000,
+        ge=100,
+        description="The 'history' candidate trains on every labelled row before the holdout, a row's weight "
+        "halving every this many rows back.",
+    )
+    min_candidate_rows: int = Field(
+        default=300, ge=50, description="A training window with fewer labelled rows yields no candidate."
+    )
+    min_holdout_positives: int = Field(
+        default=20,
+        ge=1,
+        description="Fewer labelled frauds in the holdout: too few to judge the candidates, the run is "
+        "rejected (a later drift event of the same episode tries again, with more labels).",
+    )
     retries: int = Field(default=3, ge=0, description="Retries of each Kafka or registry step.")
     retry_delays_s: list[float] = Field(
         default_factory=lambda: [2.0, 10.0, 30.0], description="Backoff between those retries."
@@ -512,7 +556,10 @@ class CanarySettings(_Section):
         default=500, ge=10, description="Labelled outcomes per model before a step is judged."
     )
     margin: float = Field(
-        default=0.005, ge=0, description="How much worse (Brier loss, error rate) the challenger may be."
+        default=0.005,
+        ge=0,
+        description="How much worse the challenger may be: in Brier loss, and in the cost of its decisions per "
+        "transaction as a share of the mean of decision.fp_cost and decision.fn_cost.",
     )
     confidence: float = Field(default=0.95, gt=0.5, lt=1, description="One-sided confidence of each verdict.")
     latency_factor: float = Field(
@@ -565,6 +612,7 @@ class Settings(BaseSettings):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    decision: DecisionSettings = Field(default_factory=DecisionSettings)
     retraining: RetrainingSettings = Field(default_factory=RetrainingSettings)
     trigger: TriggerSettings = Field(default_factory=TriggerSettings)
     canary: CanarySettings = Field(default_factory=CanarySettings)

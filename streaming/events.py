@@ -220,6 +220,9 @@ class DriftEvent(_Event, frozen=True, kw_only=True):
     explanation: list[FeatureShift] = []
     evidence: list[OffsetRange] = []
     event_time: AwareDatetime | None = None
+    #: Event time of the first transaction of the window the detection fired on: the drift
+    #: began at or after it (the retraining flow's "since the drift" window starts here).
+    window_start: AwareDatetime | None = None
 
     def __post_init__(self) -> None:
         _require_finite("DriftEvent", statistic=self.statistic)

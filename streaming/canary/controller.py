@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from streaming.canary.evidence import Tally, compare
-from streaming.config import CanarySettings
+from streaming.config import CanarySettings, DecisionSettings
 from streaming.control.plan import ServingPlan, fold
 from streaming.control.updates import canary_decision_update
 from streaming.events import ModelUpdate
@@ -50,8 +50,16 @@ class CanaryState:
 class CanaryController:
     settings: CanarySettings
     model_name: str
+    decision: DecisionSettings = field(default_factory=DecisionSettings)  # the costs decisions are judged by
     state: CanaryState = field(default_factory=CanaryState)
-    tallies: dict[str, Tally] = field(default_factory=lambda: {"champion": Tally(), "challenger": Tally()})
+    tallies: dict[str, Tally] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._reset_tallies()
+
+    def _reset_tallies(self) -> None:
+        fp, fn = self.decision.fp_cost, self.decision.fn_cost
+        self.tallies = {"champion": Tally(fp, fn), "challenger": Tally(fp, fn)}
 
     # -- inputs ------------------------------------------------------------------------
 
@@ -62,7 +70,7 @@ class CanaryController:
         before, s.plan = s.plan, fold([update], s.plan)
         if s.plan != before:  # a new pair or a new step: count from here
             s.step_started_at = update.created_at
-            self.tallies = {"champion": Tally(), "challenger": Tally()}
+            self._reset_tallies()
 
     def on_outcome(
         self,

@@ -32,7 +32,7 @@ log = get_logger("driftloop.canary")
 class CanaryService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.controller = CanaryController(settings.canary, settings.model_name)
+        self.controller = CanaryController(settings.canary, settings.model_name, settings.decision)
         self.decisions: list[Any] = []
         self._stop = threading.Event()
         self._codec = EventCodec(Outcome, settings.messages.max_bytes)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -12,7 +13,8 @@ from streaming.cli._common import ConfigOption, app, settings_of
 from streaming.config import load_settings
 
 if TYPE_CHECKING:
-    from streaming.monitoring.backtest import BacktestResult
+    from streaming.config import DecisionSettings
+    from streaming.monitoring.backtest import BacktestResult, Outcome
 
 
 @app.command("backtest")
@@ -50,8 +52,22 @@ def backtest(
     retrain: Annotated[
         bool, typer.Option(help="Also simulate retraining on drift; compare accuracy and cost.")
     ] = False,
-    fp_cost: Annotated[float, typer.Option(help="Cost of a false positive, for --retrain.")] = 1.0,
-    fn_cost: Annotated[float, typer.Option(help="Cost of a false negative, for --retrain.")] = 5.0,
+    retrain_rule: Annotated[
+        str,
+        typer.Option(
+            help="selection: the retraining flow's own candidate selection (windows since the drift, "
+            "recent rows, weighted history; the best on the newest labelled rows, if it beats the "
+            "champion); since_drift: the earlier rule (rows since the alarm, fixed 0.5 threshold)."
+        ),
+    ] = "selection",
+    fp_cost: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(min=0, help="Cost of a false alert; default: decision.fp_cost from the configuration."),
+    ] = None,
+    fn_cost: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(min=0, help="Cost of a missed fraud; default: decision.fn_cost from the configuration."),
+    ] = None,
     partitions: Annotated[
         int,
         typer.Option(
@@ -80,6 +96,10 @@ def backtest(
     from streaming.simulation.delays import parse_label_delay
 
     settings = load_settings(config) if config is not None else settings_of(ctx)
+    if retrain_rule not in ("selection", "since_drift"):
+        raise typer.BadParameter("selection or since_drift", param_hint="--retrain-rule")
+    costs = {k: v for k, v in (("fp_cost", fp_cost), ("fn_cost", fn_cost)) if v is not None}
+    decision = settings.decision.model_copy(update=costs)
     delay = parse_label_delay(label_delay)
     frame = read_table(input_file)
     spec = infer_spec(frame, label_column, tuple(ignore or ()), tuple(allow_column or ()), time_column)
@@ -92,20 +112,23 @@ def backtest(
         label_delay_s=delay.median_s,
         time_column=time_column,
         retrain=retrain,
+        retrain_rule=retrain_rule,  # type: ignore[arg-type]
         spec=spec,
+        decision=decision,
+        retraining=settings.retraining.model_copy(
+            update={"min_rows": min(settings.retraining.min_rows, train_rows)}
+        ),
         partitions=partitions,
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("wb") as handle:
         for event in result.events:
             handle.write(encode_event(event) + b"\n")
-    _print_result(result, output, len(frame) - train_rows, fp_cost, fn_cost)
+    _print_result(result, output, len(frame) - train_rows, decision)
 
 
-def _print_result(
-    result: BacktestResult, output: Path, streamed: int, fp_cost: float, fn_cost: float
-) -> None:
-    """The drift events as a table, and with --retrain the prequential results."""
+def _print_result(result: BacktestResult, output: Path, streamed: int, decision: DecisionSettings) -> None:
+    """The drift events as a table, with --retrain the prequential results, and one JSON line."""
     from rich.table import Table
 
     table = Table(title=f"{len(result.events)} drift event(s) in {streamed} streamed rows -> {output}")
@@ -116,10 +139,13 @@ def _print_result(
         table.add_row(
             str(event.row), event.signal, event.detector, event.feature or "", event.severity, p_value
         )
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    summary = backtest_summary(result, decision)
     if result.retrained is not None:
         outcomes = Table(title="prequential results on the streamed rows")
-        for column in ("model", "accuracy", "false pos.", "false neg.", "cost", "retrains at rows"):
+        budget = f"fraud caught at {decision.alert_budget:.0%}"
+        for column in ("model", "accuracy", "false pos.", "false neg.", "cost", budget, "retrains at rows"):
             outcomes.add_column(column)
         for name, outcome in (("static", result.static), ("retrained on drift", result.retrained)):
             outcomes.add_row(
@@ -127,7 +153,63 @@ def _print_result(
                 f"{outcome.accuracy:.4f}",
                 str(outcome.false_positives),
                 str(outcome.false_negatives),
-                f"{outcome.cost(fp_cost, fn_cost):.0f}",
+                f"{outcome.cost(decision.fp_cost, decision.fn_cost):.0f}",
+                f"{outcome.caught_at_budget(result.labels, decision.alert_budget):.1%}",
                 ", ".join(map(str, outcome.retrains)) or "-",
             )
-        Console().print(outcomes)
+        console.print(outcomes)
+        for attempt in result.retrained.attempts:
+            tried = attempt.get("selection", {}).get("candidates", [])
+            windows = ", ".join(
+                f"{c['name']} {c['rows']} rows: " + (c["skipped"] or f"{c['holdout']['objective']:.4f}")
+                for c in tried
+            )
+            verdict = (
+                "accepted" if attempt.get("accepted") else "; ".join(attempt.get("reasons") or ["waiting"])
+            )
+            console.print(
+                f"row {attempt['row']}: {attempt['rows']} labelled rows; {windows or attempt['rule']} -> {verdict}"
+            )
+    typer.echo(json.dumps(summary, default=str))
+
+
+def backtest_summary(result: BacktestResult, decision: DecisionSettings) -> dict[str, Any]:
+    """What the final JSON line says: the events, and with --retrain both passes' results."""
+    summary: dict[str, Any] = {"drift_events": len(result.events), "rows": len(result.labels)}
+
+    def figures(outcome: Outcome) -> dict[str, Any]:
+        return {
+            "accuracy": outcome.accuracy,
+            "false_positives": outcome.false_positives,
+            "false_negatives": outcome.false_negatives,
+            "cost": outcome.cost(decision.fp_cost, decision.fn_cost),
+            "fraud_caught_at_budget": outcome.caught_at_budget(result.labels, decision.alert_budget),
+        }
+
+    summary["static"] = {
+        **figures(result.static),
+        "threshold": result.model.threshold if result.model else None,
+    }
+    if result.retrained is not None:
+        summary["retrained"] = {
+            **figures(result.retrained),
+            "retrains_at_rows": result.retrained.retrains,
+            "attempts": [
+                {
+                    "row": a["row"],
+                    "rule": a["rule"],
+                    "rows_available": a["rows"],
+                    "accepted": a.get("accepted", False),
+                    "threshold": a.get("threshold"),
+                    "winner": a.get("winner"),
+                    "windows": [
+                        {"name": c["name"], "rows": c["rows"], "skipped": c["skipped"], **c["holdout"]}
+                        for c in a.get("selection", {}).get("candidates", [])
+                    ],
+                    "reasons": a.get("reasons", []),
+                }
+                for a in result.retrained.attempts
+            ],
+        }
+    summary["decision"] = decision.model_dump()
+    return summary

@@ -108,8 +108,14 @@ def train(
     input: Annotated[Path, typer.Option("--input", "-i", help="Labeled history: CSV or Parquet.")],
     label_column: Annotated[str, typer.Option(help="The 0/1 label column.")] = "label",
     threshold: Annotated[
-        float, typer.Option(min=0, max=1, help="Decision threshold recorded in the manifest.")
-    ] = 0.5,
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            min=0,
+            max=1,
+            help="Decision threshold recorded in the manifest; default: the one the `decision` policy "
+            "(cost, budget or fixed) chooses on the holdout.",
+        ),
+    ] = None,
     publish: Annotated[bool, typer.Option(help="Publish the version as champion on model.updates.")] = True,
 ) -> None:
     """Train a first champion on a file, register it (signed) and publish it."""
@@ -124,6 +130,9 @@ def train(
     )
     shown = ", ".join(f"{k}={v:.4g}" for k, v in manifest.metrics.items())
     typer.echo(f"registered {manifest.name} {manifest.version} in {settings.registry_path} ({shown})")
+    rule = manifest.decision
+    how = f"{rule.policy} policy" if rule is not None and threshold is None else "--threshold"
+    typer.echo(f"decision threshold {manifest.threshold:.4g} ({how})")
     if publish:
         publish_model_update(settings, champion_update(manifest))
         typer.echo(f"published {manifest.version} as champion on {settings.topics.model_updates}")

@@ -33,12 +33,13 @@ def train_and_register(
     frame: pd.DataFrame,
     *,
     label_column: str = "label",
-    threshold: float = 0.5,
+    threshold: float | None = None,
     source: str = "",
     params: TrainingParams | None = None,
 ) -> ModelManifest:
-    """Train on ``frame`` with the configured feature spec and register a signed version."""
-    model = train_classifier(frame, settings.feature_spec(), label_column, params)
+    """Train on ``frame`` with the configured feature spec and register a signed version; its
+    threshold is ``threshold`` if given, else the one the `decision` policy chose on the holdout."""
+    model = train_classifier(frame, settings.feature_spec(), label_column, params, settings.decision)
     registry = open_registry(settings)
     lineage = {
         "source": source,

@@ -37,6 +37,8 @@ import skops.io as sio
 from streaming.errors import ModelRejectedError, RegistryError
 from streaming.events import AwareDatetime
 from streaming.features import FeatureSpec
+from streaming.models.calibration import Calibration
+from streaming.models.decision import DecisionRule
 from streaming.models.reference import ReferenceProfile
 from streaming.models.training import FeatureEncoder, TrainedModel
 from streaming.models.tree_predictor import TreeEnsemblePredictor
@@ -96,6 +98,8 @@ def artifact_types(artifact: bytes) -> set[str]:
 
 
 _VERSION = re.compile(r"^v(\d+)$")
+#: Manifest fields added after the first release, left out of the signed bytes while unset.
+_LATER_FIELDS = ("decision", "calibration")
 _canonical = msgspec.json.Encoder(order="sorted")
 
 
@@ -113,10 +117,16 @@ class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
     metrics: dict[str, float] = {}
     lineage: dict[str, Any] = {}
     reference: ReferenceProfile | None = None  # holdout profile the drift monitors compare with
+    decision: DecisionRule | None = None  # how ``threshold`` was chosen, and what it did on the holdout
+    calibration: Calibration | None = None  # of the scores, for the online performance estimate
     signature: str = ""
 
     def signed_bytes(self) -> bytes:
-        return _canonical.encode(msgspec.structs.replace(self, signature=""))
+        fields = msgspec.structs.asdict(msgspec.structs.replace(self, signature=""))
+        for name in _LATER_FIELDS:  # absent from what older manifests signed: keep those valid
+            if fields[name] is None:
+                del fields[name]
+        return _canonical.encode(fields)
 
 
 @dataclass(frozen=True)
@@ -180,9 +190,15 @@ class ModelRegistry:
     # -- writing -----------------------------------------------------------------------
 
     def register(
-        self, name: str, model: TrainedModel, *, threshold: float = 0.5, lineage: dict[str, Any] | None = None
+        self,
+        name: str,
+        model: TrainedModel,
+        *,
+        threshold: float | None = None,
+        lineage: dict[str, Any] | None = None,
     ) -> ModelManifest:
-        """Store ``model`` as the next version of ``name`` and return its signed manifest."""
+        """Store ``model`` as the next version of ``name`` and return its signed manifest; its
+        threshold is ``threshold`` if given, else the one its decision rule chose."""
         artifact = sio.dumps(model.estimator)
         try:
             with self._locked(name):
@@ -197,11 +213,13 @@ class ModelRegistry:
                         sha256=hashlib.sha256(artifact).hexdigest(),
                         feature_spec=model.encoder.spec.as_mapping(),
                         vocabulary=model.encoder.vocabulary,
-                        threshold=threshold,
+                        threshold=model.threshold if threshold is None else threshold,
                         params=model.params.as_dict(),
                         metrics=model.metrics,
                         lineage=lineage or {},
                         reference=model.reference,
+                        decision=model.decision,
+                        calibration=model.calibration,
                     )
                 )
                 _write_atomic(folder / ARTIFACT_FILE, artifact)

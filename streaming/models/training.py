@@ -30,8 +30,11 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import log_loss, roc_auc_score
 
+from streaming.config import DecisionSettings
 from streaming.errors import TrainingError
 from streaming.features import FeatureSpec
+from streaming.models.calibration import Calibration, fit_calibration
+from streaming.models.decision import DecisionRule, choose_rule
 from streaming.models.reference import ReferenceProfile, build_reference
 
 #: Keep this many distinct values per categorical feature (the most frequent ones).
@@ -114,13 +117,20 @@ class TrainingParams:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """A fitted classifier, its encoder, and its holdout metrics."""
+    """A fitted classifier, its encoder, its holdout metrics, and what the holdout chose:
+    the decision rule and the calibration of its scores."""
 
     estimator: HistGradientBoostingClassifier
     encoder: FeatureEncoder
     metrics: dict[str, float]
     params: TrainingParams
     reference: ReferenceProfile | None = None  # the holdout's profile, for the drift monitors
+    decision: DecisionRule | None = None
+    calibration: Calibration | None = None
+
+    @property
+    def threshold(self) -> float:
+        return self.decision.threshold if self.decision is not None else 0.5
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         return self.estimator.predict_proba(matrix)[:, 1]
@@ -172,15 +182,33 @@ def train_classifier(
     spec: FeatureSpec,
     label_column: str = "label",
     params: TrainingParams | None = None,
-    alert_budget: float = 0.01,
+    decision: DecisionSettings | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> TrainedModel:
-    """Fit on the older rows, measure on the newest ``holdout_fraction`` (time order kept)."""
+    """Fit on the older rows, assess on the newest ``holdout_fraction`` (time order kept):
+    its metrics, the profile the drift monitors compare with, the calibration of its scores
+    and the decision threshold of ``decision``'s policy all come from those holdout rows.
+    ``sample_weight`` (one per row of ``frame``) weighs the rows the model fits on."""
     params = params or TrainingParams()
     check_training_frame(frame, spec, label_column, params.min_rows)
     cut = int(len(frame) * (1 - params.holdout_fraction))
     train, holdout = frame.iloc[:cut], frame.iloc[cut:]
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)[:cut]
+    model = fit_classifier(train, spec, label_column, params, weights)
+    return assess(model, holdout, label_column, decision)
+
+
+def fit_classifier(
+    train: pd.DataFrame,
+    spec: FeatureSpec,
+    label_column: str = "label",
+    params: TrainingParams | None = None,
+    sample_weight: np.ndarray | None = None,
+) -> TrainedModel:
+    """The classifier fitted on every row of ``train``, not yet assessed (no holdout figures)."""
+    params = params or TrainingParams()
     if train[label_column].nunique() < 2:
-        raise TrainingError("the training part (before the holdout) holds one class only")
+        raise TrainingError("the rows to fit on (before the holdout) hold one class only")
     encoder = FeatureEncoder.fit(train, spec)
     estimator = HistGradientBoostingClassifier(
         max_iter=params.max_iter,
@@ -191,26 +219,41 @@ def train_classifier(
         early_stopping=False,
         random_state=params.random_state,
     )
-    estimator.fit(encoder.frame_matrix(train), train[label_column].astype(int).to_numpy())
-    model = TrainedModel(estimator, encoder, {}, params)
-    metrics: dict[str, float] = {}
-    reference = None
-    if len(holdout):
-        scores = model.predict_proba(encoder.frame_matrix(holdout))
-        labels = holdout[label_column].astype(int).to_numpy()
-        metrics = classification_metrics(labels, scores, alert_budget)
-        reference = build_reference(holdout, spec, scores, labels, seed=params.random_state)
-    metrics["train_rows"] = float(len(train))
-    return TrainedModel(estimator, encoder, metrics, params, reference)
+    estimator.fit(
+        encoder.frame_matrix(train), train[label_column].astype(int).to_numpy(), sample_weight=sample_weight
+    )
+    return TrainedModel(estimator, encoder, {"train_rows": float(len(train))}, params)
 
 
-def evaluate(
-    model: TrainedModel, frame: pd.DataFrame, label_column: str = "label", alert_budget: float = 0.01
-) -> dict[str, float]:
-    """ROC AUC, log loss and precision/recall at the alert budget (top fraction flagged)."""
-    y = frame[label_column].astype(int).to_numpy()
-    p = model.predict_proba(model.encoder.frame_matrix(frame))
-    return classification_metrics(y, p, alert_budget)
+def assess(
+    model: TrainedModel,
+    holdout: pd.DataFrame,
+    label_column: str = "label",
+    decision: DecisionSettings | None = None,
+) -> TrainedModel:
+    """``model`` with what ``holdout`` (rows it did not fit on) says of it: metrics, reference
+    profile, score calibration and decision rule."""
+    decision = decision or DecisionSettings()
+    metrics = {k: v for k, v in model.metrics.items() if k == "train_rows"}
+    if not len(holdout):
+        return TrainedModel(model.estimator, model.encoder, metrics, model.params)
+    scores = model.predict_proba(model.encoder.frame_matrix(holdout))
+    labels = holdout[label_column].astype(int).to_numpy()
+    rule = choose_rule(
+        scores,
+        labels,
+        decision.policy,
+        fp_cost=decision.fp_cost,
+        fn_cost=decision.fn_cost,
+        alert_budget=decision.alert_budget,
+        threshold=decision.threshold,
+    )
+    metrics.update(classification_metrics(labels, scores, decision.alert_budget))
+    reference = build_reference(
+        holdout, model.encoder.spec, scores, labels, rule.threshold, seed=model.params.random_state
+    )
+    calibration = fit_calibration(scores, labels)
+    return TrainedModel(model.estimator, model.encoder, metrics, model.params, reference, rule, calibration)
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, alert_budget: float = 0.01) -> dict[str, float]:

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from streaming.config import MonitoringSettings
+from streaming.config import DecisionSettings, MonitoringSettings, RetrainingSettings
 from streaming.errors import BacktestError
 from streaming.events import DriftEvent
 from streaming.features import FeatureSpec
+from streaming.models.candidates import select_candidate
 from streaming.models.training import (
     TrainedModel,
     TrainingError,
@@ -37,6 +39,7 @@ from streaming.models.training import (
     shown,
     train_classifier,
 )
+from streaming.models.validation import validate_candidate
 from streaming.monitoring.evidence import BinLayout, Summarizer
 from streaming.monitoring.model_monitor import ModelMonitor, OutcomeChunk
 from streaming.monitoring.suspect_columns import suspect_columns
@@ -44,13 +47,17 @@ from streaming.monitoring.suspect_columns import suspect_columns
 
 @dataclass
 class Outcome:
-    """Prequential results of one pass over the stream."""
+    """Prequential results of one pass over the stream: every streamed row's decision (by
+    the model serving it then, at its threshold) against its label."""
 
     rows: int = 0
     correct: int = 0
     false_positives: int = 0
     false_negatives: int = 0
     retrains: list[int] = field(default_factory=list)  # rows at which a new model took over
+    #: One entry per retraining attempt: row, window rows, the candidates tried, threshold, verdict.
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    scores: np.ndarray = field(default_factory=lambda: np.empty(0))  # each streamed row's served score
 
     @property
     def accuracy(self) -> float:
@@ -65,6 +72,30 @@ class Outcome:
         self.correct += int((decisions == labels.astype(bool)).sum())
         self.false_positives += int((decisions & (labels == 0)).sum())
         self.false_negatives += int((~decisions & (labels == 1)).sum())
+
+    def caught_at_budget(self, labels: np.ndarray, budget: float, chunk: int = 1000) -> float:
+        """Share of the fraud among the top ``budget`` of the served scores, ranked within
+        each run of ``chunk`` rows (a review team with a fixed daily capacity)."""
+        return caught_at_budget(self.scores, labels, budget, chunk)
+
+
+def caught_at_budget(scores: np.ndarray, labels: np.ndarray, budget: float, chunk: int = 1000) -> float:
+    """Share of the fraud among the top ``budget`` of ``scores``, ranked within each run of
+    ``chunk`` rows.
+
+    >>> caught_at_budget(np.array([0.9, 0.1, 0.8, 0.2]), np.array([1, 1, 0, 0]), 0.5, chunk=2)
+    0.5
+    """
+    labels = np.asarray(labels)
+    frauds = int(labels.sum())
+    if not frauds:
+        return float("nan")
+    caught = 0
+    for begin in range(0, len(scores), chunk):
+        part, truth = scores[begin : begin + chunk], labels[begin : begin + chunk]
+        top = np.argsort(-part, kind="stable")[: max(1, round(len(part) * budget))]
+        caught += int(truth[top].sum())
+    return caught / frauds
 
 
 @dataclass
@@ -159,14 +190,24 @@ def run_backtest(
     batch_size: int = 500,
     retrain: bool = False,
     retrain_after: int | None = None,
+    retrain_rule: RetrainRule = "selection",
     spec: FeatureSpec | None = None,
     params: TrainingParams | None = None,
+    decision: DecisionSettings | None = None,
+    retraining: RetrainingSettings | None = None,
     on_batch: Callable[[int], None] | None = None,
     partitions: int = 1,
     model: TrainedModel | None = None,
 ) -> BacktestResult:
     """Train on the first ``train_rows`` rows (unless ``model`` is given), stream the rest
-    through the monitor, the rows split round-robin over ``partitions`` partitions."""
+    through the monitor, the rows split round-robin over ``partitions`` partitions.
+
+    With ``retrain``, a second pass closes the loop: ``retrain_after`` rows after an alarm a
+    new model takes over, chosen by ``retrain_rule``: ``selection`` runs the retraining flow's
+    own candidate selection (:mod:`streaming.models.candidates`) and validation on the labelled
+    rows known by then; ``since_drift`` is the rule of earlier versions (the labelled rows since
+    the alarm's window start, at most ``train_rows``, a fixed 0.5 threshold), kept as a baseline.
+    """
     reveal = reveal_rows(frame, label_delay, label_delay_s, time_column)
     spec = spec or infer_spec(frame, label_column, time_column=time_column)
     frame = prepare(frame, label_column, spec)
@@ -175,49 +216,53 @@ def run_backtest(
             f"the input has {len(frame)} rows; more than --train-rows={train_rows} are needed"
         )
     params = params or TrainingParams(min_rows=min(200, train_rows))
+    decision = decision or DecisionSettings()
+    if retrain_rule == "since_drift":
+        decision = DecisionSettings(
+            policy="fixed", threshold=0.5, fp_cost=decision.fp_cost, fn_cost=decision.fn_cost
+        )
     if partitions < 1:
         raise BacktestError(f"--partitions must be at least 1, not {partitions}")
     if model is None:
-        model = initial_model(frame, label_column, spec, train_rows, params)
-    events, scores, static = _stream(
-        frame,
-        label_column,
-        spec,
-        model,
-        settings,
-        train_rows,
-        reveal,
-        batch_size,
-        on_batch,
-        partitions=partitions,
-    )
+        model = initial_model(frame, label_column, spec, train_rows, params, decision)
+    stream = _Stream(frame, label_column, spec, settings, train_rows, reveal, batch_size, partitions)
+    events, static = stream.run(model, on_batch)
     result = BacktestResult(
-        spec, events, scores, frame[label_column].to_numpy()[train_rows:], train_rows, static, model=model
+        spec,
+        events,
+        static.scores,
+        frame[label_column].to_numpy()[train_rows:],
+        train_rows,
+        static,
+        model=model,
     )
     if retrain:
-        _, _, result.retrained = _stream(
-            frame,
-            label_column,
-            spec,
-            model,
-            settings,
+        retrainer = _Retrainer(
+            retrain_rule,
+            params,
+            decision,
+            retraining or RetrainingSettings(min_rows=min(1000, train_rows)),
+            retrain_after if retrain_after is not None else settings.window,
             train_rows,
-            reveal,
-            batch_size,
-            None,
-            retrain_after=retrain_after if retrain_after is not None else settings.window,
-            params=params,
-            partitions=partitions,
         )
+        _, result.retrained = stream.run(model, None, retrainer)
     return result
 
 
+RetrainRule = Literal["selection", "since_drift"]
+
+
 def initial_model(
-    frame: pd.DataFrame, label_column: str, spec: FeatureSpec, train_rows: int, params: TrainingParams
+    frame: pd.DataFrame,
+    label_column: str,
+    spec: FeatureSpec,
+    train_rows: int,
+    params: TrainingParams,
+    decision: DecisionSettings | None = None,
 ) -> TrainedModel:
     """The model trained on the first ``train_rows`` rows of a prepared frame."""
     try:
-        model = train_classifier(frame.iloc[:train_rows], spec, label_column, params)
+        model = train_classifier(frame.iloc[:train_rows], spec, label_column, params, decision)
     except TrainingError as exc:
         raise BacktestError(f"the first {train_rows} rows cannot train a model: {exc}") from exc
     if model.reference is None:
@@ -225,118 +270,224 @@ def initial_model(
     return model
 
 
-def _stream(
-    frame: pd.DataFrame,
-    label_column: str,
-    spec: FeatureSpec,
-    model: TrainedModel,
-    settings: MonitoringSettings,
-    start: int,
-    reveal: np.ndarray,
-    batch_size: int,
-    on_batch: Callable[[int], None] | None,
-    retrain_after: int | None = None,
-    params: TrainingParams | None = None,
-    partitions: int = 1,
-) -> tuple[list[DriftEvent], np.ndarray, Outcome]:
-    """Stream rows ``start..`` through one :class:`ModelMonitor`, as `driftloop score` and
-    `driftloop monitor` would: row ``i`` belongs to partition ``i % partitions`` (its offset
-    there ``i // partitions``, its event time ``i``), each micro-batch becomes one evidence
-    record per partition, each revealed label an outcome at its reveal row."""
-    numeric_all = (
-        frame[list(spec.numeric)].to_numpy(dtype=np.float64) if spec.numeric else np.empty((len(frame), 0))
-    )
-    categorical_all = [frame[name].astype(str).tolist() for name in spec.categorical]
-    labels_all = frame[label_column].to_numpy()
-    row_partition = np.arange(len(frame)) % partitions
-    monitor = ModelMonitor(settings, "backtest", partitions=partitions)
-    threshold = 0.5
-    version = "v1"
-    summarizer = _start(monitor, model, spec, settings, version)
-    events: list[DriftEvent] = []
-    static_scores = np.empty(len(frame) - start)
-    outcome = Outcome()
-    pending_retrain: int | None = None
-    drift_since = start
-    revealed = start  # labels of rows < revealed were handed to the monitor
-    row_scores = np.zeros(len(frame))  # the score each row got from the model serving it
-    row_versions = np.zeros(len(frame), dtype=np.int64)  # which model (1, 2, ...) scored it
-    row = start
-    while row < len(frame):
-        end = min(row + batch_size, len(frame))
-        if pending_retrain is not None:
-            end = min(end, max(pending_retrain, row + 1))
-        rows = slice(row, end)
-        scores = model.predict_proba(model.encoder.frame_matrix(frame.iloc[rows]))
-        static_scores[row - start : end - start] = scores
-        decisions = scores >= threshold
-        outcome.count(decisions, labels_all[rows])
+@dataclass
+class _Stream:
+    """One pass over rows ``start..``, as `driftloop score` and `driftloop monitor` would run
+    it: row ``i`` belongs to partition ``i % partitions`` (its offset there ``i //
+    partitions``, its event time ``i``), each micro-batch becomes one evidence record per
+    partition, each revealed label an outcome at its reveal row."""
+
+    frame: pd.DataFrame
+    label_column: str
+    spec: FeatureSpec
+    settings: MonitoringSettings
+    start: int
+    reveal: np.ndarray
+    batch_size: int
+    partitions: int
+
+    def __post_init__(self) -> None:
+        spec, frame = self.spec, self.frame
+        self.numeric = (
+            frame[list(spec.numeric)].to_numpy(dtype=np.float64)
+            if spec.numeric
+            else np.empty((len(frame), 0))
+        )
+        self.categorical = [frame[name].astype(str).tolist() for name in spec.categorical]
+        self.labels = frame[self.label_column].to_numpy()
+        self.row_partition = np.arange(len(frame)) % self.partitions
+
+    def run(
+        self, model: TrainedModel, on_batch: Callable[[int], None] | None, retrainer: _Retrainer | None = None
+    ) -> tuple[list[DriftEvent], Outcome]:
+        monitor = ModelMonitor(self.settings, "backtest", partitions=self.partitions)
+        served = _Served(model, "v1", self._start(monitor, model, "v1"))
+        events: list[DriftEvent] = []
+        outcome = Outcome(scores=np.empty(len(self.frame) - self.start))
+        row_scores = np.zeros(len(self.frame))  # the score each row got from the model serving it
+        row_thresholds = np.zeros(len(self.frame))
+        row_versions = np.zeros(len(self.frame), dtype=np.int64)  # which model (1, 2, ...) scored it
+        revealed = row = self.start  # labels of rows < revealed were handed to the monitor
+        while row < len(self.frame):
+            end = min(row + self.batch_size, len(self.frame))
+            if retrainer is not None and retrainer.due is not None:
+                end = min(end, max(retrainer.due, row + 1))
+            rows = slice(row, end)
+            scores = served.model.predict_proba(served.model.encoder.frame_matrix(self.frame.iloc[rows]))
+            outcome.scores[row - self.start : end - self.start] = scores
+            decisions = scores >= served.model.threshold
+            outcome.count(decisions, self.labels[rows])
+            row_scores[rows], row_thresholds[rows] = scores, served.model.threshold
+            row_versions[rows] = len(outcome.retrains) + 1
+            self._evidence(monitor, served.summarizer, row, end, scores, decisions)
+            reveal_to = max(self.start, int(np.searchsorted(self.reveal, end - 1, side="right")))
+            if reveal_to > revealed:
+                self._outcomes(
+                    monitor, np.arange(revealed, reveal_to), row_scores, row_thresholds, row_versions
+                )
+                revealed = reveal_to
+            for alarm in sorted(monitor.advance(flush=end == len(self.frame)), key=lambda a: a.event_time_ms):
+                events.append(alarm.to_event("backtest", row=True))
+                if retrainer is not None:
+                    retrainer.alarm(alarm.event_time_ms, alarm.window_start_ms, alarm.detection.window_rows)
+            if on_batch is not None:
+                on_batch(end - row)
+            row = end
+            if retrainer is not None and retrainer.due is not None and row >= retrainer.due:
+                new = retrainer.retrain(self.frame, self.spec, self.label_column, revealed, served.model, row)
+                if new is not None:
+                    outcome.retrains.append(row)
+                    version = f"v{len(outcome.retrains) + 1}"
+                    served = _Served(new, version, self._start(monitor, new, version))
+        if retrainer is not None:
+            outcome.attempts = retrainer.attempts
+        return events, outcome
+
+    def _evidence(
+        self,
+        monitor: ModelMonitor,
+        summarizer: Summarizer,
+        row: int,
+        end: int,
+        scores: np.ndarray,
+        decisions: np.ndarray,
+    ) -> None:
         positions = np.arange(row, end)
-        row_scores[rows] = scores
-        row_versions[rows] = len(outcome.retrains) + 1
+        rows = slice(row, end)
         for evidence in summarizer.summarize(
-            partitions=row_partition[rows],
-            offsets=positions // partitions,
+            partitions=self.row_partition[rows],
+            offsets=positions // self.partitions,
             timestamps=positions,
-            numeric=numeric_all[rows],
-            categorical=[column[rows] for column in categorical_all],
+            numeric=self.numeric[rows],
+            categorical=[column[rows] for column in self.categorical],
             scores=scores,
             decisions=decisions,
         ):
             monitor.add_evidence(evidence)
-        # Labels revealed up to row end-1 are known now (reveal never decreases).
-        reveal_to = max(start, int(np.searchsorted(reveal, end - 1, side="right")))
-        if reveal_to > revealed:
-            known = np.arange(revealed, reveal_to)
-            for p in range(partitions):
-                mine = known[row_partition[known] == p]
-                if len(mine):
-                    monitor.add_outcomes(
-                        OutcomeChunk(
-                            partition=p,
-                            label_times_ms=reveal[mine],
-                            scores=row_scores[mine],
-                            decisions=row_scores[mine] >= threshold,
-                            labels=labels_all[mine],
-                            model_version=f"v{row_versions[mine[0]]}" if row_versions[mine[0]] else version,
-                        )
+
+    def _outcomes(
+        self,
+        monitor: ModelMonitor,
+        known: np.ndarray,
+        row_scores: np.ndarray,
+        row_thresholds: np.ndarray,
+        row_versions: np.ndarray,
+    ) -> None:
+        """Labels revealed by now (reveal never decreases), per partition, as outcomes."""
+        for p in range(self.partitions):
+            mine = known[self.row_partition[known] == p]
+            if len(mine):
+                monitor.add_outcomes(
+                    OutcomeChunk(
+                        partition=p,
+                        label_times_ms=self.reveal[mine],
+                        scores=row_scores[mine],
+                        decisions=row_scores[mine] >= row_thresholds[mine],
+                        labels=self.labels[mine],
+                        model_version=f"v{row_versions[mine[0]]}",
+                        event_times_ms=mine,
                     )
-            revealed = reveal_to
-        alarms = monitor.advance(flush=end == len(frame))
-        for alarm in sorted(alarms, key=lambda a: a.event_time_ms):
-            events.append(alarm.to_event("backtest", row=True))
-            if retrain_after is not None and pending_retrain is None:
-                pending_retrain = alarm.event_time_ms + retrain_after
-                back = alarm.detection.window_rows or settings.window
-                drift_since = max(start, alarm.event_time_ms - back)
-        if on_batch is not None:
-            on_batch(end - row)
-        row = end
-        if pending_retrain is not None and row >= pending_retrain:
-            # The new concept only: labelled rows since the drift began (at most train_rows).
-            assert params is not None
-            labelled = frame.iloc[max(drift_since, revealed - start) : revealed]
-            retrained = _retrained(labelled, spec, label_column, params)
-            if retrained is None:
-                pending_retrain = row + (retrain_after or 0)  # e.g. one class only yet: wait
-                continue
-            model = retrained
-            version = f"v{len(outcome.retrains) + 2}"
-            outcome.retrains.append(row)
-            summarizer = _start(monitor, model, spec, settings, version)
-            pending_retrain = None
-    return events, static_scores, outcome
+                )
+
+    def _start(self, monitor: ModelMonitor, model: TrainedModel, version: str) -> Summarizer:
+        """Point the monitor at a new champion; the summarizer the scorer would run for it."""
+        if model.reference is None:
+            raise BacktestError("a retrained model has no reference (too few rows for a holdout)")
+        layout = BinLayout.of(model.reference, self.spec, self.settings.evidence_bins)
+        monitor.start(version, layout)
+        return Summarizer(
+            layout, "backtest", version, "backtest", "backtest", self.settings.evidence_max_rows
+        )
 
 
-def _start(
-    monitor: ModelMonitor, model: TrainedModel, spec: FeatureSpec, settings: MonitoringSettings, version: str
-) -> Summarizer:
-    """Point the monitor at a new champion; the summarizer the scorer would run for it."""
-    if model.reference is None:
-        raise BacktestError("a retrained model has no reference (too few rows for a holdout)")
-    layout = BinLayout.of(model.reference, spec, settings.evidence_bins)
-    monitor.start(version, layout)
-    return Summarizer(layout, "backtest", version, "backtest", "backtest", settings.evidence_max_rows)
+@dataclass
+class _Served:
+    model: TrainedModel
+    version: str
+    summarizer: Summarizer
+
+
+@dataclass
+class _Retrainer:
+    """When and how the backtest's second pass retrains (see :func:`run_backtest`)."""
+
+    rule: RetrainRule
+    params: TrainingParams
+    decision: DecisionSettings
+    retraining: RetrainingSettings
+    after: int  # rows after an alarm
+    train_rows: int
+    due: int | None = None  # the row at which to retrain
+    drift_since: int = 0
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    def alarm(self, at_row: int, window_start: int | None, window_rows: int | None) -> None:
+        if self.due is None:
+            self.due = at_row + self.after
+            back = window_rows or self.retraining.min_candidate_rows
+            self.drift_since = window_start if window_start is not None else max(0, at_row - back)
+
+    def retrain(
+        self,
+        frame: pd.DataFrame,
+        spec: FeatureSpec,
+        label: str,
+        revealed: int,
+        champion: TrainedModel,
+        row: int,
+    ) -> TrainedModel | None:
+        """The new model (None: none yet; the rule tries again ``after`` rows later, or
+        rejected: back to waiting for an alarm)."""
+        if self.rule == "since_drift":
+            labelled = frame.iloc[self.drift_since : revealed].tail(self.train_rows)
+            try:
+                model = train_classifier(labelled, spec, label, self.params, self.decision)
+            except TrainingError as exc:  # e.g. one class only yet: wait
+                self.attempts.append(
+                    {"row": row, "rule": self.rule, "rows": len(labelled), "waiting": str(exc)}
+                )
+                self.due = row + self.after
+                return None
+            self.attempts.append(
+                {
+                    "row": row,
+                    "rule": self.rule,
+                    "rows": len(labelled),
+                    "threshold": model.threshold,
+                    "accepted": True,
+                }
+            )
+            self.due = None
+            return model
+        labelled = frame.iloc[:revealed].tail(self.retraining.max_rows)
+        first = revealed - len(labelled)
+        selection = select_candidate(
+            labelled,
+            spec,
+            label,
+            self.params,
+            self.decision,
+            self.retraining,
+            drift_start_row=max(0, self.drift_since - first),
+            champion_scores=lambda rows: champion.predict_proba(champion.encoder.frame_matrix(rows)),
+            time_column=None,
+        )
+        verdict = validate_candidate(selection, self.retraining, self.decision)
+        winner = selection.winner
+        self.attempts.append(
+            {
+                "row": row,
+                "rule": self.rule,
+                "rows": len(labelled),
+                "winner": selection.winner_name,
+                "threshold": winner.threshold if winner is not None else None,
+                "accepted": verdict.passed,
+                "reasons": verdict.reasons,
+                "selection": selection.lineage(),
+            }
+        )
+        self.due = None
+        return winner if verdict.passed else None
 
 
 def reveal_rows(
@@ -370,13 +521,3 @@ def reveal_rows(
             f"a label delay in time needs the rows in {time_column!r} order, without gaps; sort the input first"
         )
     return np.searchsorted(seconds, seconds + label_delay_s, side="left")
-
-
-def _retrained(
-    labelled: pd.DataFrame, spec: FeatureSpec, label_column: str, params: TrainingParams
-) -> TrainedModel | None:
-    """A model trained on ``labelled``, or None when it cannot be yet (one class only)."""
-    try:
-        return train_classifier(labelled, spec, label_column, params)
-    except TrainingError:
-        return None

@@ -69,6 +69,7 @@ class OutcomeChunk:
     decisions: np.ndarray
     labels: np.ndarray
     model_version: str
+    event_times_ms: np.ndarray | None = None  # the transactions' own event times (None: the label times)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class ModelAlarm:
     severity: Severity
     model_version: str
     source: OffsetRange | None = None  # the source offsets of ``partition``'s window
+    window_start_ms: int | None = None  # event time of the first transaction of the window that fired
     #: Events the signal's detector had seen when it fired, the firing one included: scored
     #: rows for the feature and prediction signals, outcomes for label and error.
     seen: int = 0
@@ -147,6 +149,9 @@ class ModelAlarm:
             explanation=self.explanation,
             evidence=[] if row else self.evidence,
             event_time=None if row else datetime.fromtimestamp(self.event_time_ms / 1000, UTC),
+            window_start=None
+            if row or self.window_start_ms is None
+            else datetime.fromtimestamp(self.window_start_ms / 1000, UTC),
         )
 
 
@@ -270,7 +275,7 @@ class _Champion:
     window: _Counts | None = None
     recent: _Recent | None = None
     partitions: dict[int, _PartitionWindow] = field(default_factory=dict)
-    outcomes: deque[tuple[float, float]] = field(default_factory=deque)
+    outcomes: deque[tuple[float, float, float]] = field(default_factory=deque)  # (label, loss, event ms)
     rows: int = 0
     labelled: int = 0
 
@@ -519,6 +524,8 @@ class ModelMonitor:
         champion.labelled += len(y)
         self.labelled += len(y)
         recent = champion.outcomes
+        times = chunk.event_times_ms if chunk.event_times_ms is not None else chunk.label_times_ms
+        event_ms = np.asarray(times, dtype=np.float64)
         alarms = []
         for detection in sorted(detections, key=lambda d: d.index):
             seen = first + detection.index + 1
@@ -533,13 +540,18 @@ class ModelMonitor:
             if not opened:
                 continue
             upto = list(
-                zip(y[: detection.index + 1].tolist(), loss[: detection.index + 1].tolist(), strict=True)
+                zip(
+                    y[: detection.index + 1].tolist(),
+                    loss[: detection.index + 1].tolist(),
+                    event_ms[: detection.index + 1].tolist(),
+                    strict=True,
+                )
             )
             window = [*list(recent)[-self.settings.window :], *upto][-self.settings.window :]
             at = int(chunk.label_times_ms[detection.index])
             alarm = self._outcome_alarm(champion, detection, np.array(window), at)
             alarms.append(dataclasses.replace(alarm, seen=seen))
-        recent.extend(zip(y.tolist(), loss.tolist(), strict=True))
+        recent.extend(zip(y.tolist(), loss.tolist(), event_ms.tolist(), strict=True))
         while len(recent) > self.settings.window:
             recent.popleft()
         return alarms
@@ -559,6 +571,7 @@ class ModelMonitor:
         offsets = _offsets(recent.records, self.evidence_topic)
         source_topic = recent.records[-1][0].topic if recent.records else None
         return ModelAlarm(
+            window_start_ms=min((e.event_time_start_ms for e, _ in recent.records), default=None),
             detection=detection,
             rows_seen=self.rows,
             event_time_ms=time_ms,
@@ -593,6 +606,7 @@ class ModelMonitor:
         after = WindowStats(count=len(values), mean=float(values.mean()), std=float(values.std()))
         assert champion.recent is not None
         return ModelAlarm(
+            window_start_ms=int(recent[-back:, 2].min()) if recent.shape[1] > 2 else None,
             detection=detection,
             rows_seen=self.rows,
             event_time_ms=time_ms,

@@ -241,6 +241,7 @@ class MonitorService:
 
     def _chunk(self, partition: int, records: Sequence[Any], version: str) -> OutcomeChunk | None:
         times: list[int] = []
+        event_times: list[int] = []
         scores: list[float] = []
         decisions: list[bool] = []
         labels: list[int] = []
@@ -255,6 +256,7 @@ class MonitorService:
                 metrics.MONITOR_OUTCOMES.labels("other_model").inc()
                 continue
             times.append(int(outcome.label_time.timestamp() * 1000))
+            event_times.append(int(outcome.event_time.timestamp() * 1000))
             scores.append(outcome.score)
             decisions.append(outcome.decision)
             labels.append(outcome.label)
@@ -270,6 +272,7 @@ class MonitorService:
             decisions=np.asarray(decisions, dtype=bool)[order],
             labels=np.asarray(labels, dtype=np.int64)[order],
             model_version=version,
+            event_times_ms=np.asarray(event_times, dtype=np.int64)[order],
         )
 
     def _seek_outcomes_to(self, timestamp_ms: int) -> None:

@@ -21,7 +21,7 @@ from kafka.errors import KafkaError
 
 from streaming.config import Settings
 from streaming.errors import DecodeError, KafkaUnavailableError
-from streaming.events import EventCodec, Outcome, transaction_type
+from streaming.events import DriftEvent, EventCodec, Outcome, transaction_type
 from streaming.kafka.reading import TopicReader
 
 
@@ -107,3 +107,22 @@ def _read_range(
             return records, ranges, undecodable
     except KafkaError as exc:
         raise KafkaUnavailableError(f"reading {topic} failed: {exc}") from exc
+
+
+def find_drift_event(settings: Settings, event_id: str, timeout_s: float = 30.0) -> DriftEvent | None:
+    """The drift event ``event_id`` on ``drift.events`` (the newest copy: a replayed event has
+    the same id), or None when it is not there."""
+    codec = EventCodec(DriftEvent, settings.messages.max_bytes)
+    found = None
+    try:
+        with TopicReader(settings.kafka, settings.topics.drift_events, topic_timeout_s=10.0) as reader:
+            for record in reader.read_to_end(timeout_s, max_records=5000):
+                try:
+                    event = codec.decode(record.value)
+                except DecodeError:
+                    continue
+                if event.event_id == event_id:
+                    found = event
+    except KafkaError as exc:
+        raise KafkaUnavailableError(f"reading {settings.topics.drift_events} failed: {exc}") from exc
+    return found

@@ -54,19 +54,25 @@ def test_backtest_writes_one_event_per_line_with_the_row_it_fired_at(
     assert "drift event(s)" in done.stdout
 
 
-def test_backtest_with_retraining_reports_both_outcomes(drifting_csv: Path, tmp_path: Path) -> None:
+def test_backtest_with_retraining_runs_the_flows_candidate_selection_and_reports_both_outcomes(
+    drifting_csv: Path, tmp_path: Path
+) -> None:
     done = driftloop(
         "backtest", str(drifting_csv), "--label-column", "y", "--train-rows", "3000", "--ignore", "id",
         "--retrain", "--output", str(tmp_path / "d.jsonl"),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "static" in done.stdout and "retrained on" in done.stdout
-    accuracy = [
-        float(line.split("│")[2])
-        for line in done.stdout.splitlines()
-        if "│ static" in line or "│ retrained" in line
-    ]
-    assert len(accuracy) == 2 and accuracy[1] > accuracy[0], done.stdout
+    assert "prequential results" in done.stdout
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    static, retrained = summary["static"], summary["retrained"]
+    assert retrained["retrains_at_rows"], summary
+    attempt = retrained["attempts"][0]
+    assert attempt["accepted"] and attempt["winner"] in {w["name"] for w in attempt["windows"]}
+    assert {w["name"] for w in attempt["windows"]} == {"since_drift", "recent", "history"}
+    assert all(w["skipped"] or w["objective"] >= 0 for w in attempt["windows"])
+    # The new concept (Agrawal function 1 -> 4) costs the static model; the loop recovers.
+    assert retrained["cost"] < static["cost"] and retrained["accuracy"] > static["accuracy"], summary
+    assert summary["decision"]["policy"] == "cost" and 0 < attempt["threshold"] < 1
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,9 @@ from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
-FAST = RetrainingSettings(min_rows=500, max_iter=30, retries=1, retry_delays_s=[0.2])
+FAST = RetrainingSettings(
+    min_rows=500, max_iter=30, retries=1, retry_delays_s=[0.2], min_holdout_positives=10
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,10 +62,23 @@ def updates(settings: Settings, until: Any = lambda us: False, timeout_s: float 
     return decode_all(records, ModelUpdate)
 
 
+def concept_onset() -> datetime:
+    """When the ``settings`` fixture's new fraud pattern begins (same seed, same chunks)."""
+    simulator = TransactionSimulator(seed=21)
+    for _ in range(3):
+        simulator.generate(1000, SCENARIOS["baseline"])
+    return simulator.generate(1000, SCENARIOS["concept"])["event_time"].iloc[0].to_pydatetime()
+
+
 def drift_event(
-    event_id: str, partition: int = 0, signal: str = "error", severity: str = "high"
+    event_id: str,
+    partition: int = 0,
+    signal: str = "error",
+    severity: str = "high",
+    window_start: datetime | None = None,
 ) -> DriftEvent:
     return DriftEvent(
+        window_start=window_start,
         event_id=event_id,
         model_name="fraud",
         model_version="v1",
@@ -78,7 +93,8 @@ def drift_event(
 def test_a_drift_event_becomes_a_signed_challenger_with_lineage_and_a_dataset_snapshot(
     settings: Settings,
 ) -> None:
-    event = drift_event("0b9c1f3e-0000-5000-8000-000000000001")
+    onset = concept_onset()
+    event = drift_event("0b9c1f3e-0000-5000-8000-000000000001", window_start=onset)
     with running(RetrainTrigger(settings), join_timeout_s=120):
         sent = time.monotonic()
         produce(settings, settings.topics.drift_events, [(b"fraud", encode_event(event))])
@@ -98,6 +114,17 @@ def test_a_drift_event_becomes_a_signed_challenger_with_lineage_and_a_dataset_sn
     lineage = manifest.lineage
     assert lineage["drift_event_id"] == event.event_id and lineage["champion_version"] == "v1"
     assert lineage["code_version"] and lineage["window"]["transactions"]["offsets"]
+    # Candidates on three windows, judged on the newest rows since the drift began.
+    assert lineage["drift_started_at"] == onset.isoformat()
+    selection = lineage["selection"]
+    windows = {c["name"]: c for c in selection["candidates"]}
+    assert set(windows) == {"since_drift", "recent", "history"} and selection["winner"] in windows
+    assert windows["since_drift"]["rows"] == 3000 - selection["holdout_rows"]
+    assert all(c["skipped"] or "objective" in c["holdout"] for c in windows.values())
+    assert selection["champion"]["objective"] >= windows[selection["winner"]]["holdout"]["objective"]
+    assert manifest.decision is not None and manifest.decision.policy == "cost"
+    assert manifest.threshold == manifest.decision.threshold and manifest.calibration is not None
+    assert challenger.evidence["selection"]["winner"] == selection["winner"]
     dataset = load_dataset(settings.registry_path, "fraud", lineage["dataset"]["sha256"])
     assert len(dataset) == lineage["dataset"]["rows"] == 6000
     assert set(dataset["label"].unique()) == {0, 1}
@@ -190,7 +217,7 @@ def test_training_that_raises_fails_the_run_and_says_why(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise MemoryError("the training host ran out of memory")
 
-    monkeypatch.setattr(flows.retrain, "train_classifier", broken)
+    monkeypatch.setattr(flows.retrain, "select_candidate", broken)
     with pytest.raises(Exception, match="ran out of memory"):
         run_in_process(settings, "e-broken")
     [published] = outcome_of(settings)
@@ -233,13 +260,13 @@ def test_kafka_going_away_mid_flow_fails_the_run_and_publishes_no_model(
         manifest = train_and_register(settings, history, params=TrainingParams(max_iter=20))
         publish_model_update(settings, champion_update(manifest))
         stream_labelled(settings, TransactionSimulator(seed=5), 2000, SCENARIOS["baseline"])
-        real_train = flows.retrain.train_classifier
+        real_select = flows.retrain.select_candidate
 
         def train_then_lose_kafka(*args: Any, **kwargs: Any) -> Any:
             broker.stop()
-            return real_train(*args, **kwargs)
+            return real_select(*args, **kwargs)
 
-        monkeypatch.setattr(flows.retrain, "train_classifier", train_then_lose_kafka)
+        monkeypatch.setattr(flows.retrain, "select_candidate", train_then_lose_kafka)
         with pytest.raises(Exception, match=r"publishing challenger v2 failed|Kafka|broker"):
             run_in_process(settings, "e-kafka")
     finally:

@@ -1,0 +1,102 @@
+"""Is the selected candidate good enough to become a challenger? Data checks, holdout bars,
+the champion.
+
+Pure: the flow hands in the training rows and the :class:`~streaming.models.candidates.
+Selection`, in which every candidate and the champion were judged on the same newest
+labelled rows (the holdout), so the comparison with the champion is like with like.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from streaming.config import DecisionSettings, RetrainingSettings
+from streaming.errors import TrainingError
+from streaming.features import FeatureSpec
+from streaming.models.candidates import Selection, beats
+from streaming.models.training import check_training_frame
+
+
+@dataclass
+class Validation:
+    """The verdict, its reasons (empty when it passed) and the figures behind it."""
+
+    reasons: list[str] = field(default_factory=list)
+    candidate: dict[str, float] = field(default_factory=dict)
+    champion: dict[str, float] = field(default_factory=dict)
+    champion_version: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.reasons
+
+    def evidence(self) -> dict[str, Any]:
+        return {
+            "candidate": self.candidate,
+            "champion": self.champion,
+            "champion_version": self.champion_version,
+            "reasons": self.reasons,
+        }
+
+
+def check_window(frame: pd.DataFrame, spec: FeatureSpec, settings: RetrainingSettings) -> list[str]:
+    """Data checks before training: schema, nulls, minimum rows, both classes."""
+    try:
+        check_training_frame(frame, spec, "label", settings.min_rows)
+    except TrainingError as exc:
+        return [f"data: {exc}"]
+    nulls = [name for name in spec.categorical if frame[name].isna().any()]
+    if nulls:
+        return [f"data: missing values in {', '.join(nulls)}"]
+    return []
+
+
+def validate_candidate(
+    selection: Selection, settings: RetrainingSettings, decision: DecisionSettings
+) -> Validation:
+    """The selection's winner against the holdout bars from configuration, then against the
+    champion on the same holdout: it must do at least as well on the decision policy's
+    objective, and its ROC AUC may trail the champion's by at most ``champion_margin``."""
+    winner = selection.winner
+    if winner is None:
+        skipped = "; ".join(f"{c.name}: {c.skipped}" for c in selection.candidates if c.skipped)
+        return Validation(reasons=[f"no candidate could be trained ({skipped})"])
+    verdict = Validation(candidate=dict(winner.metrics))
+    if selection.holdout_positives < settings.min_holdout_positives:
+        verdict.reasons.append(
+            f"{selection.holdout_positives} labelled frauds among the {selection.holdout_rows} newest rows, "
+            f"fewer than the {settings.min_holdout_positives} needed to judge a candidate (labels still to come)"
+        )
+    metrics = winner.metrics
+    auc = metrics.get("roc_auc", math.nan)
+    if not auc >= settings.min_roc_auc:
+        verdict.reasons.append(f"holdout ROC AUC {auc:.4f} is below {settings.min_roc_auc}")
+    precision = metrics.get("precision_at_budget", math.nan)
+    if not precision >= settings.min_precision_at_budget:
+        verdict.reasons.append(
+            f"holdout precision at the {decision.alert_budget:.0%} budget {precision:.4f} "
+            f"is below {settings.min_precision_at_budget}"
+        )
+    loss = metrics.get("log_loss", math.nan)
+    if not loss <= settings.max_log_loss:
+        verdict.reasons.append(f"holdout log loss {loss:.4f} is above {settings.max_log_loss}")
+    champion = selection.champion
+    if champion is not None:
+        verdict.champion = dict(champion)
+        mine = next(c.holdout for c in selection.candidates if c.name == selection.winner_name)
+        if not beats(mine, champion, decision):
+            verdict.reasons.append(
+                f"{selection.objective}: {mine['objective']:.4f} against the champion's "
+                f"{champion['objective']:.4f} on the same {selection.holdout_rows} newest rows"
+            )
+        champion_auc = champion.get("roc_auc", math.nan)
+        if auc < champion_auc - settings.champion_margin:
+            verdict.reasons.append(
+                f"ROC AUC {auc:.4f} trails the champion's {champion_auc:.4f} on the same "
+                f"{selection.holdout_rows} rows by more than {settings.champion_margin}"
+            )
+    return verdict
