@@ -287,6 +287,12 @@ class MonitoringSettings(_Section):
         "open, counted from the slowest test's next chance to fire (each partition's own window test "
         "comes round every `window` x partitions pooled rows).",
     )
+    ongoing_every_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A drift episode that persists (new detections, or a label or error rate still out of "
+        "its band) is re-reported as `ongoing` at most once per this many seconds of event time.",
+    )
     reference_rows: int = Field(
         default=2000,
         ge=100,

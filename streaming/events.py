@@ -43,6 +43,7 @@ FeatureValue = float | str
 ModelRole = Literal["champion", "challenger", "shadow"]
 DriftSignal = Literal["feature", "prediction", "label", "error"]
 Severity = Literal["low", "medium", "high"]
+DriftStatus = Literal["opened", "ongoing", "resolved"]
 ModelUpdateStatus = Literal[
     "champion",  # this version serves all traffic
     "challenger",  # validated candidate, ready for a canary
@@ -165,18 +166,24 @@ class FeatureShift(msgspec.Struct, frozen=True, kw_only=True):
     """How much one monitored column moved: a line of a drift event's explanation.
 
     ``column`` is a feature name, or ``"__score__"`` for the model's scores; ``psi`` is the
-    population stability index of the recent window against the reference (on the
-    reference's quantile bins, or its categories); ``p_value`` is the chi-square test's.
+    population stability index (the effect size) of the window against the reference (on the
+    reference's quantile bins, or its categories); ``statistic`` and ``p_value`` are the
+    chi-square test's. ``moved`` is true for a column a test or detector found moved during
+    the episode (significant, and at least ``monitoring.window_min_psi``); the explanation may
+    end with a few columns that did not, for context.
     """
 
     column: str
     psi: float
     p_value: Probability | None = None
+    statistic: float | None = None
+    moved: bool = False
+    partition: NonNegative | None = None  # the partition whose own window it moved in, if not the pool
     before: WindowStats | None = None
     after: WindowStats | None = None
 
     def __post_init__(self) -> None:
-        _require_finite("FeatureShift", psi=self.psi)
+        _require_finite("FeatureShift", psi=self.psi, statistic=self.statistic)
 
 
 class OffsetRange(msgspec.Struct, frozen=True, kw_only=True):
@@ -189,14 +196,19 @@ class OffsetRange(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DriftEvent(_Event, frozen=True, kw_only=True):
-    """A detected drift; ``event_id`` is deterministic for replays.
+    """A drift episode of a model, as it opens, persists and ends; ``event_id`` is
+    deterministic for replays.
 
-    `driftloop monitor` writes one per model per drift episode, on pooled evidence from
-    every partition: ``scope`` lists the source partitions that moved (all of them when the
-    drift is everywhere), ``explanation`` the columns that moved most (largest PSI first),
-    ``evidence`` the ``drift.evidence`` records of the window that fired and the source
-    offsets they summarize. ``partition`` is set when the drift was found in one partition's
-    traffic alone.
+    `driftloop monitor` writes, per model and drift episode, on pooled evidence from every
+    partition: one ``opened`` event at the first detection; ``ongoing`` events while the
+    drift persists (at most one per ``monitoring.ongoing_every_s`` of event time); one
+    ``resolved`` event when the signals are back within their reference band, or a new model
+    took over (``resolution``). All carry the ``episode_id`` (the opening event's id).
+    ``scope`` lists the source partitions that moved (all of them when the drift is
+    everywhere), ``explanation`` every column that moved in the episode so far (largest effect
+    first, then a few that did not, for context), ``evidence`` the ``drift.evidence`` records
+    of the window that fired and the source offsets they summarize. ``partition`` is set when
+    the drift was found in one partition's traffic alone.
     """
 
     event_id: str
@@ -223,6 +235,10 @@ class DriftEvent(_Event, frozen=True, kw_only=True):
     #: Event time of the first transaction of the window the detection fired on: the drift
     #: began at or after it (the retraining flow's "since the drift" window starts here).
     window_start: AwareDatetime | None = None
+    status: DriftStatus = "opened"
+    episode_id: str | None = None
+    episode_started_at: AwareDatetime | None = None  # event time of the opening detection
+    resolution: Literal["back_in_band", "new_model"] | None = None
 
     def __post_init__(self) -> None:
         _require_finite("DriftEvent", statistic=self.statistic)

@@ -91,7 +91,17 @@ MONITOR_ACTIVE = Gauge(
     "driftloop_monitor_active", "1 while this process is the active monitor of its model, 0 on standby."
 )
 DRIFT_EVENTS = Counter(
-    "driftloop_drift_events_total", "Drift events published.", ["signal", "detector", "severity"]
+    "driftloop_drift_events_total",
+    "Drift episodes opened (drift events with status opened).",
+    ["signal", "detector", "severity"],
+)
+DRIFT_REPORTS = Counter(
+    "driftloop_drift_reports_total",
+    "Later reports of drift episodes: status ongoing (it persists) or resolved (it ended).",
+    ["status"],
+)
+DRIFT_EPISODE_OPEN = Gauge(
+    "driftloop_drift_episode_open", "1 while the monitored model has an open drift episode, else 0."
 )
 PREFECT_EVENTS = Counter(
     "driftloop_prefect_events_total",

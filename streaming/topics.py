@@ -108,7 +108,7 @@ def topic_catalogue(
             names.drift_events,
             DriftEvent,
             "model_name",
-            "Detected drifts; the retrain trigger and alert consumers subscribe.",
+            "Drift episodes of each model, one event as each opens, ongoing reports while it persists (at a bounded cadence), one as it is resolved (signals back within their reference band, or a new model took over); the retrain trigger and alert consumers subscribe.",
             1,
             rf,
         ),

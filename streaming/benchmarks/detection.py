@@ -332,7 +332,9 @@ def run_detection_benchmark(
                     model=model,
                 )
                 model = result.model
-                found[f"monitor@{n}"] = sorted(e.row for e in result.events if e.row is not None)
+                found[f"monitor@{n}"] = sorted(
+                    e.row for e in result.events if e.row is not None and e.status == "opened"
+                )
                 found[f"per_partition@{n}"] = per_partition_suites(
                     frame, result, settings, n, label_delay, batch_size
                 )

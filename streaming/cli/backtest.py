@@ -132,12 +132,20 @@ def _print_result(result: BacktestResult, output: Path, streamed: int, decision:
     from rich.table import Table
 
     table = Table(title=f"{len(result.events)} drift event(s) in {streamed} streamed rows -> {output}")
-    for column in ("row", "signal", "detector", "feature", "severity", "p-value"):
+    for column in ("row", "status", "signal", "detector", "feature", "severity", "p-value", "moved"):
         table.add_column(column)
     for event in result.events:
         p_value = "" if event.p_value is None else f"{event.p_value:.2g}"
+        moved = ", ".join(s.column for s in event.explanation if s.moved)
         table.add_row(
-            str(event.row), event.signal, event.detector, event.feature or "", event.severity, p_value
+            str(event.row),
+            event.status + (f" ({event.resolution})" if event.resolution else ""),
+            event.signal,
+            event.detector,
+            event.feature or "",
+            event.severity,
+            p_value,
+            moved,
         )
     console = Console()
     console.print(table)
@@ -175,7 +183,11 @@ def _print_result(result: BacktestResult, output: Path, streamed: int, decision:
 
 def backtest_summary(result: BacktestResult, decision: DecisionSettings) -> dict[str, Any]:
     """What the final JSON line says: the events, and with --retrain both passes' results."""
-    summary: dict[str, Any] = {"drift_events": len(result.events), "rows": len(result.labels)}
+    summary: dict[str, Any] = {
+        "drift_episodes": sum(1 for e in result.events if e.status == "opened"),
+        "drift_events": len(result.events),
+        "rows": len(result.labels),
+    }
 
     def figures(outcome: Outcome) -> dict[str, Any]:
         return {

@@ -136,14 +136,17 @@ def describe(event: Any) -> str:
     """What an event says, in a line (fields that are unset are left out)."""
     kind = type(event).__name__
     if kind == "DriftEvent":
+        moved = [s.column for s in event.explanation if s.moved]
         parts = [
-            f"drift {event.signal}",
+            f"drift {event.signal} {event.status}" + (f" ({event.resolution})" if event.resolution else ""),
             f"detector={event.detector}",
             f"feature={event.feature}" if event.feature else "",
             f"severity={event.severity}",
             f"p={event.p_value:.2g}" if event.p_value is not None else "",
             f"model={event.model_name} {event.model_version}",
             f"partition={event.partition}" if event.partition is not None else "",
+            f"moved={','.join(moved)}" if moved else "",
+            f"episode={event.episode_id}" if event.episode_id and event.episode_id != event.event_id else "",
             f"id={event.event_id}",
         ]
     elif kind == "ModelUpdate":

@@ -88,6 +88,7 @@ def summarize(observed: ObservedRun, scenario: str, seconds: float, interrupted:
         later = [t for t in times if onset is not None and t >= onset]
         return round((min(later) - onset).total_seconds(), 1) if later and onset is not None else None
 
+    opened = [e for e in drift if e.status == "opened"]  # one per drift episode
     fraud = frame["label"] == 1
     promoted = [u.created_at for u in updates if u.status == "promoted"]
     after = frame["time"] >= pd.Timestamp(min(promoted)) if promoted else pd.Series(False, index=frame.index)
@@ -99,8 +100,10 @@ def summarize(observed: ObservedRun, scenario: str, seconds: float, interrupted:
         "median_label_delay_h": round(float(frame["label_delay_s"].median()) / 3600, 1)
         if len(frame)
         else None,
-        "drift_events": len(drift),
-        "drift_events_after_onset": sum(1 for e in drift if onset is not None and e.detected_at >= onset),
+        "drift_events": len(opened),
+        "drift_events_after_onset": sum(1 for e in opened if onset is not None and e.detected_at >= onset),
+        "drift_reports_ongoing": sum(1 for e in drift if e.status == "ongoing"),
+        "drift_episodes_resolved": sum(1 for e in drift if e.status == "resolved"),
         "retrains": sum(1 for u in updates if u.status == "started"),
         "challengers": sum(1 for u in updates if u.status == "challenger"),
         "rejected": sum(1 for u in updates if u.status == "rejected"),
@@ -115,7 +118,7 @@ def summarize(observed: ObservedRun, scenario: str, seconds: float, interrupted:
         "frauds_after_promotion": int((fraud & after).sum()),
         "loop_caught_after_promotion": int((frame["loop"] & fraud & after).sum()),
         "static_caught_after_promotion": int((frame["static"] & fraud & after).sum()),
-        "seconds_onset_to_detection": seconds_after_onset([e.detected_at for e in drift]),
+        "seconds_onset_to_detection": seconds_after_onset([e.detected_at for e in opened]),
         "seconds_onset_to_challenger": seconds_after_onset(
             [u.created_at for u in updates if u.status == "challenger"]
         ),

@@ -110,9 +110,12 @@ def _signals(frame: pd.DataFrame, drift: list[DriftEvent]) -> go.Figure:
     figure.add_scatter(x=_times(frame), y=_rolling(frame["static"] != fraud), name="static model error rate")
     figure.add_scatter(x=_times(frame), y=_rolling(frame["loop"] != fraud), name="loop error rate")
     for event in drift:
-        figure.add_vline(x=pd.Timestamp(event.detected_at), line_color="red", opacity=0.5)
+        if event.status != "ongoing":
+            color = "red" if event.status == "opened" else "green"
+            figure.add_vline(x=pd.Timestamp(event.detected_at), line_color=color, opacity=0.5)
     figure.update_layout(
-        title=f"rolling {_WINDOW} transactions; red lines: drift events", yaxis_title="share of transactions"
+        title=f"rolling {_WINDOW} transactions; red lines: drift episodes opened, green: resolved",
+        yaxis_title="share of transactions",
     )
     return figure
 
@@ -215,8 +218,9 @@ def _drift_label(event: DriftEvent) -> str:
             else f"partition {event.partition}"
         )
     )
-    moved = ", ".join(f"{s.column} (PSI {s.psi:.2f})" for s in event.explanation[:3])
-    return f"{event.model_version} {event.detector} {event.feature or ''}, {scope}" + (
+    moved = ", ".join(f"{s.column} (PSI {s.psi:.2f})" for s in event.explanation if s.moved)
+    ended = f" ({event.resolution.replace('_', ' ')})" if event.resolution else ""
+    return f"{event.status}{ended}: {event.model_version} {event.detector} {event.feature or ''}, {scope}" + (
         f"; moved: {moved}" if moved else ""
     )
 
@@ -225,7 +229,7 @@ def _timeline(drift: list[DriftEvent], updates: list[ModelUpdate]) -> go.Figure:
     figure = go.Figure()
     figure.add_scatter(
         x=[pd.Timestamp(e.detected_at) for e in drift],
-        y=[f"drift: {e.signal}" for e in drift],
+        y=[f"drift: {e.signal} ({e.status})" for e in drift],
         mode="markers",
         name="drift events",
         text=[_drift_label(e) for e in drift],

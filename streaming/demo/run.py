@@ -151,8 +151,13 @@ def demo_settings(base: Settings, run_id: str) -> Settings:
             "trigger": TriggerSettings(group_id=f"demo-{run_id}-trigger", cooldown_s=3600),
             "canary": base.canary.model_copy(update={"min_labels": 300, "evaluate_every_s": 1.0}),
             "join": JoinSettings(group_id=f"demo-{run_id}-join", metrics_port=0, checkpoint_interval_s=0.5),
+            # A day of event time is about 2 s here: an ongoing drift is re-reported every ~10 s.
             "monitoring": base.monitoring.model_copy(
-                update={"group_id": f"demo-{run_id}-monitor", "metrics_port": 0}
+                update={
+                    "group_id": f"demo-{run_id}-monitor",
+                    "metrics_port": 0,
+                    "ongoing_every_s": 5 * 86_400.0,
+                }
             ),
         }
     )
@@ -402,9 +407,11 @@ class _DriftFollower:
 
         for record in self._reader.poll(timeout_ms=0):
             try:
-                self.detected_at.append(self._codec.decode(record.value).detected_at)
+                event = self._codec.decode(record.value)
             except DecodeError:
                 continue  # the trigger dead-letters it; it is no drift to show
+            if event.status == "opened":  # a new drift episode (not its ongoing or resolved reports)
+                self.detected_at.append(event.detected_at)
 
     def close(self) -> None:
         self._reader.close()

@@ -39,21 +39,31 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 import numpy as np
 
 from streaming.config import MonitoringSettings
-from streaming.events import DriftEvent, Evidence, FeatureShift, OffsetRange, Severity, WindowStats
-from streaming.monitoring.episodes import Episodes
+from streaming.events import (
+    DriftEvent,
+    DriftStatus,
+    Evidence,
+    FeatureShift,
+    OffsetRange,
+    Severity,
+    WindowStats,
+)
+from streaming.monitoring.episode import Episode
 from streaming.monitoring.evidence import SCORE, BinLayout, stats_of
 from streaming.monitoring.merging import EventTimeMerger, OffsetLedger
 from streaming.monitoring.monitors import Detection, DetectorMonitor
 from streaming.monitoring.severity import rate_severity, shift_severity
 from streaming.monitoring.window_tests import chi_square_counts, holm
 
-#: Columns an explanation lists at most.
+#: Columns an explanation lists at least (those that moved, then others for context).
 EXPLAIN_TOP = 5
+_SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 
 _Location = tuple[int, int] | None  # (evidence partition, evidence offset), where known
 
@@ -104,30 +114,41 @@ class ModelAlarm:
     #: Events the signal's detector had seen when it fired, the firing one included: scored
     #: rows for the feature and prediction signals, outcomes for label and error.
     seen: int = 0
+    scope_found: bool = True  # False: no partition moved on its own, ``scope`` is every one seen
+    status: DriftStatus = "opened"
+    episode_id: str | None = None
+    episode_started_ms: int | None = None
+    resolution: Literal["back_in_band", "new_model"] | None = None
 
     @property
     def signal(self) -> str:
         return self.detection.signal
 
+    def event_id(self, model_name: str) -> str:
+        """Deterministic: a replay publishes the same alarm under the same id."""
+        d = self.detection
+        parts: tuple[object, ...] = (
+            (model_name, self.model_version, d.signal, d.detector, d.feature, self.partition, self.rows_seen)
+            if self.status == "opened"
+            else (self.episode_id, self.status, self.rows_seen, self.event_time_ms)
+        )
+        identity = "|".join(map(str, parts))
+        return str(uuid.UUID(bytes=hashlib.sha256(identity.encode()).digest()[:16], version=5))
+
     def to_event(self, model_name: str, row: bool = False) -> DriftEvent:
         """The DriftEvent; the same alarm always gets the same ``event_id``. With ``row``
         (the backtest), ``row`` is the alarm's event time, there a row number."""
         d = self.detection
-        identity = "|".join(
-            str(part)
-            for part in (
-                model_name,
-                self.model_version,
-                d.signal,
-                d.detector,
-                d.feature,
-                self.partition,
-                self.rows_seen,
-            )
-        )
-        event_id = str(uuid.UUID(bytes=hashlib.sha256(identity.encode()).digest()[:16], version=5))
+        event_id = self.event_id(model_name)
         source = self.source if not row else None
+        started = self.episode_started_ms
         return DriftEvent(
+            status=self.status,
+            episode_id=self.episode_id or event_id,
+            episode_started_at=None
+            if row or started is None
+            else datetime.fromtimestamp(started / 1000, UTC),
+            resolution=self.resolution,
             event_id=event_id,
             model_name=model_name,
             model_version=self.model_version,
@@ -315,6 +336,9 @@ class ModelMonitor:
         Named in the evidence offsets of drift events.
     """
 
+    #: Snapshots of monitors from before episodes had a lifecycle have no open episode.
+    episode: Episode | None = None
+
     def __init__(
         self,
         settings: MonitoringSettings,
@@ -335,7 +359,7 @@ class ModelMonitor:
             lateness_ms, partitions, idle_s, held
         )
         self.outcomes: EventTimeMerger[OutcomeChunk] = EventTimeMerger(lateness_ms, partitions, idle_s, held)
-        self.episodes = Episodes(warmup=0, cooldown=settings.cooldown)
+        self.episode: Episode | None = None  # the model's open drift episode
         self.champion: _Champion | None = None
         self.retired: set[str] = set()
         self.skipped: dict[str, int] = {}  # reason -> records (other_model, other_bins, duplicate, overlap)
@@ -363,8 +387,12 @@ class ModelMonitor:
         alarms = self.advance(flush=True) if self.champion is not None else []
         if self.champion is not None:
             self.retired.add(self.champion.version)
+            if self.episode is not None:  # a new model took over: the old one's drift is closed
+                alarms.append(
+                    self._episode_alarm(self.champion, self.episode, "resolved", self.merged_to, "new_model")
+                )
+        self.episode = None
         self.champion = _Champion(version, layout, self.settings)
-        self.episodes = Episodes(warmup=0, cooldown=self.settings.cooldown)
         return alarms
 
     # -- input -------------------------------------------------------------------------
@@ -480,6 +508,8 @@ class ModelMonitor:
         elif own.ready and own.tested_at == 0:
             own.tested_at = self.rows
         alarms = []
+        # The pooled stream's event time: a late record's own is older than what it joined.
+        at = max(evidence.event_time_end_ms, self.merged_to)
         for detection, partition, spacing in sorted(detections, key=lambda d: d[0].index):
             seen = first + detection.index + 1
             if seen < settings.warmup:
@@ -487,20 +517,11 @@ class ModelMonitor:
             # The quiet period counts from the slowest test's next chance to fire: each
             # partition's window test fires once per `window` of its own rows, many more
             # pooled rows, and would otherwise reopen an episode its persisting drift keeps.
-            cycle = max(spacing, self._partition_cycle())
-            opened = self.episodes.fire(
-                "model", self.rows - evidence.rows + detection.index + 1, hold=cycle + settings.cooldown
-            )
-            self.detections.append(
-                Seen(detection.signal, detection.detector, detection.feature, seen, opened)
-            )
-            if not opened:
-                continue
-            # The pooled stream's event time: a late record's own is older than what it joined.
-            at = max(evidence.event_time_end_ms, self.merged_to)
-            alarm = self._input_alarm(champion, detection, partition, at)
-            alarms.append(dataclasses.replace(alarm, seen=seen))
-        return alarms
+            quiet_rows = max(spacing, self._partition_cycle()) + settings.cooldown
+            alarm = dataclasses.replace(self._input_alarm(champion, detection, partition, at), seen=seen)
+            opening = self._on_detection(alarm, self.rows - evidence.rows + detection.index + 1, quiet_rows)
+            alarms += [opening] if opening is not None else []
+        return alarms + self._episode_step(champion, self.rows, at)
 
     def _partition_cycle(self) -> int:
         """Pooled rows in which every partition's own window test comes round once (traffic
@@ -531,14 +552,6 @@ class ModelMonitor:
             seen = first + detection.index + 1
             if seen < self.settings.warmup:
                 continue
-            opened = self.episodes.fire(
-                "model", self.rows, hold=self._partition_cycle() + self.settings.cooldown
-            )
-            self.detections.append(
-                Seen(detection.signal, detection.detector, detection.feature, seen, opened)
-            )
-            if not opened:
-                continue
             upto = list(
                 zip(
                     y[: detection.index + 1].tolist(),
@@ -549,12 +562,130 @@ class ModelMonitor:
             )
             window = [*list(recent)[-self.settings.window :], *upto][-self.settings.window :]
             at = int(chunk.label_times_ms[detection.index])
-            alarm = self._outcome_alarm(champion, detection, np.array(window), at)
-            alarms.append(dataclasses.replace(alarm, seen=seen))
+            alarm = dataclasses.replace(
+                self._outcome_alarm(champion, detection, np.array(window), at), seen=seen
+            )
+            opening = self._on_detection(alarm, self.rows, self._partition_cycle() + self.settings.cooldown)
+            alarms += [opening] if opening is not None else []
         recent.extend(zip(y.tolist(), loss.tolist(), event_ms.tolist(), strict=True))
         while len(recent) > self.settings.window:
             recent.popleft()
-        return alarms
+        return alarms + self._episode_step(champion, self.rows, time_ms)
+
+    # -- episodes ----------------------------------------------------------------------
+
+    def _on_detection(self, alarm: ModelAlarm, position: int, quiet_rows: int) -> ModelAlarm | None:
+        """Open an episode (the alarm, to publish) or extend the open one (None)."""
+        episode = self.episode
+        d = alarm.detection
+        self.detections.append(Seen(d.signal, d.detector, d.feature, alarm.seen, episode is None))
+        found = alarm.scope if alarm.scope_found else []
+        if episode is None:
+            episode_id = alarm.event_id(self.model_name)
+            self.episode = Episode.open(
+                episode_id,
+                signal=d.signal,
+                position=position,
+                time_ms=alarm.event_time_ms,
+                quiet_rows=quiet_rows,
+            )
+            self.episode.note([s for s in alarm.explanation if s.moved], found)
+            opening = dataclasses.replace(
+                alarm, episode_id=episode_id, episode_started_ms=alarm.event_time_ms
+            )
+            self.episode.opening = opening
+            return opening
+        episode.extend(d.signal, position=position, quiet_rows=quiet_rows)
+        episode.note([s for s in alarm.explanation if s.moved], found)
+        return None
+
+    def _episode_step(self, champion: _Champion, position: int, time_ms: int) -> list[ModelAlarm]:
+        """After new input: resolve the open episode once it is quiet and its rates are back
+        in their band, or re-report it (``ongoing``) when a report is due and it persists."""
+        episode = self.episode
+        if episode is None:
+            return []
+        settings = self.settings
+        out_of_band = [
+            s for s in ("label", "error") if s in episode.signals and not self._in_band(champion, s)
+        ]
+        if episode.quiet(position):
+            if not out_of_band:
+                self.episode = None
+                return [self._episode_alarm(champion, episode, "resolved", time_ms, "back_in_band")]
+            episode.quiet_from = position + settings.cooldown  # still out of its band: stays open
+        if episode.report_due(time_ms, int(settings.ongoing_every_s * 1000)) and (
+            episode.detections > episode.detections_reported or out_of_band
+        ):
+            episode.reported(time_ms)
+            return [self._episode_alarm(champion, episode, "ongoing", time_ms)]
+        return []
+
+    def _in_band(self, champion: _Champion, signal: str) -> bool:
+        """Whether the newest outcomes' label (or error) rate is back within its reference
+        band: not clearly (95% confidence) 1.5x above or below the reference, the severity
+        scale's "medium" mark."""
+        recent = champion.outcomes
+        if len(recent) < min(self.settings.window, 200):
+            return False  # too few labels yet to say
+        values = np.fromiter((row[0 if signal == "label" else 1] for row in recent), np.float64, len(recent))
+        reference = champion.layout.reference
+        if signal == "label":
+            expected = reference.positive_rate
+        else:
+            expected = reference.brier if self.settings.error_input == "brier" else reference.error_rate
+        rate = float(values.mean())
+        margin = 1.96 * float(values.std()) / math.sqrt(len(values))
+        return not (rate - margin > 1.5 * expected or rate + margin < expected / 1.5)
+
+    def _episode_alarm(
+        self,
+        champion: _Champion,
+        episode: Episode,
+        status: DriftStatus,
+        time_ms: int,
+        resolution: Literal["back_in_band", "new_model"] | None = None,
+    ) -> ModelAlarm:
+        """An ``ongoing`` or ``resolved`` report of ``episode``: what opened it, with every
+        column and partition that moved since."""
+        opening = episode.opening
+        assert opening is not None
+        layout = champion.layout
+        assert champion.recent is not None
+        moved = episode.explanation()
+        context = [
+            msgspec.structs.replace(s, moved=False)
+            for s in _explain(layout, champion.recent.counts, self.settings)
+            if s.column not in episode.moved
+        ]
+        scope = sorted(episode.scope) or sorted(self.partitions_seen)
+        return dataclasses.replace(
+            opening,
+            status=status,
+            resolution=resolution,
+            rows_seen=self.rows,
+            event_time_ms=max(time_ms, opening.event_time_ms),
+            explanation=[*moved, *context[: max(0, EXPLAIN_TOP - len(moved))]],
+            scope=scope,
+            scope_found=bool(episode.scope),
+            partitions_seen=len(self.partitions_seen),
+            evidence=_offsets(champion.recent.records, self.evidence_topic),
+            severity="low"
+            if status == "resolved"
+            else max(
+                (
+                    opening.severity,
+                    *(
+                        shift_severity(
+                            s.before or WindowStats(count=0), s.after or WindowStats(count=0), s.psi
+                        )
+                        for s in moved
+                    ),
+                ),
+                key=_SEVERITY_RANK.__getitem__,
+            ),
+            episode_started_ms=episode.opened_time_ms,
+        )
 
     # -- alarms ------------------------------------------------------------------------
 
@@ -563,26 +694,49 @@ class ModelMonitor:
     ) -> ModelAlarm:
         layout = champion.layout
         assert champion.recent is not None
-        recent = champion.partitions[partition].recent if partition is not None else champion.recent
+        own = champion.partitions[partition] if partition is not None else None
+        recent = own.recent if own is not None else champion.recent
         column = detection.feature if detection.signal == "feature" else SCORE
-        explanation = _explain(layout, recent.counts)
-        before, after = _before_after(layout, recent.counts, column)
-        psi = next((s.psi for s in explanation if s.column == column), None)
+        explanation = _explain(layout, champion.recent.counts, self.settings)
+        if own is not None:  # it moved in one partition's own window, against its own baseline
+            mine = FeatureShift(
+                column=column or SCORE,
+                psi=detection.effect or 0.0,
+                p_value=detection.p_value,
+                statistic=detection.statistic,
+                moved=True,
+                partition=partition,
+                before=_stats(layout, own.baseline, column),
+                after=_stats(layout, own.recent.counts, column),
+            )
+        else:
+            pooled = next(s for s in explanation if s.column == (column or SCORE))
+            mine = msgspec.structs.replace(
+                pooled,
+                moved=True,
+                psi=max(pooled.psi, detection.effect or 0.0),
+                p_value=detection.p_value if detection.p_value is not None else pooled.p_value,
+                statistic=detection.statistic if detection.statistic is not None else pooled.statistic,
+            )
+        explanation = _ranked([mine, *(s for s in explanation if s.column != mine.column)])
+        before, after = mine.before or WindowStats(count=0), mine.after or WindowStats(count=0)
         offsets = _offsets(recent.records, self.evidence_topic)
         source_topic = recent.records[-1][0].topic if recent.records else None
+        scope, found = self._scope(champion, column, partition)
         return ModelAlarm(
             window_start_ms=min((e.event_time_start_ms for e, _ in recent.records), default=None),
             detection=detection,
             rows_seen=self.rows,
             event_time_ms=time_ms,
             partition=partition,
-            scope=self._scope(champion, column, partition),
+            scope=scope,
+            scope_found=found,
             partitions_seen=len(self.partitions_seen),
             explanation=explanation,
             evidence=offsets,
             before=before,
             after=after,
-            severity=shift_severity(before, after, psi),
+            severity=shift_severity(before, after, mine.psi),
             model_version=champion.version,
             source=next((r for r in offsets if r.topic == source_topic and r.partition == partition), None)
             if partition is not None
@@ -612,8 +766,9 @@ class ModelMonitor:
             event_time_ms=time_ms,
             partition=None,
             scope=sorted(self.partitions_seen),
+            scope_found=False,
             partitions_seen=len(self.partitions_seen),
-            explanation=_explain(champion.layout, champion.recent.counts),
+            explanation=_explain(champion.layout, champion.recent.counts, self.settings),
             evidence=_offsets(champion.recent.records, self.evidence_topic),
             before=before,
             after=after,
@@ -621,9 +776,10 @@ class ModelMonitor:
             model_version=champion.version,
         )
 
-    def _scope(self, champion: _Champion, column: str | None, found_in: int | None) -> list[int]:
+    def _scope(self, champion: _Champion, column: str | None, found_in: int | None) -> tuple[list[int], bool]:
         """The partitions whose recent rows differ from their own baseline on ``column`` (Holm,
-        with at least ``window_min_psi`` of effect); all partitions seen when none does on its own."""
+        with at least ``window_min_psi`` of effect), and True; or all partitions seen and False
+        when none does on its own."""
         tested: list[tuple[int, float, float]] = []
         for partition, window in sorted(champion.partitions.items()):
             if not window.ready or window.recent.counts.rows < min(self.settings.window, 100):
@@ -641,7 +797,7 @@ class ModelMonitor:
             if r and psi >= self.settings.window_min_psi
         }
         scope = sorted(moved | ({found_in} if found_in is not None else set()))
-        return scope or sorted(self.partitions_seen)
+        return (scope, True) if scope else (sorted(self.partitions_seen), False)
 
 
 def _window_detection(test: _ColumnTest, index: int, rows: int) -> Detection:
@@ -657,19 +813,45 @@ def _window_detection(test: _ColumnTest, index: int, rows: int) -> Detection:
     )
 
 
-def _explain(layout: BinLayout, counts: _Counts) -> list[FeatureShift]:
-    """The columns that moved most in ``counts`` (largest PSI first)."""
+def _explain(layout: BinLayout, counts: _Counts, settings: MonitoringSettings) -> list[FeatureShift]:
+    """Every column of ``counts`` (a recent pooled window) against the reference: ``moved``
+    where its test rejects (Holm across the features at ``window_alpha``; the scores at
+    ``window_alpha``) with a PSI of at least ``window_min_psi``; see :func:`_ranked`."""
     if counts.rows == 0:
         return []
     features, score = _column_tests(layout, counts)
-    ranked = sorted([*features, score], key=lambda t: -t.psi)[:EXPLAIN_TOP]
+    rejected = (
+        holm([t.p_value for t in features], settings.window_alpha) if features else np.zeros(0, dtype=bool)
+    )
+    significant = [*(bool(r) for r in rejected), score.p_value <= settings.window_alpha]
     shifts = []
-    for test in ranked:
+    for test, sure in zip([*features, score], significant, strict=True):
         before, after = _before_after(layout, counts, test.column)
         shifts.append(
-            FeatureShift(column=test.column, psi=test.psi, p_value=test.p_value, before=before, after=after)
+            FeatureShift(
+                column=test.column,
+                psi=test.psi,
+                p_value=test.p_value,
+                statistic=test.statistic if math.isfinite(test.statistic) else None,
+                moved=sure and test.psi >= settings.window_min_psi,
+                before=before,
+                after=after,
+            )
         )
-    return shifts
+    return _ranked(shifts)
+
+
+def _ranked(shifts: list[FeatureShift]) -> list[FeatureShift]:
+    """The columns that moved, largest effect first, then the largest of the others, for
+    context, up to :data:`EXPLAIN_TOP` lines in all (every column that moved is listed)."""
+    moved = sorted((s for s in shifts if s.moved), key=lambda s: -s.psi)
+    others = sorted((s for s in shifts if not s.moved), key=lambda s: -s.psi)
+    return [*moved, *others[: max(0, EXPLAIN_TOP - len(moved))]]
+
+
+def _stats(layout: BinLayout, counts: _Counts, column: str | None) -> WindowStats:
+    """The mean and spread of ``column`` in ``counts`` (a count only for a category)."""
+    return _before_after(layout, counts, column)[1]
 
 
 def _before_after(layout: BinLayout, counts: _Counts, column: str | None) -> tuple[WindowStats, WindowStats]:

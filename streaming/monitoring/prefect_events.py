@@ -1,11 +1,12 @@
 """Drift events in Prefect's event feed, for the UI and for automations.
 
-Each model-level drift event is also posted to the Prefect server's events API as
-``driftloop.drift.detected``: the resource is the model (``driftloop.model.<name>``), the
-payload the drift event itself, the id derived from the drift event's id (a replay posts
-the same event id again). A deployment trigger on that event starts the retraining
-deployment, the alternative to `driftloop trigger` (README: "Retraining from a Prefect
-automation").
+Each model-level drift event is also posted to the Prefect server's events API:
+``driftloop.drift.detected`` when a drift episode opens, ``driftloop.drift.ongoing`` while it
+persists, ``driftloop.drift.resolved`` when it ends. The resource is the model
+(``driftloop.model.<name>``), the payload the drift event itself, the id derived from the
+drift event's id (a replay posts the same event id again). A deployment trigger on
+``driftloop.drift.detected`` starts the retraining deployment once per episode, the
+alternative to `driftloop trigger` (README: "Retraining from a Prefect automation")
 
 Posting is best effort: the drift event is on ``drift.events`` already, and Prefect being
 down must not stop monitoring. A failure is logged and counted
@@ -27,8 +28,14 @@ from streaming.logs import get_logger
 
 log = get_logger("driftloop.prefect_events")
 
-#: The Prefect event name of a drift.
+#: The Prefect event name of a drift episode that opens (what the retraining automation expects).
 DRIFT_EVENT = "driftloop.drift.detected"
+#: The Prefect event name of each drift event status.
+EVENT_NAMES = {
+    "opened": DRIFT_EVENT,
+    "ongoing": "driftloop.drift.ongoing",
+    "resolved": "driftloop.drift.resolved",
+}
 
 
 def model_resource_id(model_name: str) -> str:
@@ -41,13 +48,14 @@ def prefect_event(event: DriftEvent) -> dict[str, Any]:
     return {
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"driftloop:{event.event_id}")),
         "occurred": event.detected_at.isoformat(),
-        "event": DRIFT_EVENT,
+        "event": EVENT_NAMES[event.status],
         "resource": {
             "prefect.resource.id": model_resource_id(event.model_name),
             "prefect.resource.name": event.model_name,
             "driftloop.model.version": event.model_version,
             "driftloop.drift.signal": event.signal,
             "driftloop.drift.severity": event.severity,
+            "driftloop.drift.status": event.status,
         },
         "payload": msgspec.to_builtins(event),
         "related": [],

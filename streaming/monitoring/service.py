@@ -314,20 +314,23 @@ class MonitorService:
             self.stats.drift_events += 1
             self.stats.published.append(event)
             self.stats.alarms.append(alarm)
-            metrics.DRIFT_EVENTS.labels(event.signal, event.detector, event.severity).inc()
-            log.warning(
-                "drift detected: %s",
-                event.signal,
-                extra={
-                    "event_id": event.event_id,
-                    "feature": event.feature,
-                    "detector": event.detector,
-                    "severity": event.severity,
-                    "scope": event.scope,
-                    "partition": event.partition,
-                    "top": [s.column for s in event.explanation[:3]],
-                },
-            )
+            context = {
+                "event_id": event.event_id,
+                "episode_id": event.episode_id,
+                "signal": event.signal,
+                "feature": event.feature,
+                "detector": event.detector,
+                "severity": event.severity,
+                "scope": event.scope,
+                "partition": event.partition,
+                "moved": [s.column for s in event.explanation if s.moved],
+            }
+            if event.status == "opened":
+                metrics.DRIFT_EVENTS.labels(event.signal, event.detector, event.severity).inc()
+                log.warning("drift detected: %s", event.signal, extra=context)
+            else:
+                metrics.DRIFT_REPORTS.labels(event.status).inc()
+                log.warning("drift %s: %s", event.status, event.resolution or event.signal, extra=context)
             if self._prefect is not None:
                 self._prefect.send(event)
 
@@ -339,6 +342,7 @@ class MonitorService:
             metrics.MONITOR_EVENT_TIME.set(newest / 1000)
             metrics.MONITOR_WATERMARK_LAG.set(max(0, newest - (mark if mark is not None else newest)) / 1000)
         metrics.MONITOR_PARTITIONS.set(len(monitor.partitions_seen))
+        metrics.DRIFT_EPISODE_OPEN.set(1 if monitor.episode is not None else 0)
 
     # -- checkpoints and handover ------------------------------------------------------------
 

@@ -1,7 +1,9 @@
 """`driftloop trigger`: drift events in, retraining runs out.
 
-A consumer-group member on ``drift.events``. Each event of the configured model goes
-through the :class:`RetrainPolicy`; an event that passes starts the ``retrain`` flow, either
+A consumer-group member on ``drift.events``. Each ``opened`` or ``ongoing`` event of the
+configured model goes through the :class:`RetrainPolicy` (an ``ongoing`` one is how a drift
+that outlived a rejected candidate gets another run, after the cooldown); ``resolved`` events
+start nothing. An event that passes starts the ``retrain`` flow, either
 through a Prefect deployment (``trigger.deployment``, served by `driftloop worker`; the
 drift event id is the idempotency key, so a replayed event never creates a second run) or
 in-process in a background thread (:class:`InProcessLauncher`), or in a child process
@@ -243,6 +245,9 @@ class RetrainTrigger:
         if event.model_name != self.settings.model_name:
             return
         context = {"drift_event_id": event.event_id, "signal": event.signal, "partition": event.partition}
+        if event.status == "resolved":
+            log.info("drift episode resolved (%s): nothing to retrain", event.resolution, extra=context)
+            return
         if self.plan.challenger is not None:
             # A challenger under evaluation decides first; its outcome may already fix the drift.
             log.info(

@@ -89,6 +89,10 @@ def run(monitor: ModelMonitor, records: list[Evidence]) -> list[ModelAlarm]:
     return alarms + monitor.advance(flush=True)
 
 
+def opened(alarms: list[ModelAlarm]) -> list[ModelAlarm]:
+    return [a for a in alarms if a.status == "opened"]
+
+
 def test_evidence_adds_up_whatever_the_batches() -> None:
     frame = TransactionSimulator(seed=1).generate(1200)
     whole = Feed(1, batch=1200).evidence(frame)
@@ -114,7 +118,8 @@ def test_one_monitor_is_quiet_on_the_baseline_and_raises_one_alarm_on_a_covariat
     assert run(monitor, feed.evidence(baseline)) == []
     shifted = simulator.generate(8000, SCENARIOS["covariate"])
     alarms = run(monitor, feed.evidence(shifted))
-    assert len(alarms) == 1, [(a.signal, a.detection.detector, a.partition) for a in alarms]
+    assert len(opened(alarms)) == 1, [(a.status, a.signal, a.detection.detector, a.partition) for a in alarms]
+    assert {a.status for a in alarms} <= {"opened", "ongoing"}, "the drift lasts to the end"
     alarm = alarms[0]
     assert alarm.signal in ("feature", "prediction") and alarm.partition is None
     assert alarm.rows_seen - 15_000 < 1500, "detection must not slow down with the partition count"
@@ -138,7 +143,7 @@ def test_a_shift_in_one_partitions_traffic_is_found_scoped_to_it_and_raised_once
             shifted[shifted["account_id"].map(lambda a: account_partition(a, 12)) == 5],
         ]
     ).sort_values("event_time")
-    alarms = run(monitor, feed.evidence(mixed))
+    alarms = opened(run(monitor, feed.evidence(mixed)))
     assert alarms, "a drift in one partition of twelve went unseen"
     assert alarms[0].scope == [5]
     # Partition 5's own window test comes round every ~12,000 pooled rows and rejects each
@@ -153,7 +158,7 @@ def test_a_significant_but_immaterial_shift_is_no_drift() -> None:
     # another (seed 12): on 1,000 rows the chi-square test of hour_of_day rejects (p < 0.001)
     # a shift of PSI 0.07, below the 0.1 that counts as a moderate shift.
     records = Feed(1).evidence(TransactionSimulator(seed=12).generate(40_000))
-    without_floor = run(fresh_monitor(1, window_min_psi=0.0), records)
+    without_floor = opened(run(fresh_monitor(1, window_min_psi=0.0), records))
     assert [(a.detection.detector, a.detection.feature) for a in without_floor] == [
         ("chi_square", "hour_of_day")
     ]
@@ -198,9 +203,9 @@ def test_a_restored_monitor_detects_exactly_like_the_uninterrupted_one() -> None
     monitor = fresh_monitor(4)
     run(monitor, before)
     restored = pickle.loads(pickle.dumps(monitor))
-    expected = [(a.signal, a.rows_seen, a.scope) for a in run(monitor, after)]
+    expected = [(a.status, a.signal, a.rows_seen, a.scope) for a in run(monitor, after)]
     assert expected
-    assert [(a.signal, a.rows_seen, a.scope) for a in run(restored, after)] == expected
+    assert [(a.status, a.signal, a.rows_seen, a.scope) for a in run(restored, after)] == expected
 
 
 def test_the_labels_show_a_fraud_wave_and_other_models_outcomes_are_skipped() -> None:
@@ -228,3 +233,78 @@ def test_the_labels_show_a_fraud_wave_and_other_models_outcomes_are_skipped() ->
     alarms = monitor.advance(flush=True)
     assert [a.signal for a in alarms][:1] in (["label"], ["error"])
     assert monitor.labelled == 8000
+
+
+def test_a_persisting_drift_is_reported_ongoing_with_every_column_that_moved_then_resolved() -> None:
+    simulator = TransactionSimulator(seed=12)
+    feed = Feed(4)
+    monitor = fresh_monitor(4, ongoing_every_s=3600)  # one row a second: an hour is 3,600 rows
+    run(monitor, feed.evidence(simulator.generate(10_000)))
+    during = run(monitor, feed.evidence(simulator.generate(14_000, SCENARIOS["covariate"])))
+    after = run(monitor, feed.evidence(simulator.generate(30_000)))
+    statuses = [a.status for a in during + after]
+    assert statuses[0] == "opened" and statuses.count("opened") == 1, statuses
+    assert 2 <= [a.status for a in during].count("ongoing") <= 14_000 // 3600 + 1, statuses
+    assert statuses[-1] == "resolved" and statuses.count("resolved") == 1, statuses
+    events = [a.to_event("fraud") for a in during + after]
+    assert len({e.episode_id for e in events}) == 1 and events[0].episode_id == events[0].event_id
+    assert len({e.event_id for e in events}) == len(events)
+    ongoing = [e for e in events if e.status == "ongoing"]
+    times = [e.event_time for e in ongoing]
+    assert all((b - a).total_seconds() >= 3600 for a, b in zip(times, times[1:], strict=False))
+    # Spend x1.8, more online, holiday shopping: every column that moved is named, with its
+    # effect and test statistic, largest first.
+    moved = [s for s in ongoing[-1].explanation if s.moved]
+    assert {"amount", "amount_to_avg_ratio", "merchant_category", "channel"} <= {s.column for s in moved}, (
+        moved
+    )
+    assert [s.psi for s in moved] == sorted((s.psi for s in moved), reverse=True)
+    assert all(s.psi >= 0.1 and s.statistic is not None for s in moved if s.partition is None)
+    resolved = events[-1]
+    assert resolved.resolution == "back_in_band" and resolved.severity == "low"
+    assert resolved.event_time is not None and resolved.event_time > ongoing[-1].event_time
+
+
+def test_a_new_model_taking_over_resolves_the_open_episode() -> None:
+    simulator = TransactionSimulator(seed=13)
+    feed = Feed(2)
+    monitor = fresh_monitor(2)
+    run(monitor, feed.evidence(simulator.generate(10_000)))
+    assert opened(run(monitor, feed.evidence(simulator.generate(3000, SCENARIOS["covariate"]))))
+    assert monitor.episode is not None
+    [resolved] = monitor.start("v2", layout())
+    assert (resolved.status, resolved.resolution) == ("resolved", "new_model")
+    assert monitor.episode is None
+
+
+def test_a_rate_still_out_of_its_band_keeps_the_episode_open_until_it_is_back() -> None:
+    monitor = fresh_monitor(1, ongoing_every_s=5)
+    rng = np.random.default_rng(1)
+    simulator, feed = TransactionSimulator(seed=14), Feed(1)
+
+    def labels(n: int, rate: float) -> list[ModelAlarm]:
+        """``n`` transactions scored, and ``n`` labels (of earlier ones) at ``rate`` fraud."""
+        frame = simulator.generate(n)
+        for record in feed.evidence(frame):
+            monitor.add_evidence(record)
+        time = int(frame["event_time"].iloc[0].timestamp() * 1000)
+        monitor.add_outcomes(
+            OutcomeChunk(
+                partition=0,
+                label_times_ms=np.arange(time, time + n),
+                scores=np.full(n, 0.1),
+                decisions=np.zeros(n, dtype=bool),
+                labels=(rng.random(n) < rate).astype(np.int64),
+                model_version="v1",
+            )
+        )
+        return monitor.advance(flush=True)
+
+    reference = layout().reference.positive_rate
+    quiet = [a for _ in range(20) for a in labels(500, reference)]
+    assert quiet == []
+    wave = [a for _ in range(40) for a in labels(500, 0.2)]  # a fraud wave that lasts
+    assert [a.status for a in wave][:1] == ["opened"] and "resolved" not in {a.status for a in wave}
+    assert {a.status for a in wave[1:]} == {"ongoing"}, "out of its band, it is re-reported"
+    back = [a for _ in range(40) for a in labels(500, reference)]
+    assert [a.status for a in back if a.status != "ongoing"] == ["resolved"], [a.status for a in back]

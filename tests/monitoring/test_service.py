@@ -148,10 +148,12 @@ def test_twelve_partitions_three_scorers_one_drift_make_exactly_one_drift_event_
             scorer.send_signal(signal.SIGTERM)
         for scorer in scorers:
             scorer.wait(timeout=60)
-    assert len(events) == 1, [
-        (e.signal, e.detector, e.feature, e.partition, e.event_time, late) for e in events
+    opened = [e for e in events if e.status == "opened"]
+    assert len(opened) == 1, [
+        (e.status, e.signal, e.detector, e.feature, e.partition, e.event_time, late) for e in events
     ]
-    event = events[0]
+    event = opened[0]
+    assert all(e.episode_id == event.event_id and e.status == "ongoing" for e in events[1:]), "one episode"
     assert event.model_name == settings.model_name and event.model_version == "v1"
     assert event.signal in ("feature", "prediction")
     assert event.event_time is not None and event.event_time >= drifted["event_time"].iloc[0], (
@@ -232,7 +234,8 @@ def test_a_scorer_replaying_what_it_summarized_before_a_crash_is_not_counted_twi
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=60)
-    assert len(events) == 1
+    assert [e.status for e in events if e.status == "opened"] == ["opened"]
+    assert all(e.episode_id == events[0].event_id for e in events), "one episode, its later reports"
     assert events[0].event_time is not None and events[0].event_time >= drifted["event_time"].iloc[0]
 
 
