@@ -287,6 +287,30 @@ class MonitoringSettings(_Section):
         "open, counted from the slowest test's next chance to fire (each partition's own window test "
         "comes round every `window` x partitions pooled rows).",
     )
+    performance_window: int = Field(
+        default=5000,
+        ge=100,
+        description="Pooled rows per window of the online performance estimate (from the calibrated scores, "
+        "before any label).",
+    )
+    performance_metric: Literal[
+        "roc_auc", "recall_at_budget", "precision_at_budget", "recall", "precision"
+    ] = Field(
+        default="recall_at_budget",
+        description="The estimated metric the `performance` drift signal watches.",
+    )
+    performance_max_drop: float = Field(
+        default=0.1,
+        ge=0,
+        description="A window whose estimate of `performance_metric` is this much below the model's own "
+        "estimate on its holdout is a `performance` detection.",
+    )
+    performance_min: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Or an absolute bound: a window's estimate below it is a `performance` detection.",
+    )
     ongoing_every_s: float = Field(
         default=3600.0,
         gt=0,
@@ -391,8 +415,8 @@ class MonitoringSettings(_Section):
         return self
 
 
-DriftSignalName = Literal["feature", "prediction", "label", "error"]
-_SIGNALS: tuple[DriftSignalName, ...] = ("feature", "prediction", "label", "error")
+DriftSignalName = Literal["feature", "prediction", "label", "error", "performance"]
+_SIGNALS: tuple[DriftSignalName, ...] = ("feature", "prediction", "label", "error", "performance")
 
 
 class DecisionSettings(_Section):

@@ -41,7 +41,7 @@ NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 FeatureValue = float | str
 
 ModelRole = Literal["champion", "challenger", "shadow"]
-DriftSignal = Literal["feature", "prediction", "label", "error"]
+DriftSignal = Literal["feature", "prediction", "label", "error", "performance"]
 Severity = Literal["low", "medium", "high"]
 DriftStatus = Literal["opened", "ongoing", "resolved"]
 ModelUpdateStatus = Literal[
@@ -276,6 +276,15 @@ class Evidence(_Event, frozen=True, kw_only=True):
     decisions: NonNegative
     categorical: list[list[NonNegative]]
     producer: str
+    #: For the online performance estimate (empty when the model carries no calibration):
+    #: the sums of the rows' calibrated fraud probabilities, in all, over the flagged rows and
+    #: over the rows at or above the alert budget's score, and per bin of that probability.
+    probability_sum: float = 0.0
+    flagged_probability_sum: float = 0.0
+    budget_flagged: NonNegative = 0
+    budget_probability_sum: float = 0.0
+    probability_counts: list[NonNegative] = []
+    probability_sums: list[float] = []
 
     def __post_init__(self) -> None:
         for value in (*self.numeric_sum, *self.numeric_sum_squares, self.score_sum, self.score_sum_squares):

@@ -100,6 +100,18 @@ DRIFT_REPORTS = Counter(
     "Later reports of drift episodes: status ongoing (it persists) or resolved (it ended).",
     ["status"],
 )
+PERFORMANCE_ESTIMATED = Gauge(
+    "driftloop_performance_estimated",
+    "The champion's performance estimated from its calibrated scores, before any label, over the latest "
+    "window of monitoring.performance_window rows (metric: fraud_rate, precision, recall, flagged_share, "
+    "precision_at_budget, recall_at_budget, budget_share, roc_auc).",
+    ["metric"],
+)
+PERFORMANCE_REALIZED = Gauge(
+    "driftloop_performance_realized",
+    "The same metrics realized on the champion's newest monitoring.performance_window labelled outcomes.",
+    ["metric"],
+)
 DRIFT_EPISODE_OPEN = Gauge(
     "driftloop_drift_episode_open", "1 while the monitored model has an open drift episode, else 0."
 )

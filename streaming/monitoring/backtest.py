@@ -41,7 +41,8 @@ from streaming.models.training import (
 )
 from streaming.models.validation import validate_candidate
 from streaming.monitoring.evidence import BinLayout, Summarizer
-from streaming.monitoring.model_monitor import ModelMonitor, OutcomeChunk
+from streaming.monitoring.model_monitor import ROW_MS, ModelMonitor, OutcomeChunk
+from streaming.monitoring.performance import PerformanceFigures, PerformanceModel
 from streaming.monitoring.suspect_columns import suspect_columns
 
 
@@ -58,6 +59,8 @@ class Outcome:
     #: One entry per retraining attempt: row, window rows, the candidates tried, threshold, verdict.
     attempts: list[dict[str, Any]] = field(default_factory=list)
     scores: np.ndarray = field(default_factory=lambda: np.empty(0))  # each streamed row's served score
+    #: The online performance estimate of the last model serving: (row its window ended at, figures).
+    estimates: list[tuple[int, PerformanceFigures]] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
@@ -225,7 +228,9 @@ def run_backtest(
         raise BacktestError(f"--partitions must be at least 1, not {partitions}")
     if model is None:
         model = initial_model(frame, label_column, spec, train_rows, params, decision)
-    stream = _Stream(frame, label_column, spec, settings, train_rows, reveal, batch_size, partitions)
+    stream = _Stream(
+        frame, label_column, spec, settings, train_rows, reveal, batch_size, partitions, decision.alert_budget
+    )
     events, static = stream.run(model, on_batch)
     result = BacktestResult(
         spec,
@@ -274,7 +279,7 @@ def initial_model(
 class _Stream:
     """One pass over rows ``start..``, as `driftloop score` and `driftloop monitor` would run
     it: row ``i`` belongs to partition ``i % partitions`` (its offset there ``i //
-    partitions``, its event time ``i``), each micro-batch becomes one evidence record per
+    partitions``, its event time ``i`` seconds), each micro-batch becomes one evidence record per
     partition, each revealed label an outcome at its reveal row."""
 
     frame: pd.DataFrame
@@ -285,6 +290,7 @@ class _Stream:
     reveal: np.ndarray
     batch_size: int
     partitions: int
+    alert_budget: float = 0.01
 
     def __post_init__(self) -> None:
         spec, frame = self.spec, self.frame
@@ -329,7 +335,8 @@ class _Stream:
             for alarm in sorted(monitor.advance(flush=end == len(self.frame)), key=lambda a: a.event_time_ms):
                 events.append(alarm.to_event("backtest", row=True))
                 if retrainer is not None:
-                    retrainer.alarm(alarm.event_time_ms, alarm.window_start_ms, alarm.detection.window_rows)
+                    start = alarm.window_start_ms // ROW_MS if alarm.window_start_ms is not None else None
+                    retrainer.alarm(alarm.event_time_ms // ROW_MS, start, alarm.detection.window_rows)
             if on_batch is not None:
                 on_batch(end - row)
             row = end
@@ -341,6 +348,10 @@ class _Stream:
                     served = _Served(new, version, self._start(monitor, new, version))
         if retrainer is not None:
             outcome.attempts = retrainer.attempts
+        if monitor.champion is not None:  # the last champion's estimates, at the row each window ended
+            outcome.estimates = [
+                (time_ms // ROW_MS, figures) for time_ms, figures in monitor.champion.estimates
+            ]
         return events, outcome
 
     def _evidence(
@@ -357,7 +368,7 @@ class _Stream:
         for evidence in summarizer.summarize(
             partitions=self.row_partition[rows],
             offsets=positions // self.partitions,
-            timestamps=positions,
+            timestamps=positions * ROW_MS,
             numeric=self.numeric[rows],
             categorical=[column[rows] for column in self.categorical],
             scores=scores,
@@ -380,12 +391,12 @@ class _Stream:
                 monitor.add_outcomes(
                     OutcomeChunk(
                         partition=p,
-                        label_times_ms=self.reveal[mine],
+                        label_times_ms=self.reveal[mine] * ROW_MS,
                         scores=row_scores[mine],
                         decisions=row_scores[mine] >= row_thresholds[mine],
                         labels=self.labels[mine],
                         model_version=f"v{row_versions[mine[0]]}",
-                        event_times_ms=mine,
+                        event_times_ms=mine * ROW_MS,
                     )
                 )
 
@@ -394,9 +405,22 @@ class _Stream:
         if model.reference is None:
             raise BacktestError("a retrained model has no reference (too few rows for a holdout)")
         layout = BinLayout.of(model.reference, self.spec, self.settings.evidence_bins)
-        monitor.start(version, layout)
+        scores = np.asarray(model.reference.scores)
+        performance = (
+            PerformanceModel.of(model.calibration, model.threshold, scores, self.alert_budget)
+            if model.calibration is not None
+            else None
+        )
+        monitor.start(version, layout, performance)
         return Summarizer(
-            layout, "backtest", version, "backtest", "backtest", self.settings.evidence_max_rows
+            layout,
+            "backtest",
+            version,
+            "backtest",
+            "backtest",
+            self.settings.evidence_max_rows,
+            calibration=model.calibration,
+            budget_threshold=performance.budget_score if performance is not None else None,
         )
 
 

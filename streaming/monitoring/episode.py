@@ -42,6 +42,8 @@ class Episode:
     scope: set[int] = field(default_factory=set)
     moved: dict[str, FeatureShift] = field(default_factory=dict)  # column -> its largest shift so far
     opening: Any = None  # the alarm that opened it (the monitor's ModelAlarm)
+    #: For each rate signal that fired (label, error): its level before the drift, the band's centre.
+    baselines: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def open(cls, episode_id: str, *, signal: str, position: int, time_ms: int, quiet_rows: int) -> Episode:

@@ -35,12 +35,15 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import repeat
+from typing import Any
 
 import numpy as np
 
 from streaming.events import Evidence, WindowStats
 from streaming.features import FeatureSpec
+from streaming.models.calibration import Calibration
 from streaming.models.reference import ReferenceProfile
+from streaming.monitoring.performance import BINS, PROBABILITY_EDGES
 
 #: The column name scores go by in explanations and window tests.
 SCORE = "__score__"
@@ -139,8 +142,12 @@ class Summarizer:
         topic: str,
         producer: str,
         max_rows: int = 100,
+        calibration: Calibration | None = None,
+        budget_threshold: float | None = None,
     ) -> None:
         self.layout = layout
+        self.calibration = calibration  # with it, the sums of the performance estimate too
+        self.budget_threshold = budget_threshold if budget_threshold is not None else np.inf
         self.max_rows = max_rows
         self.model_name = model_name
         self.model_version = model_version
@@ -202,6 +209,7 @@ class Summarizer:
             if numeric.shape[1]
             else np.zeros((0, p))
         )
+        performance = self._performance(slot, p, scores, decisions)
         score_sum = np.bincount(slot, weights=scores, minlength=p)
         score_squares = np.bincount(slot, weights=scores**2, minlength=p)
         rows = np.bincount(slot, minlength=p)
@@ -236,9 +244,33 @@ class Summarizer:
                 decisions=int(positive[i]),
                 categorical=[c[i].tolist() for c in category_counts],
                 producer=self.producer,
+                **{name: values[i] for name, values in performance.items()},
             )
             for i in range(p)
         ]
+
+    def _performance(
+        self, slot: np.ndarray, pieces: int, scores: np.ndarray, decisions: np.ndarray
+    ) -> dict[str, list[Any]]:
+        """Per record, the sums of the calibrated probabilities (:mod:`.performance`)."""
+        if self.calibration is None:
+            return {}
+        probability = self.calibration.apply(scores)
+        flagged = decisions.astype(bool)
+        top = scores >= self.budget_threshold
+        bins = np.searchsorted(PROBABILITY_EDGES, probability, side="right")
+        return {
+            "probability_sum": np.bincount(slot, weights=probability, minlength=pieces).tolist(),
+            "flagged_probability_sum": np.bincount(
+                slot, weights=probability * flagged, minlength=pieces
+            ).tolist(),
+            "budget_flagged": np.bincount(slot, weights=top, minlength=pieces).astype(np.int64).tolist(),
+            "budget_probability_sum": np.bincount(slot, weights=probability * top, minlength=pieces).tolist(),
+            "probability_counts": _counts(slot, bins, pieces, BINS).tolist(),
+            "probability_sums": np.bincount(slot * BINS + bins, weights=probability, minlength=pieces * BINS)
+            .reshape(pieces, BINS)
+            .tolist(),
+        }
 
 
 def _counts(slot: np.ndarray, codes: np.ndarray, partitions: int, bins: int) -> np.ndarray:

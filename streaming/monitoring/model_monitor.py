@@ -58,12 +58,18 @@ from streaming.monitoring.episode import Episode
 from streaming.monitoring.evidence import SCORE, BinLayout, stats_of
 from streaming.monitoring.merging import EventTimeMerger, OffsetLedger
 from streaming.monitoring.monitors import Detection, DetectorMonitor
+from streaming.monitoring.performance import PerformanceFigures, PerformanceModel, PerformanceSums, realized
 from streaming.monitoring.severity import rate_severity, shift_severity
 from streaming.monitoring.window_tests import chi_square_counts, holm
 
 #: Columns an explanation lists at least (those that moved, then others for context).
 EXPLAIN_TOP = 5
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
+#: The backtest's event time: one second per row.
+ROW_MS = 1000
+#: Labelled outcomes a rate must be measured on to say whether it is back in its band.
+BAND_OUTCOMES = 2000
+MIN_RATE_OUTCOMES = 500
 
 _Location = tuple[int, int] | None  # (evidence partition, evidence offset), where known
 
@@ -137,7 +143,8 @@ class ModelAlarm:
 
     def to_event(self, model_name: str, row: bool = False) -> DriftEvent:
         """The DriftEvent; the same alarm always gets the same ``event_id``. With ``row``
-        (the backtest), ``row`` is the alarm's event time, there a row number."""
+        (the backtest, where row ``i``'s event time is ``i`` seconds), ``row`` is the row the
+        alarm fired at."""
         d = self.detection
         event_id = self.event_id(model_name)
         source = self.source if not row else None
@@ -158,7 +165,7 @@ class ModelAlarm:
             partition=self.partition,
             offset_start=source.start if source is not None else None,
             offset_end=source.end if source is not None else None,
-            row=self.event_time_ms if row else None,
+            row=self.event_time_ms // ROW_MS if row else None,
             before=self.before,
             after=self.after,
             statistic=d.statistic if d.statistic is None or math.isfinite(d.statistic) else None,
@@ -299,6 +306,12 @@ class _Champion:
     outcomes: deque[tuple[float, float, float]] = field(default_factory=deque)  # (label, loss, event ms)
     rows: int = 0
     labelled: int = 0
+    performance: PerformanceModel | None = None  # None: the model carries no calibration
+    estimate_sums: PerformanceSums = field(default_factory=PerformanceSums)
+    estimate: PerformanceFigures | None = None  # of the latest full window
+    #: (event time ms, estimate) of the recent windows, newest last.
+    estimates: deque[tuple[int, PerformanceFigures]] = field(default_factory=lambda: deque(maxlen=500))
+    labelled_recent: deque[tuple[float, bool, int]] = field(default_factory=deque)  # (score, decision, label)
 
     def __post_init__(self) -> None:
         settings, params = self.settings, self.settings.detector_params
@@ -381,9 +394,12 @@ class ModelMonitor:
         """True for a model version this monitor should switch to (a new champion)."""
         return version != self.version and version not in self.retired
 
-    def start(self, version: str, layout: BinLayout) -> list[ModelAlarm]:
-        """Watch ``version`` from now on, against ``layout`` (its reference's bins). What is
-        pending for the previous champion is processed first; its late records are skipped."""
+    def start(
+        self, version: str, layout: BinLayout, performance: PerformanceModel | None = None
+    ) -> list[ModelAlarm]:
+        """Watch ``version`` from now on, against ``layout`` (its reference's bins), and with
+        ``performance`` (its calibration) estimate how it does. What is pending for the
+        previous champion is processed first; its late records are skipped."""
         alarms = self.advance(flush=True) if self.champion is not None else []
         if self.champion is not None:
             self.retired.add(self.champion.version)
@@ -392,7 +408,7 @@ class ModelMonitor:
                     self._episode_alarm(self.champion, self.episode, "resolved", self.merged_to, "new_model")
                 )
         self.episode = None
-        self.champion = _Champion(version, layout, self.settings)
+        self.champion = _Champion(version, layout, self.settings, performance=performance)
         return alarms
 
     # -- input -------------------------------------------------------------------------
@@ -507,6 +523,9 @@ class ModelMonitor:
             own.counts = _Counts(layout)
         elif own.ready and own.tested_at == 0:
             own.tested_at = self.rows
+        detections += [
+            (d, None, settings.performance_window) for d in self._estimate(champion, evidence, last)
+        ]
         alarms = []
         # The pooled stream's event time: a late record's own is older than what it joined.
         at = max(evidence.event_time_end_ms, self.merged_to)
@@ -518,7 +537,12 @@ class ModelMonitor:
             # partition's window test fires once per `window` of its own rows, many more
             # pooled rows, and would otherwise reopen an episode its persisting drift keeps.
             quiet_rows = max(spacing, self._partition_cycle()) + settings.cooldown
-            alarm = dataclasses.replace(self._input_alarm(champion, detection, partition, at), seen=seen)
+            alarm = dataclasses.replace(
+                self._performance_alarm(champion, detection, at)
+                if detection.signal == "performance"
+                else self._input_alarm(champion, detection, partition, at),
+                seen=seen,
+            )
             opening = self._on_detection(alarm, self.rows - evidence.rows + detection.index + 1, quiet_rows)
             alarms += [opening] if opening is not None else []
         return alarms + self._episode_step(champion, self.rows, at)
@@ -570,7 +594,106 @@ class ModelMonitor:
         recent.extend(zip(y.tolist(), loss.tolist(), event_ms.tolist(), strict=True))
         while len(recent) > self.settings.window:
             recent.popleft()
+        labelled = champion.labelled_recent
+        labelled.extend(
+            zip(
+                np.asarray(chunk.scores, dtype=np.float64).tolist(),
+                np.asarray(chunk.decisions, dtype=bool).tolist(),
+                np.asarray(chunk.labels, dtype=np.int64).tolist(),
+                strict=True,
+            )
+        )
+        while len(labelled) > self.settings.performance_window:
+            labelled.popleft()
         return alarms + self._episode_step(champion, self.rows, time_ms)
+
+    # -- performance -------------------------------------------------------------------
+
+    def _estimate(self, champion: _Champion, evidence: Evidence, last: int) -> list[Detection]:
+        """Add the record's probability sums to the estimate; at the end of each
+        ``performance_window`` rows, the window's estimate, and a ``performance`` detection
+        when its metric is below the bound."""
+        model = champion.performance
+        if model is None or not evidence.probability_counts:
+            return []
+        champion.estimate_sums.add(
+            PerformanceSums(
+                rows=evidence.rows,
+                probability=evidence.probability_sum,
+                flagged=evidence.decisions,
+                flagged_probability=evidence.flagged_probability_sum,
+                budget_flagged=evidence.budget_flagged,
+                budget_probability=evidence.budget_probability_sum,
+                counts=np.asarray(evidence.probability_counts, dtype=np.int64),
+                probabilities=np.asarray(evidence.probability_sums, dtype=np.float64),
+            )
+        )
+        if champion.estimate_sums.rows < self.settings.performance_window:
+            return []
+        figures = champion.estimate_sums.figures()
+        champion.estimate_sums = PerformanceSums()
+        champion.estimate = figures
+        champion.estimates.append((max(evidence.event_time_end_ms, self.merged_to), figures))
+        metric = self.settings.performance_metric
+        value, bound = getattr(figures, metric), self._performance_bound(model)
+        if not value < bound:  # NaN (nothing to say) is no detection
+            return []
+        baseline = getattr(model.baseline, metric)
+        return [
+            Detection(
+                "performance",
+                "cbpe",
+                last,
+                feature=metric,
+                statistic=value,
+                effect=baseline - value,
+                window_rows=figures.rows,
+            )
+        ]
+
+    def _performance_bound(self, model: PerformanceModel) -> float:
+        if self.settings.performance_min is not None:
+            return self.settings.performance_min
+        metric = self.settings.performance_metric
+        return float(getattr(model.baseline, metric)) - self.settings.performance_max_drop
+
+    def performance(self) -> tuple[PerformanceFigures | None, PerformanceFigures | None]:
+        """The champion's latest estimated figures (None before a full window) and the realized
+        ones on its newest ``performance_window`` labelled outcomes (None before any)."""
+        champion = self.champion
+        if champion is None or champion.performance is None:
+            return None, None
+        labelled = champion.labelled_recent
+        real = None
+        if labelled:
+            scores, decisions, labels = (np.array(column) for column in zip(*labelled, strict=True))
+            real = realized(labels, scores, decisions, champion.performance.budget_score)
+        return champion.estimate, real
+
+    def _performance_alarm(self, champion: _Champion, detection: Detection, time_ms: int) -> ModelAlarm:
+        assert champion.performance is not None and champion.recent is not None
+        baseline = float(getattr(champion.performance.baseline, self.settings.performance_metric))
+        value = detection.statistic if detection.statistic is not None else math.nan
+        before = WindowStats(count=champion.layout.reference.rows, mean=baseline)
+        after = WindowStats(count=detection.window_rows or 0, mean=value)
+        drop = baseline - value
+        recent = champion.recent
+        return ModelAlarm(
+            window_start_ms=min((e.event_time_start_ms for e, _ in recent.records), default=None),
+            detection=detection,
+            rows_seen=self.rows,
+            event_time_ms=time_ms,
+            partition=None,
+            scope=sorted(self.partitions_seen),
+            scope_found=False,
+            partitions_seen=len(self.partitions_seen),
+            explanation=_explain(champion.layout, recent.counts, self.settings),
+            evidence=_offsets(recent.records, self.evidence_topic),
+            before=before,
+            after=after,
+            severity="high" if drop >= 2 * self.settings.performance_max_drop else "medium",
+            model_version=champion.version,
+        )
 
     # -- episodes ----------------------------------------------------------------------
 
@@ -580,6 +703,13 @@ class ModelMonitor:
         d = alarm.detection
         self.detections.append(Seen(d.signal, d.detector, d.feature, alarm.seen, episode is None))
         found = alarm.scope if alarm.scope_found else []
+        champion = self.champion
+        assert champion is not None
+        baseline = math.nan
+        if d.signal in ("label", "error") and (episode is None or d.signal not in episode.baselines):
+            # The band the rate must come back to: its level before the change the detector saw.
+            before = self._rate(champion, d.signal, skip=d.window_rows or 0)
+            baseline = before if before is not None else self._reference_rate(champion, d.signal)
         if episode is None:
             episode_id = alarm.event_id(self.model_name)
             self.episode = Episode.open(
@@ -590,6 +720,8 @@ class ModelMonitor:
                 quiet_rows=quiet_rows,
             )
             self.episode.note([s for s in alarm.explanation if s.moved], found)
+            if d.signal in ("label", "error"):
+                self.episode.baselines[d.signal] = baseline
             opening = dataclasses.replace(
                 alarm, episode_id=episode_id, episode_started_ms=alarm.event_time_ms
             )
@@ -597,6 +729,8 @@ class ModelMonitor:
             return opening
         episode.extend(d.signal, position=position, quiet_rows=quiet_rows)
         episode.note([s for s in alarm.explanation if s.moved], found)
+        if d.signal in ("label", "error") and d.signal not in episode.baselines:
+            episode.baselines[d.signal] = baseline
         return None
 
     def _episode_step(self, champion: _Champion, position: int, time_ms: int) -> list[ModelAlarm]:
@@ -607,7 +741,9 @@ class ModelMonitor:
             return []
         settings = self.settings
         out_of_band = [
-            s for s in ("label", "error") if s in episode.signals and not self._in_band(champion, s)
+            s
+            for s in ("label", "error", "performance")
+            if s in episode.signals and not self._in_band(champion, s)
         ]
         if episode.quiet(position):
             if not out_of_band:
@@ -622,21 +758,45 @@ class ModelMonitor:
         return []
 
     def _in_band(self, champion: _Champion, signal: str) -> bool:
-        """Whether the newest outcomes' label (or error) rate is back within its reference
-        band: not clearly (95% confidence) 1.5x above or below the reference, the severity
-        scale's "medium" mark."""
-        recent = champion.outcomes
-        if len(recent) < min(self.settings.window, 200):
+        """Whether a signal that fired is back within its band. A rate (label, error): the
+        newest :data:`BAND_OUTCOMES` outcomes' rate is within two standard errors of its level
+        before the drift (the rate the detector saw as normal). The performance estimate: the
+        latest window's is back above its bound."""
+        if signal == "performance":
+            model, estimate = champion.performance, champion.estimate
+            if model is None or estimate is None:
+                return True
+            return not getattr(estimate, self.settings.performance_metric) < self._performance_bound(model)
+        episode = self.episode
+        rate = self._rate(champion, signal, newest=BAND_OUTCOMES)
+        if rate is None or episode is None:
             return False  # too few labels yet to say
-        values = np.fromiter((row[0 if signal == "label" else 1] for row in recent), np.float64, len(recent))
+        level = episode.baselines.get(signal, self._reference_rate(champion, signal))
+        spread = math.sqrt(max(level * (1 - level), 1e-12) / BAND_OUTCOMES)  # a rate's standard error
+        return abs(rate - level) < 2 * spread
+
+    def _rate(self, champion: _Champion, signal: str, newest: int = 0, skip: int = 0) -> float | None:
+        """The label (or error) rate of the newest labelled outcomes, leaving out the last
+        ``skip``; None with fewer than :data:`MIN_RATE_OUTCOMES` of them."""
+        rows = list(champion.labelled_recent)
+        rows = rows[: len(rows) - skip] if skip else rows
+        rows = rows[-newest:] if newest else rows
+        if len(rows) < MIN_RATE_OUTCOMES:
+            return None
+        scores, decisions, labels = (
+            np.asarray(column, dtype=np.float64) for column in zip(*rows, strict=True)
+        )
+        if signal == "label":
+            return float(labels.mean())
+        if self.settings.error_input == "brier":
+            return float(((scores - labels) ** 2).mean())
+        return float((decisions != labels).mean())
+
+    def _reference_rate(self, champion: _Champion, signal: str) -> float:
         reference = champion.layout.reference
         if signal == "label":
-            expected = reference.positive_rate
-        else:
-            expected = reference.brier if self.settings.error_input == "brier" else reference.error_rate
-        rate = float(values.mean())
-        margin = 1.96 * float(values.std()) / math.sqrt(len(values))
-        return not (rate - margin > 1.5 * expected or rate + margin < expected / 1.5)
+            return reference.positive_rate
+        return reference.brier if self.settings.error_input == "brier" else reference.error_rate
 
     def _episode_alarm(
         self,

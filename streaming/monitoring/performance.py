@@ -45,6 +45,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from streaming.models.calibration import Calibration
+
 #: Interior edges of the calibrated-probability bins the ROC AUC estimate counts on.
 PROBABILITY_EDGES = np.geomspace(1e-4, 1.0, 33)[1:-1]
 BINS = len(PROBABILITY_EDGES) + 1
@@ -166,3 +168,30 @@ def realized(
 
 def _ratio(part: float, whole: float) -> float:
     return float(part) / float(whole) if whole else math.nan
+
+
+def budget_score(reference_scores: np.ndarray, alert_budget: float) -> float:
+    """The score at or above which ``alert_budget`` of the reference's transactions lie."""
+    scores = np.asarray(reference_scores, dtype=np.float64)
+    return float(np.quantile(scores, 1.0 - alert_budget)) if len(scores) else math.inf
+
+
+@dataclass(frozen=True)
+class PerformanceModel:
+    """What estimating one model's performance needs: its calibration, its decision threshold,
+    the alert budget's score, and the estimate on its own holdout (the baseline a drop is
+    measured from)."""
+
+    calibration: Calibration
+    threshold: float
+    budget_score: float
+    baseline: PerformanceFigures
+
+    @classmethod
+    def of(
+        cls, calibration: Calibration, threshold: float, reference_scores: np.ndarray, alert_budget: float
+    ) -> PerformanceModel:
+        scores = np.asarray(reference_scores, dtype=np.float64)
+        top = budget_score(scores, alert_budget)
+        sums = PerformanceSums.of(calibration.apply(scores), scores >= threshold, scores >= top)
+        return cls(calibration, threshold, top, sums.figures())

@@ -37,6 +37,7 @@ from streaming.kafka.native import NativeDeliveryError, NativeProducer
 from streaming.logs import get_logger
 from streaming.models.registry import ModelRegistry
 from streaming.monitoring.evidence import BinLayout, Summarizer
+from streaming.monitoring.performance import budget_score
 from streaming.scoring.scorer import BatchObserver, ScoredBatch
 
 log = get_logger("driftloop.evidence")
@@ -137,11 +138,12 @@ class EvidencePublisher(BatchObserver):
 
     def _summarizer(self, version: str) -> Summarizer | None:
         if version not in self._summarizers:
+            manifest = None
             try:
-                reference = self._registry.manifest(self.settings.model_name, version).reference
+                manifest = self._registry.manifest(self.settings.model_name, version)
             except ModelRejectedError as exc:
                 log.warning("no drift evidence for %s: %s", version, exc)
-                reference = None
+            reference = manifest.reference if manifest is not None else None
             if reference is None:
                 log.warning(
                     "model %s %s carries no reference profile: its traffic is scored but not monitored",
@@ -150,6 +152,7 @@ class EvidencePublisher(BatchObserver):
                 )
                 self._summarizers[version] = None
             else:
+                assert manifest is not None
                 layout = BinLayout.of(reference, self._spec, self.settings.monitoring.evidence_bins)
                 self._summarizers[version] = Summarizer(
                     layout,
@@ -158,5 +161,9 @@ class EvidencePublisher(BatchObserver):
                     self._topics.transactions,
                     self._producer_name,
                     self.settings.monitoring.evidence_max_rows,
+                    calibration=manifest.calibration,
+                    budget_threshold=budget_score(
+                        np.asarray(reference.scores), self.settings.decision.alert_budget
+                    ),
                 )
         return self._summarizers[version]

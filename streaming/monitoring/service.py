@@ -24,6 +24,7 @@ counted; nothing a producer writes stops the monitor.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +48,7 @@ from streaming.logs import get_logger
 from streaming.models.registry import ModelRegistry
 from streaming.monitoring.evidence import BinLayout
 from streaming.monitoring.model_monitor import ModelAlarm, ModelMonitor, OutcomeChunk
+from streaming.monitoring.performance import PerformanceModel
 from streaming.monitoring.prefect_events import PrefectEvents
 from streaming.monitoring.state import read_envelope, seal, unseal
 from streaming.signals import stop_on_termination
@@ -89,7 +91,7 @@ class MonitorService:
             if prefect is not None
             else (PrefectEvents.from_environment() if settings.monitoring.prefect_events else None)
         )
-        self._layouts: dict[str, BinLayout | None] = {}
+        self._layouts: dict[str, tuple[BinLayout, PerformanceModel | None] | None] = {}
         self._outcome_offsets: dict[int, int] = {}  # next outcomes offset per partition
         self._outcome_partitions = 0
         self._owned: list[TopicPartition] = []
@@ -211,14 +213,14 @@ class MonitorService:
         self.stats.evidence += 1
         alarms: list[ModelAlarm] = []
         if evidence.model_name == monitor.model_name and monitor.wants(evidence.model_version):
-            layout = self._layout(evidence.model_version)
-            if layout is not None:
+            known = self._layout(evidence.model_version)
+            if known is not None:
                 if monitor.version is not None:
                     log.info(
                         "champion changed: the monitor restarts",
                         extra={"model_version": evidence.model_version},
                     )
-                alarms = monitor.start(evidence.model_version, layout)
+                alarms = monitor.start(evidence.model_version, *known)
                 self._seek_outcomes_to(evidence.event_time_start_ms)
         outcome = monitor.add_evidence(evidence, (partition, record.offset), time.monotonic())
         metrics.MONITOR_EVIDENCE.labels(outcome).inc()
@@ -287,15 +289,27 @@ class MonitorService:
             self._outcomes.seek(tp, offset)
             self._outcome_offsets[tp.partition] = offset
 
-    def _layout(self, version: str) -> BinLayout | None:
+    def _layout(self, version: str) -> tuple[BinLayout, PerformanceModel | None] | None:
+        """The bins of ``version``'s reference, and what estimating its performance needs
+        (None without a calibration); None when it cannot be monitored."""
         if version not in self._layouts:
             try:
-                reference = self.registry.manifest(self.settings.model_name, version).reference
+                manifest = self.registry.manifest(self.settings.model_name, version)
             except ModelRejectedError as exc:
                 log.error("cannot monitor %s: %s", version, exc)
-                reference = None
+                self._layouts[version] = None
+                return None
+            reference = manifest.reference
+            performance = None
+            if reference is not None and manifest.calibration is not None:
+                performance = PerformanceModel.of(
+                    manifest.calibration,
+                    manifest.threshold,
+                    np.asarray(reference.scores),
+                    self.settings.decision.alert_budget,
+                )
             self._layouts[version] = (
-                BinLayout.of(reference, self._spec, self.settings.monitoring.evidence_bins)
+                (BinLayout.of(reference, self._spec, self.settings.monitoring.evidence_bins), performance)
                 if reference is not None
                 else None
             )
@@ -344,6 +358,19 @@ class MonitorService:
         metrics.MONITOR_PARTITIONS.set(len(monitor.partitions_seen))
         metrics.DRIFT_EPISODE_OPEN.set(1 if monitor.episode is not None else 0)
 
+    def _performance_gauges(self, monitor: ModelMonitor) -> None:
+        """The estimated and realized performance (at checkpoints: the realized figures rank
+        the newest outcomes)."""
+        estimated, real = monitor.performance()
+        for gauge, figures in (
+            (metrics.PERFORMANCE_ESTIMATED, estimated),
+            (metrics.PERFORMANCE_REALIZED, real),
+        ):
+            if figures is not None:
+                for metric, value in figures.as_dict().items():
+                    if metric != "rows" and math.isfinite(value):
+                        gauge.labels(metric).set(value)
+
     # -- checkpoints and handover ------------------------------------------------------------
 
     def checkpoint(self) -> None:
@@ -354,6 +381,7 @@ class MonitorService:
         if monitor is None:
             return
         self._outputs.flush()  # drift events and dead letters first
+        self._performance_gauges(monitor)
         metrics.MONITOR_EVIDENCE_LATE.inc(monitor.evidence.late - self._late_counted)
         self._late_counted = monitor.evidence.late
         for tp in self._owned:

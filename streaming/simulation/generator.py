@@ -192,6 +192,32 @@ class TransactionSimulator:
         )
 
 
+def shifted_mix(simulator: TransactionSimulator, n: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` transactions of a pure covariate shift: drawn under the baseline regime, then kept
+    by their features alone (online purchases twice as likely as the others to stay, larger
+    baskets more likely than smaller ones). The mix of transactions changes; the chance that
+    a given transaction is fraud does not (the labelling rule stays the same), as the online
+    performance estimate assumes. Event times are renumbered to follow on."""
+    rng = np.random.default_rng(seed)
+    kept: list[pd.DataFrame] = []
+    have = 0
+    while have < n:
+        pool = simulator.generate(max(4 * n, 1000))
+        keep = (
+            np.where(pool["channel"] == "online", 1.0, 0.5)
+            * np.clip(pool["amount_to_avg_ratio"], 0.25, 2.0)
+            / 2
+        )
+        chosen = pool[rng.random(len(pool)) < keep]
+        kept.append(chosen)
+        have += len(chosen)
+    frame = pd.concat(kept, ignore_index=True).head(n).copy()
+    start = frame["event_time"].iloc[0]
+    gap = (frame["event_time"].iloc[-1] - start) / max(1, len(frame) - 1)
+    frame["event_time"] = [start + gap * i for i in range(len(frame))]
+    return frame
+
+
 FEATURE_COLUMNS = [
     "amount",
     "hour_of_day",
