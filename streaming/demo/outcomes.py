@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ import pandas as pd
 from streaming.config import Settings
 from streaming.events import DriftEvent, ModelUpdate, Outcome, Score
 from streaming.kafka.reading import TopicReader
+from streaming.monitoring.performance import PerformanceModel
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class ObservedRun:
     updates: list[ModelUpdate]
     onset_at: datetime | None
     complete: bool  # False when the run was interrupted or its topics could not be read whole
+    #: What estimating each model version's performance needs (its calibration), by version.
+    performance: dict[str, PerformanceModel] = field(default_factory=dict)
+    static_version: str = ""  # the first champion, replayed as "static"
 
 
 def read_events(
@@ -61,14 +65,16 @@ def outcome_frame(
     join matched to it (``label``) and how late it came in event time (``label_delay_s``),
     the time it was sent (``time``), the loop's decision (``loop``, ``loop_version``) and
     the static model's; and the number of scored transactions left out, still unlabelled."""
-    decided = {s.transaction_id: (s.decision, s.model_version) for s in scores}
+    decided = {s.transaction_id: (s.decision, s.model_version, s.score) for s in scores}
     truth = {o.transaction_id: (o.label, o.delay_s) for o in outcomes}  # at-least-once: one each
     scored = produced[produced["transaction_id"].isin(decided.keys())]
     frame = scored[scored["transaction_id"].isin(truth.keys())].reset_index(drop=True)
     frame["loop"] = [decided[t][0] for t in frame["transaction_id"]]
     frame["loop_version"] = [decided[t][1] for t in frame["transaction_id"]]
+    frame["loop_score"] = np.array([decided[t][2] for t in frame["transaction_id"]], dtype=float)
     threshold = float(static.manifest.threshold)
-    frame["static"] = static.predict_proba(static.encoder.frame_matrix(frame)) >= threshold
+    frame["static_score"] = static.predict_proba(static.encoder.frame_matrix(frame))
+    frame["static"] = frame["static_score"] >= threshold
     frame["label"] = np.array([truth[t][0] for t in frame["transaction_id"]], dtype=int)
     frame["label_delay_s"] = np.array([truth[t][1] for t in frame["transaction_id"]], dtype=float)
     frame["time"] = pd.to_datetime(frame["sent_at"], unit="s", utc=True).dt.floor("us")

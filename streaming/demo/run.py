@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from streaming.config import (
@@ -522,7 +523,8 @@ def observe_run(run: _Run, first_version: str, deadline: float) -> ObservedRun:
         )
     produced = pd.concat(run.frames, ignore_index=True)
     produced = produced[produced["sent_at"].notna()]
-    static = open_registry(settings).load(settings.model_name, first_version)
+    registry = open_registry(settings)
+    static = registry.load(settings.model_name, first_version)
     frame, unlabelled = outcome_frame(produced, scores, outcomes, static)
     return ObservedRun(
         outcomes=frame,
@@ -531,4 +533,23 @@ def observe_run(run: _Run, first_version: str, deadline: float) -> ObservedRun:
         updates=updates,
         onset_at=run.onset_at,
         complete=scores_whole and drift_whole and updates_whole and outcomes_whole,
+        performance=_performance_models(settings, registry, {first_version, *frame["loop_version"].unique()}),
+        static_version=first_version,
     )
+
+
+def _performance_models(settings: Settings, registry: Any, versions: set[str]) -> dict[str, Any]:
+    """Each version's calibration, threshold and budget score, for the report's estimate."""
+    from streaming.monitoring.performance import PerformanceModel
+
+    models = {}
+    for version in sorted(versions):
+        manifest = registry.manifest(settings.model_name, version)
+        if manifest.calibration is not None and manifest.reference is not None:
+            models[version] = PerformanceModel.of(
+                manifest.calibration,
+                manifest.threshold,
+                np.asarray(manifest.reference.scores),
+                settings.decision.alert_budget,
+            )
+    return models

@@ -59,6 +59,7 @@ class Outcome:
     #: One entry per retraining attempt: row, window rows, the candidates tried, threshold, verdict.
     attempts: list[dict[str, Any]] = field(default_factory=list)
     scores: np.ndarray = field(default_factory=lambda: np.empty(0))  # each streamed row's served score
+    decisions: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))  # and its decision
     #: The online performance estimate of the last model serving: (row its window ended at, figures).
     estimates: list[tuple[int, PerformanceFigures]] = field(default_factory=list)
 
@@ -309,7 +310,8 @@ class _Stream:
         monitor = ModelMonitor(self.settings, "backtest", partitions=self.partitions)
         served = _Served(model, "v1", self._start(monitor, model, "v1"))
         events: list[DriftEvent] = []
-        outcome = Outcome(scores=np.empty(len(self.frame) - self.start))
+        streamed = len(self.frame) - self.start
+        outcome = Outcome(scores=np.empty(streamed), decisions=np.zeros(streamed, dtype=bool))
         row_scores = np.zeros(len(self.frame))  # the score each row got from the model serving it
         row_thresholds = np.zeros(len(self.frame))
         row_versions = np.zeros(len(self.frame), dtype=np.int64)  # which model (1, 2, ...) scored it
@@ -322,6 +324,7 @@ class _Stream:
             scores = served.model.predict_proba(served.model.encoder.frame_matrix(self.frame.iloc[rows]))
             outcome.scores[row - self.start : end - self.start] = scores
             decisions = scores >= served.model.threshold
+            outcome.decisions[row - self.start : end - self.start] = decisions
             outcome.count(decisions, self.labels[rows])
             row_scores[rows], row_thresholds[rows] = scores, served.model.threshold
             row_versions[rows] = len(outcome.retrains) + 1
@@ -334,7 +337,7 @@ class _Stream:
                 revealed = reveal_to
             for alarm in sorted(monitor.advance(flush=end == len(self.frame)), key=lambda a: a.event_time_ms):
                 events.append(alarm.to_event("backtest", row=True))
-                if retrainer is not None:
+                if retrainer is not None and alarm.status != "resolved":
                     start = alarm.window_start_ms // ROW_MS if alarm.window_start_ms is not None else None
                     retrainer.alarm(alarm.event_time_ms // ROW_MS, start, alarm.detection.window_rows)
             if on_batch is not None:

@@ -192,8 +192,10 @@ class TransactionSimulator:
         )
 
 
-def shifted_mix(simulator: TransactionSimulator, n: int, seed: int = 0) -> pd.DataFrame:
-    """``n`` transactions of a pure covariate shift: drawn under the baseline regime, then kept
+def shifted_mix(
+    simulator: TransactionSimulator, n: int, seed: int = 0, regime: Regime = BASELINE
+) -> pd.DataFrame:
+    """``n`` transactions of a pure covariate shift: drawn under ``regime``, then kept
     by their features alone (online purchases twice as likely as the others to stay, larger
     baskets more likely than smaller ones). The mix of transactions changes; the chance that
     a given transaction is fraud does not (the labelling rule stays the same), as the online
@@ -202,7 +204,7 @@ def shifted_mix(simulator: TransactionSimulator, n: int, seed: int = 0) -> pd.Da
     kept: list[pd.DataFrame] = []
     have = 0
     while have < n:
-        pool = simulator.generate(max(4 * n, 1000))
+        pool = simulator.generate(max(4 * n, 1000), regime)
         keep = (
             np.where(pool["channel"] == "online", 1.0, 0.5)
             * np.clip(pool["amount_to_avg_ratio"], 0.25, 2.0)

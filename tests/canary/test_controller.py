@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from streaming.canary.controller import CanaryController
-from streaming.config import CanarySettings, Settings
+from streaming.config import CanarySettings, DecisionSettings, Settings
 from streaming.control.updates import challenger_update, champion_update
 from streaming.events import DriftEvent, ModelUpdate
 from streaming.models.registry import ModelManifest
@@ -137,3 +137,54 @@ def test_the_trigger_holds_drift_events_while_a_challenger_is_in_its_canary(tmp_
     trigger._handle(Record(encode_event(event)), producer=None)
     assert launcher.launched == []
     assert trigger.started == []
+
+
+def test_a_challenger_whose_decisions_cost_more_is_rolled_back_though_it_errs_less_often() -> None:
+    """Missed frauds cost 10 false alerts: the challenger alerts less (fewer errors in all)
+    but misses more fraud, so its decisions cost more."""
+    canary = CanaryController(
+        CanarySettings(schedule=[5, 25, 50, 100], min_labels=200),
+        "fraud",
+        DecisionSettings(fp_cost=1.0, fn_cost=10.0),
+    )
+    canary.on_update(champion_update(manifest("v1")))
+    canary.on_update(challenger_update(manifest("v2"), "v1", "evt-1", {}))
+    assert step(canary, START + timedelta(seconds=1)) is not None  # the first step: 5%
+    rng = np.random.default_rng(4)
+    at = (canary.state.step_started_at or START) + timedelta(seconds=1)
+    for _ in range(4000):
+        label = int(rng.random() < 0.05)
+        # The champion flags every fraud and 8% of the rest; the challenger misses 30% of
+        # the fraud and flags 2% of the rest.
+        champion = bool(label) or rng.random() < 0.08
+        challenger = (bool(label) and rng.random() > 0.3) or (not label and rng.random() < 0.02)
+        canary.on_outcome("champion", "v1", 0.5, label, champion, 2.0, at)
+        canary.on_outcome("challenger", "v2", 0.5, label, challenger, 2.0, at)
+    champion_tally, challenger_tally = canary.tallies["champion"], canary.tallies["challenger"]
+    assert challenger_tally.error_rate < champion_tally.error_rate
+    assert challenger_tally.cost > champion_tally.cost
+    decision = step(canary, at + timedelta(seconds=1))
+    assert decision is not None and decision.status == "rolled_back", decision
+    assert any("cost" in r for r in decision.reasons), decision.reasons
+
+
+def test_the_trigger_starts_nothing_for_a_resolved_drift_episode(tmp_path: Any) -> None:
+    from streaming.events import encode_event
+
+    launcher = RecordingLauncher()
+    trigger = RetrainTrigger(Settings(home=tmp_path), launcher)
+    trigger._learn([champion_update(manifest("v1"))])
+    resolved = DriftEvent(
+        event_id="evt-2",
+        model_name="fraud",
+        model_version="v1",
+        signal="error",
+        detector="adwin",
+        severity="low",
+        detected_at=START,
+        status="resolved",
+        episode_id="evt-1",
+        resolution="back_in_band",
+    )
+    trigger._handle(Record(encode_event(resolved)), producer=None)
+    assert launcher.launched == [] and trigger.started == []
