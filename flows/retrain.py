@@ -137,6 +137,7 @@ def select_candidates(
         retraining,
         drift_start_row=start_row,
         champion_scores=_scorer(champion),
+        champion_threshold=champion.manifest.threshold if champion is not None else None,
     )
 
 

@@ -496,6 +496,13 @@ class RetrainingSettings(_Section):
     min_candidate_rows: int = Field(
         default=300, ge=50, description="A training window with fewer labelled rows yields no candidate."
     )
+    champion_confidence: float = Field(
+        default=0.9,
+        gt=0.5,
+        lt=1,
+        description="The winner must beat the champion on the holdout with this one-sided confidence (paired, "
+        "row by row: cheaper decisions for the cost and fixed policies, more fraud caught for budget).",
+    )
     min_holdout_positives: int = Field(
         default=20,
         ge=1,

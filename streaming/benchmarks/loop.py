@@ -63,7 +63,7 @@ def run_loop_benchmark(
     history: int = 20_000,
     before: int = 20_000,
     after: int = 40_000,
-    window: int = 10_000,
+    window: int = 20_000,
     decision: DecisionSettings | None = None,
     progress: Callable[[str], None] = lambda line: None,
 ) -> dict[str, Any]:
@@ -114,7 +114,8 @@ def _figures(
         out[f"cost_{name}"] = _cost(outcome, new.labels, before, decision)
         out[f"retrains_{name}"] = float(len(outcome.retrains))
     errors = estimate_errors(new, window)
-    out["estimate_error"] = statistics.fmean(errors) if errors else float("nan")
+    out["estimate_error"] = statistics.fmean(e for e, _ in errors) if errors else float("nan")
+    out["realized_noise"] = statistics.fmean(n for _, n in errors) if errors else float("nan")
     return out
 
 
@@ -133,8 +134,10 @@ def _cost(outcome: Outcome, labels: np.ndarray, before: int, decision: DecisionS
     return float(cost) * 1000 / max(1, len(truth))
 
 
-def estimate_errors(result: BacktestResult, window: int) -> list[float]:
-    """|estimated - realized| recall at the budget per window of the static model."""
+def estimate_errors(result: BacktestResult, window: int) -> list[tuple[float, float]]:
+    """Per window of the static model, |estimated - realized| recall at the budget, and the
+    realized value's own sampling noise (its binomial standard error over the window's frauds):
+    an estimate cannot be judged closer than that."""
     model = result.model
     if model is None or model.reference is None:
         return []
@@ -144,8 +147,10 @@ def estimate_errors(result: BacktestResult, window: int) -> list[float]:
         rows = slice(row + 1 - window - result.start_row, row + 1 - result.start_row)
         scores, labels = result.static.scores[rows], result.labels[rows]
         real = realized(labels, scores, scores >= model.threshold, top)
-        if np.isfinite(real.recall_at_budget) and np.isfinite(estimate.recall_at_budget):
-            errors.append(abs(estimate.recall_at_budget - real.recall_at_budget))
+        frauds = int(labels.sum())
+        if frauds and np.isfinite(estimate.recall_at_budget):
+            r = real.recall_at_budget
+            errors.append((abs(estimate.recall_at_budget - r), float(np.sqrt(r * (1 - r) / frauds))))
     return errors
 
 

@@ -21,6 +21,8 @@ a holdout with few frauds, where an isotonic fit would be a staircase of a few s
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 import numpy as np
 from sklearn.linear_model import LogisticRegression
@@ -39,6 +41,11 @@ class Calibration(msgspec.Struct, frozen=True, kw_only=True):
         """The calibrated probability of each score."""
         return _sigmoid(self.slope * _logit(np.asarray(scores, dtype=np.float64)) + self.intercept)
 
+    def score_at(self, probability: float) -> float:
+        """The score whose calibrated probability is ``probability`` (the slope must be > 0)."""
+        p = min(max(probability, _EPS), 1 - _EPS)
+        return float(_sigmoid(np.array((math.log(p / (1 - p)) - self.intercept) / self.slope)))
+
 
 def fit_calibration(scores: np.ndarray, labels: np.ndarray) -> Calibration:
     """Platt scaling fitted on holdout ``scores`` and 0/1 ``labels`` (identity with one class)."""
@@ -56,4 +63,4 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return np.asarray(1.0 / (1.0 + np.exp(-z)))
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -500, 500))))

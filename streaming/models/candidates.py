@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from streaming.config import DecisionSettings, RetrainingSettings
 from streaming.errors import TrainingError
@@ -79,6 +80,11 @@ class Selection:
     holdout_rows: int
     holdout_positives: int
     champion: dict[str, float] | None = None  # the champion's figures on the same holdout
+    #: Labelled rows since the drift's start (None: the start is not known). Fewer than twice
+    #: ``min_candidate_rows`` and the holdout is not the new concept: the validation waits.
+    rows_since_drift: int | None = None
+    #: The winner's decisions against the champion's on the same holdout rows, paired.
+    versus_champion: dict[str, float] | None = None
 
     def lineage(self) -> dict[str, Any]:
         """What the manifest records: every candidate's window, rows and scores."""
@@ -87,6 +93,8 @@ class Selection:
             "objective": self.objective,
             "holdout_rows": self.holdout_rows,
             "holdout_positives": self.holdout_positives,
+            "rows_since_drift": self.rows_since_drift,
+            "versus_champion": self.versus_champion,
             "candidates": [asdict(c) for c in self.candidates],
             "champion": self.champion,
         }
@@ -102,11 +110,13 @@ def select_candidate(
     drift_start_row: int | None = None,
     champion_scores: Any = None,
     time_column: str | None = "event_time",
+    champion_threshold: float | None = None,
 ) -> Selection:
     """Train the candidates on ``labelled`` (oldest first; features, ``label_column`` 0/1) and
     keep the one that does best on its newest rows. ``drift_start_row`` is the first row at or
     after the drift's start; ``champion_scores(frame) -> scores`` scores the holdout with the
-    champion, whose figures then ride along for the comparison."""
+    champion (deciding at ``champion_threshold``, its own), whose figures then ride along, with
+    the paired comparison of its decisions and the winner's (:func:`paired_difference`)."""
     n = len(labelled)
     since = None if drift_start_row is None else min(max(0, drift_start_row), n)
     # Judge on the new concept when there is enough of it: the newest share of the rows since
@@ -153,27 +163,51 @@ def select_candidate(
             if better(candidate.holdout, best.holdout):
                 best = candidate
         winner_name = best.name
-    champion = None
-    if champion_scores is not None:
-        champion = judge(np.asarray(champion_scores(holdout), dtype=np.float64), labels, decision)
+    champion = versus = None
     winner = assess(models[winner_name], holdout, label_column, decision) if winner_name else None
+    if champion_scores is not None:
+        theirs = np.asarray(champion_scores(holdout), dtype=np.float64)
+        champion = judge(theirs, labels, decision, threshold=champion_threshold)
+        if winner is not None:
+            ours = winner.predict_proba(winner.encoder.frame_matrix(holdout))
+            versus = paired_difference(
+                ours,
+                winner.threshold,
+                theirs,
+                champion["threshold"],
+                labels,
+                decision,
+                settings.champion_confidence,
+            )
     return Selection(
-        winner, winner_name, candidates, _objective_name(decision), holdout_rows, int(labels.sum()), champion
+        winner,
+        winner_name,
+        candidates,
+        _objective_name(decision),
+        holdout_rows,
+        int(labels.sum()),
+        champion,
+        rows_since_drift=None if since is None else n - since,
+        versus_champion=versus,
     )
 
 
-def judge(scores: np.ndarray, labels: np.ndarray, decision: DecisionSettings) -> dict[str, float]:
-    """A model's figures on holdout rows; ``objective`` is what the selection compares."""
+def judge(
+    scores: np.ndarray, labels: np.ndarray, decision: DecisionSettings, threshold: float | None = None
+) -> dict[str, float]:
+    """A model's figures on holdout rows, deciding at ``threshold`` (its own, for the champion)
+    or at the threshold its decision rule chooses there; ``objective`` is what the selection
+    compares."""
     figures = classification_metrics(labels, scores, decision.alert_budget)
     figures.pop("rows", None)  # the holdout's, the same for every model judged
     rule = choose_rule(
         scores,
         labels,
-        decision.policy,
+        "fixed" if threshold is not None else decision.policy,
         fp_cost=decision.fp_cost,
         fn_cost=decision.fn_cost,
         alert_budget=decision.alert_budget,
-        threshold=decision.threshold,
+        threshold=threshold if threshold is not None else decision.threshold,
     )
     figures.update(
         threshold=rule.threshold,
@@ -192,6 +226,49 @@ def beats(candidate: dict[str, float], champion: dict[str, float], decision: Dec
     if decision.policy == "budget":
         return candidate["objective"] >= champion["objective"]
     return candidate["objective"] <= champion["objective"]
+
+
+def paired_difference(
+    ours: np.ndarray,
+    our_threshold: float,
+    theirs: np.ndarray,
+    their_threshold: float,
+    labels: np.ndarray,
+    decision: DecisionSettings,
+    confidence: float,
+) -> dict[str, float]:
+    """The winner against the champion, row by row on the same holdout: for ``budget`` the
+    share of the frauds the winner flags at the alert budget and the champion does not, minus
+    the other way round (its ``bound``: the lower confidence bound, above 0 when the winner is
+    clearly better); otherwise the difference in the cost of the two models' decisions per
+    transaction (its ``bound``: the upper confidence bound, below 0 when the winner is clearly
+    cheaper). One-sided, at ``confidence``, on the rows' paired differences."""
+    y = np.asarray(labels).astype(bool)
+    if decision.policy == "budget":
+        k = max(1, round(len(y) * decision.alert_budget))
+        mine, other = np.zeros(len(y), dtype=bool), np.zeros(len(y), dtype=bool)
+        mine[np.argsort(-ours, kind="stable")[:k]] = True
+        other[np.argsort(-theirs, kind="stable")[:k]] = True
+        differences = (mine[y].astype(float) - other[y].astype(float)) if y.any() else np.zeros(1)
+        sign = -1.0
+    else:
+
+        def cost(flags: np.ndarray) -> np.ndarray:
+            return np.where(flags & ~y, decision.fp_cost, 0.0) + np.where(~flags & y, decision.fn_cost, 0.0)
+
+        differences = cost(ours >= our_threshold) - cost(theirs >= their_threshold)
+        sign = 1.0
+    mean = float(differences.mean())
+    spread = (
+        float(differences.std(ddof=1)) / math.sqrt(len(differences)) if len(differences) > 1 else math.inf
+    )
+    z = float(stats.norm.ppf(confidence))
+    return {
+        "difference": mean,
+        "bound": mean + sign * z * spread,
+        "confidence": confidence,
+        "rows": float(len(differences)),
+    }
 
 
 def _better(decision: DecisionSettings) -> Any:

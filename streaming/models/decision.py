@@ -4,8 +4,12 @@ A score is a probability of fraud; what the team acts on is a decision (send to 
 not). The threshold between the two is an economic choice, so it is made where the labels
 are, when a model is trained, and travels with the model in its signed manifest:
 
-- ``cost``: the threshold that minimises the expected cost ``fp_cost · FP + fn_cost · FN``
-  on the holdout (ties go to the higher threshold: fewer alerts for the same cost);
+- ``cost``: the threshold that minimises the expected cost ``fp_cost · FP + fn_cost · FN``:
+  flag a transaction when its chance of fraud is at least ``fp_cost / (fp_cost + fn_cost)``,
+  its chance read off a Platt calibration of the holdout's scores (two parameters: steady
+  on a holdout with few frauds, where the holdout's own cheapest cut would follow its noise);
+  the cheapest cut of the holdout when the calibration cannot say (a score that does not
+  rise with fraud);
 - ``budget``: the threshold that flags ``alert_budget`` of the holdout's transactions
   (the review team's capacity);
 - ``fixed``: the configured ``threshold``, whatever the holdout says.
@@ -17,8 +21,8 @@ least on the newest labelled rows.
 >>> scores = np.array([0.9, 0.8, 0.7, 0.4, 0.3, 0.2, 0.1, 0.05])
 >>> labels = np.array([1, 1, 0, 1, 0, 0, 0, 0])
 >>> rule = choose_rule(scores, labels, "cost", fp_cost=1.0, fn_cost=5.0, alert_budget=0.25)
->>> rule.threshold, rule.holdout_flagged_share, rule.holdout_cost_per_row
-(0.35, 0.5, 0.125)
+>>> round(rule.threshold, 3), rule.holdout_flagged_share, rule.holdout_cost_per_row
+(0.285, 0.625, 0.25)
 >>> choose_rule(scores, labels, "budget", fp_cost=1.0, fn_cost=5.0, alert_budget=0.25).threshold
 0.75
 >>> float(decision_cost(scores >= 0.35, labels, fp_cost=1.0, fn_cost=5.0))
@@ -31,6 +35,8 @@ from typing import Literal
 
 import msgspec
 import numpy as np
+
+from streaming.models.calibration import fit_calibration
 
 Policy = Literal["cost", "budget", "fixed"]
 
@@ -70,7 +76,7 @@ def choose_rule(
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64)
     if policy == "cost" and len(scores):
-        threshold = _min_cost_threshold(scores, labels, fp_cost, fn_cost)
+        threshold = _bayes_threshold(scores, labels, fp_cost, fn_cost)
     elif policy == "budget" and len(scores):
         threshold = _budget_threshold(scores, alert_budget)
     decisions = scores >= threshold
@@ -103,6 +109,15 @@ def _cuts(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     midpoint = np.where(np.isfinite(lower), (upper + lower) / 2.0, ranked[-1])
     midpoint[0] = min(float(np.nextafter(ranked[0], np.inf)), 1.0)
     return order, separable, midpoint
+
+
+def _bayes_threshold(scores: np.ndarray, labels: np.ndarray, fp_cost: float, fn_cost: float) -> float:
+    """The score whose calibrated chance of fraud is ``fp_cost / (fp_cost + fn_cost)``: above
+    it, flagging costs less than not flagging, in expectation."""
+    calibration = fit_calibration(scores, labels)
+    if calibration.slope <= 0 or calibration.rows == 0 or len(np.unique(labels)) < 2:
+        return _min_cost_threshold(scores, labels, fp_cost, fn_cost)
+    return float(np.clip(calibration.score_at(fp_cost / (fp_cost + fn_cost)), 0.0, 1.0))
 
 
 def _min_cost_threshold(scores: np.ndarray, labels: np.ndarray, fp_cost: float, fn_cost: float) -> float:

@@ -17,7 +17,7 @@ import pandas as pd
 from streaming.config import DecisionSettings, RetrainingSettings
 from streaming.errors import TrainingError
 from streaming.features import FeatureSpec
-from streaming.models.candidates import Selection, beats
+from streaming.models.candidates import Selection
 from streaming.models.training import check_training_frame
 
 
@@ -66,6 +66,12 @@ def validate_candidate(
         skipped = "; ".join(f"{c.name}: {c.skipped}" for c in selection.candidates if c.skipped)
         return Validation(reasons=[f"no candidate could be trained ({skipped})"])
     verdict = Validation(candidate=dict(winner.metrics))
+    since = selection.rows_since_drift
+    if since is not None and since < 2 * settings.min_candidate_rows:
+        verdict.reasons.append(
+            f"{since} labelled rows since the drift began, fewer than the {2 * settings.min_candidate_rows} "
+            "needed to judge the candidates on the new concept (labels still to come)"
+        )
     if selection.holdout_positives < settings.min_holdout_positives:
         verdict.reasons.append(
             f"{selection.holdout_positives} labelled frauds among the {selection.holdout_rows} newest rows, "
@@ -84,14 +90,20 @@ def validate_candidate(
     loss = metrics.get("log_loss", math.nan)
     if not loss <= settings.max_log_loss:
         verdict.reasons.append(f"holdout log loss {loss:.4f} is above {settings.max_log_loss}")
-    champion = selection.champion
-    if champion is not None:
+    champion, versus = selection.champion, selection.versus_champion
+    if champion is not None and versus is not None:
         verdict.champion = dict(champion)
-        mine = next(c.holdout for c in selection.candidates if c.name == selection.winner_name)
-        if not beats(mine, champion, decision):
+        clearly = versus["bound"] > 0 if decision.policy == "budget" else versus["bound"] < 0
+        if not clearly:
+            what = (
+                "share of the fraud caught at the budget"
+                if decision.policy == "budget"
+                else "cost of the decisions per transaction"
+            )
             verdict.reasons.append(
-                f"{selection.objective}: {mine['objective']:.4f} against the champion's "
-                f"{champion['objective']:.4f} on the same {selection.holdout_rows} newest rows"
+                f"not clearly better than the champion on the same {selection.holdout_rows} newest rows: "
+                f"{what} {versus['difference']:+.4f} against it, {versus['confidence']:.0%} bound "
+                f"{versus['bound']:+.4f}"
             )
         champion_auc = champion.get("roc_auc", math.nan)
         if auc < champion_auc - settings.champion_margin:

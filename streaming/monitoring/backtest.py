@@ -498,6 +498,7 @@ class _Retrainer:
             drift_start_row=max(0, self.drift_since - first),
             champion_scores=lambda rows: champion.predict_proba(champion.encoder.frame_matrix(rows)),
             time_column=None,
+            champion_threshold=champion.threshold,
         )
         verdict = validate_candidate(selection, self.retraining, self.decision)
         winner = selection.winner

@@ -74,7 +74,7 @@ def test_a_candidate_that_does_not_beat_the_champion_is_rejected_with_the_figure
     )  # fmt: skip
     verdict = validate_candidate(selection, SETTINGS, DECISION)
     assert not verdict.passed
-    assert any("against the champion's" in r for r in verdict.reasons), verdict.reasons
+    assert any("not clearly better than the champion" in r for r in verdict.reasons), verdict.reasons
 
 
 def test_windows_too_small_or_of_one_class_are_skipped_and_too_few_frauds_to_judge_is_a_rejection() -> None:

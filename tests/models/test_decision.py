@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from streaming.config import DecisionSettings, Settings
+from streaming.models.calibration import fit_calibration
 from streaming.models.decision import choose_rule, decision_cost
 from streaming.models.registry import ModelRegistry
 from streaming.models.training import TrainingParams, train_classifier
@@ -28,13 +29,19 @@ def every_cost(scores: np.ndarray, labels: np.ndarray, fp: float, fn: float) -> 
 
 
 @pytest.mark.parametrize(("fp_cost", "fn_cost"), [(1.0, 1.0), (1.0, 5.0), (1.0, 50.0)])
-def test_the_cost_policy_finds_the_cheapest_threshold_of_the_holdout(
+def test_the_cost_policy_flags_where_the_chance_of_fraud_pays_for_the_alert(
     holdout: tuple[np.ndarray, np.ndarray], fp_cost: float, fn_cost: float
 ) -> None:
     scores, labels = holdout
     rule = choose_rule(scores, labels, "cost", fp_cost=fp_cost, fn_cost=fn_cost, alert_budget=0.01)
+    # At the threshold the calibrated chance of fraud is fp / (fp + fn)...
+    assert fit_calibration(scores, labels).apply(np.array([rule.threshold]))[0] == pytest.approx(
+        fp_cost / (fp_cost + fn_cost), rel=1e-6
+    )
+    # ...and on the holdout it costs little more than the cheapest cut there is (which follows
+    # the holdout's own noise).
     cost = decision_cost(scores >= rule.threshold, labels, fp_cost=fp_cost, fn_cost=fn_cost)
-    assert cost == pytest.approx(every_cost(scores, labels, fp_cost, fn_cost))
+    assert cost <= 1.15 * every_cost(scores, labels, fp_cost, fn_cost)
     assert rule.holdout_cost_per_row == pytest.approx(cost / len(scores))
 
 
