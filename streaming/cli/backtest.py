@@ -17,6 +17,40 @@ if TYPE_CHECKING:
     from streaming.monitoring.backtest import BacktestResult, Outcome
 
 
+_Output = Annotated[Path, typer.Option(help="Write one DriftEvent JSON object per line here.")]
+_AllowColumn = Annotated[
+    Optional[list[str]],  # noqa: UP045
+    typer.Option(
+        help="Keep this column as a feature although it looks like an identifier or a timestamp "
+        "(unique per row, monotonic, date-like); repeatable."
+    ),
+]
+_RetrainRule = Annotated[
+    str,
+    typer.Option(
+        help="selection: the retraining flow's own candidate selection (windows since the drift, "
+        "recent rows, weighted history; the best on the newest labelled rows, if it beats the "
+        "champion); since_drift: the earlier rule (rows since the alarm, fixed 0.5 threshold)."
+    ),
+]
+_FpCost = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option(min=0, help="Cost of a false alert; default: decision.fp_cost from the configuration."),
+]
+_FnCost = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option(min=0, help="Cost of a missed fraud; default: decision.fn_cost from the configuration."),
+]
+_Partitions = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        help="Simulated source partitions the rows are split over (round-robin), each micro-batch "
+        "one evidence record per partition, merged by one monitor as `driftloop monitor` does.",
+    ),
+]
+
+
 @app.command("backtest")
 def backtest(
     ctx: typer.Context,
@@ -24,9 +58,7 @@ def backtest(
         Path, typer.Argument(metavar="INPUT", help="CSV (or Parquet) with feature columns and a 0/1 label.")
     ],
     label_column: Annotated[str, typer.Option(help="The binary label column.")] = "label",
-    output: Annotated[Path, typer.Option(help="Write one DriftEvent JSON object per line here.")] = Path(
-        "detections.jsonl"
-    ),
+    output: _Output = Path("detections.jsonl"),
     train_rows: Annotated[int, typer.Option(min=100, help="Rows that train the initial model.")] = 5000,
     label_delay: Annotated[
         str,
@@ -42,40 +74,14 @@ def backtest(
         Optional[list[str]],  # noqa: UP045
         typer.Option(help="Columns that are not features (ids, timestamps); repeatable."),
     ] = None,
-    allow_column: Annotated[
-        Optional[list[str]],  # noqa: UP045
-        typer.Option(
-            help="Keep this column as a feature although it looks like an identifier or a timestamp "
-            "(unique per row, monotonic, date-like); repeatable."
-        ),
-    ] = None,
+    allow_column: _AllowColumn = None,
     retrain: Annotated[
         bool, typer.Option(help="Also simulate retraining on drift; compare accuracy and cost.")
     ] = False,
-    retrain_rule: Annotated[
-        str,
-        typer.Option(
-            help="selection: the retraining flow's own candidate selection (windows since the drift, "
-            "recent rows, weighted history; the best on the newest labelled rows, if it beats the "
-            "champion); since_drift: the earlier rule (rows since the alarm, fixed 0.5 threshold)."
-        ),
-    ] = "selection",
-    fp_cost: Annotated[
-        Optional[float],  # noqa: UP045
-        typer.Option(min=0, help="Cost of a false alert; default: decision.fp_cost from the configuration."),
-    ] = None,
-    fn_cost: Annotated[
-        Optional[float],  # noqa: UP045
-        typer.Option(min=0, help="Cost of a missed fraud; default: decision.fn_cost from the configuration."),
-    ] = None,
-    partitions: Annotated[
-        int,
-        typer.Option(
-            min=1,
-            help="Simulated source partitions the rows are split over (round-robin), each micro-batch "
-            "one evidence record per partition, merged by one monitor as `driftloop monitor` does.",
-        ),
-    ] = 1,
+    retrain_rule: _RetrainRule = "selection",
+    fp_cost: _FpCost = None,
+    fn_cost: _FnCost = None,
+    partitions: _Partitions = 1,
     config: ConfigOption = None,
 ) -> None:
     """Run the drift monitor over a table, without Kafka.
@@ -85,10 +91,10 @@ def backtest(
     evidence and the monitor of `driftloop score` and `driftloop monitor`, over --partitions
     simulated partitions, and writes each drift event, with the `row` (0-based, in INPUT) at
     which it fired, to --output. Numeric columns become numeric features, the others
-    categorical; the --time-column is never a feature. A column that looks like an
-    identifier or a timestamp (unique per row, monotonic, date-like) is refused with a
-    message naming it: leave it out with --ignore, or keep it with --allow-column. Monitor
-    settings come from the `monitoring` section of the configuration.
+    categorical, never the --time-column; one that looks like an identifier or a timestamp
+    is refused, named: --ignore it, or keep it with --allow-column. With --retrain, retraining
+    runs the flow's candidate selection; the last line is JSON. Settings: the configuration's
+    `monitoring`, `decision` and `retraining` sections.
     """
     from streaming.events import encode_event
     from streaming.models.first_champion import read_table

@@ -133,28 +133,16 @@ def select_candidate(
         candidate = _describe(name, pool, first, half_life, time_column)
         candidates.append(candidate)
         key = (candidate.first_row, candidate.last_row, half_life)
-        window = pool.iloc[first:]
         if key in seen:
             candidate.skipped = "the same rows as a window tried already"
-        elif len(window) < settings.min_candidate_rows:
-            candidate.skipped = f"{len(window)} labelled rows, fewer than {settings.min_candidate_rows}"
-        elif window[label_column].nunique() < 2:
-            candidate.skipped = "one class only"
-        if candidate.skipped:
             continue
         seen.add(key)
-        weights = None
-        if half_life is not None:
-            age = np.arange(len(window) - 1, -1, -1, dtype=np.float64)
-            weights = 0.5 ** (age / half_life)
-        try:
-            model = fit_classifier(window, spec, label_column, params, weights)
-        except TrainingError as exc:
-            candidate.skipped = str(exc)
-            continue
-        scores = model.predict_proba(model.encoder.frame_matrix(holdout))
-        candidate.holdout = judge(scores, labels, decision)
-        models[name] = model
+        model = _fit(candidate, pool.iloc[first:], spec, label_column, params, settings)
+        if model is not None:
+            candidate.holdout = judge(
+                model.predict_proba(model.encoder.frame_matrix(holdout)), labels, decision
+            )
+            models[name] = model
     tried = [c for c in candidates if c.name in models]
     winner_name = None
     if tried:
@@ -190,6 +178,32 @@ def select_candidate(
         rows_since_drift=None if since is None else n - since,
         versus_champion=versus,
     )
+
+
+def _fit(
+    candidate: Candidate,
+    window: pd.DataFrame,
+    spec: FeatureSpec,
+    label_column: str,
+    params: TrainingParams,
+    settings: RetrainingSettings,
+) -> TrainedModel | None:
+    """The candidate's model, or None with the reason in ``candidate.skipped``."""
+    if len(window) < settings.min_candidate_rows:
+        candidate.skipped = f"{len(window)} labelled rows, fewer than {settings.min_candidate_rows}"
+        return None
+    if window[label_column].nunique() < 2:
+        candidate.skipped = "one class only"
+        return None
+    weights = None
+    if candidate.half_life_rows is not None:
+        age = np.arange(len(window) - 1, -1, -1, dtype=np.float64)
+        weights = 0.5 ** (age / candidate.half_life_rows)
+    try:
+        return fit_classifier(window, spec, label_column, params, weights)
+    except TrainingError as exc:
+        candidate.skipped = str(exc)
+        return None
 
 
 def judge(

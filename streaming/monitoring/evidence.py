@@ -197,31 +197,14 @@ class Summarizer:
             other = len(lookup)
             codes = np.fromiter(map(lookup.get, column, repeat(other)), dtype=np.int64, count=n)
             category_counts.append(_counts(slot, codes, p, other + 1))
-        sums = (
-            np.stack([np.bincount(slot, weights=numeric[:, j], minlength=p) for j in range(numeric.shape[1])])
-            if numeric.shape[1]
-            else np.zeros((0, p))
-        )
-        squares = (
-            np.stack(
-                [np.bincount(slot, weights=numeric[:, j] ** 2, minlength=p) for j in range(numeric.shape[1])]
-            )
-            if numeric.shape[1]
-            else np.zeros((0, p))
-        )
+        sums, squares = _sums(slot, p, numeric), _sums(slot, p, numeric**2)
         performance = self._performance(slot, p, scores, decisions)
         score_sum = np.bincount(slot, weights=scores, minlength=p)
         score_squares = np.bincount(slot, weights=scores**2, minlength=p)
         rows = np.bincount(slot, minlength=p)
         positive = np.bincount(slot, weights=decisions.astype(np.float64), minlength=p)
-        first_offset = np.full(p, np.iinfo(np.int64).max)
-        np.minimum.at(first_offset, slot, offsets)
-        last_offset = np.full(p, -1)
-        np.maximum.at(last_offset, slot, offsets)
-        first_time = np.full(p, np.iinfo(np.int64).max)
-        np.minimum.at(first_time, slot, timestamps)
-        last_time = np.full(p, np.iinfo(np.int64).min)
-        np.maximum.at(last_time, slot, timestamps)
+        first_offset, last_offset = _span(slot, p, offsets)
+        first_time, last_time = _span(slot, p, timestamps)
         sums_t, squares_t = sums.T.tolist(), squares.T.tolist()
         return [
             Evidence(
@@ -271,6 +254,24 @@ class Summarizer:
             .reshape(pieces, BINS)
             .tolist(),
         }
+
+
+def _sums(slot: np.ndarray, pieces: int, values: np.ndarray) -> np.ndarray:
+    """columns × pieces sums of an n × columns matrix."""
+    if not values.shape[1]:
+        return np.zeros((0, pieces))
+    return np.stack(
+        [np.bincount(slot, weights=values[:, j], minlength=pieces) for j in range(values.shape[1])]
+    )
+
+
+def _span(slot: np.ndarray, pieces: int, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest and the largest of ``values`` in each piece."""
+    low = np.full(pieces, np.iinfo(np.int64).max)
+    np.minimum.at(low, slot, values)
+    high = np.full(pieces, np.iinfo(np.int64).min)
+    np.maximum.at(high, slot, values)
+    return low, high
 
 
 def _counts(slot: np.ndarray, codes: np.ndarray, partitions: int, bins: int) -> np.ndarray:

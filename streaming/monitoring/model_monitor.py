@@ -36,7 +36,6 @@ import hashlib
 import math
 import uuid
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -55,23 +54,34 @@ from streaming.events import (
     WindowStats,
 )
 from streaming.monitoring.episode import Episode
-from streaming.monitoring.evidence import SCORE, BinLayout, stats_of
+from streaming.monitoring.evidence import SCORE, BinLayout
 from streaming.monitoring.merging import EventTimeMerger, OffsetLedger
 from streaming.monitoring.monitors import Detection, DetectorMonitor
 from streaming.monitoring.performance import PerformanceFigures, PerformanceModel, PerformanceSums, realized
 from streaming.monitoring.severity import rate_severity, shift_severity
-from streaming.monitoring.window_tests import chi_square_counts, holm
+from streaming.monitoring.window_tests import holm
+from streaming.monitoring.windows import (
+    EXPLAIN_TOP,
+    ColumnTest,
+    Counts,
+    Location,
+    PartitionWindow,
+    Recent,
+    column_stats,
+    column_tests,
+    explain,
+    offsets_of,
+    ranked,
+    rejections,
+    window_detection,
+)
 
-#: Columns an explanation lists at least (those that moved, then others for context).
-EXPLAIN_TOP = 5
 _SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2}
 #: The backtest's event time: one second per row.
 ROW_MS = 1000
 #: Labelled outcomes a rate must be measured on to say whether it is back in its band.
 BAND_OUTCOMES = 2000
 MIN_RATE_OUTCOMES = 500
-
-_Location = tuple[int, int] | None  # (evidence partition, evidence offset), where known
 
 
 @dataclass(frozen=True)
@@ -183,112 +193,6 @@ class ModelAlarm:
         )
 
 
-class _Counts:
-    """Merged histograms of a run of evidence records (a window)."""
-
-    def __init__(self, layout: BinLayout) -> None:
-        self.numeric = [np.zeros(len(r), dtype=np.int64) for r in layout.numeric_reference]
-        self.scores = np.zeros(len(layout.score_reference), dtype=np.int64)
-        self.categorical = [np.zeros(len(r), dtype=np.int64) for r in layout.categorical_reference]
-        self.numeric_sum = np.zeros(len(layout.numeric_reference))
-        self.numeric_squares = np.zeros(len(layout.numeric_reference))
-        self.score_sum = 0.0
-        self.score_squares = 0.0
-        self.rows = 0
-
-    def add(self, evidence: Evidence, sign: int = 1) -> None:
-        for total, counts in zip(self.numeric, evidence.numeric, strict=True):
-            total += sign * np.asarray(counts, dtype=np.int64)
-        for total, counts in zip(self.categorical, evidence.categorical, strict=True):
-            total += sign * np.asarray(counts, dtype=np.int64)
-        self.scores += sign * np.asarray(evidence.scores, dtype=np.int64)
-        self.numeric_sum += sign * np.asarray(evidence.numeric_sum)
-        self.numeric_squares += sign * np.asarray(evidence.numeric_sum_squares)
-        self.score_sum += sign * evidence.score_sum
-        self.score_squares += sign * evidence.score_sum_squares
-        self.rows += sign * evidence.rows
-
-
-@dataclass(frozen=True)
-class _ColumnTest:
-    column: str
-    signal: str
-    detector: str
-    statistic: float
-    p_value: float
-    psi: float
-
-
-def _column_tests(
-    layout: BinLayout, counts: _Counts, against: _Counts | None = None
-) -> tuple[list[_ColumnTest], _ColumnTest]:
-    """Chi-square of every feature column and of the scores against the reference (or
-    against the counts of ``against``, a baseline on the same bins)."""
-    numeric_reference = against.numeric if against is not None else layout.numeric_reference
-    categorical_reference = against.categorical if against is not None else layout.categorical_reference
-    score_reference = against.scores if against is not None else layout.score_reference
-    features = []
-    for name, reference, window in zip(layout.names, numeric_reference, counts.numeric, strict=True):
-        features.append(_ColumnTest(name, "feature", "chi_square", *chi_square_counts(reference, window)))
-    for name, reference, window in zip(
-        layout.categorical_names, categorical_reference, counts.categorical, strict=True
-    ):
-        features.append(_ColumnTest(name, "feature", "chi_square", *chi_square_counts(reference, window)))
-    score = _ColumnTest(SCORE, "prediction", "chi_square", *chi_square_counts(score_reference, counts.scores))
-    return features, score
-
-
-def _rejections(
-    layout: BinLayout, counts: _Counts, alpha: float, min_psi: float, against: _Counts | None = None
-) -> list[_ColumnTest]:
-    """The strongest rejected feature column (Holm at ``alpha``) and the scores (at ``alpha``),
-    each only with an effect of at least ``min_psi``: significant *and* material."""
-    features, score = _column_tests(layout, counts, against)
-    found = []
-    if features:
-        rejected = holm([t.p_value for t in features], alpha)
-        material = [t for t, r in zip(features, rejected, strict=True) if r and t.psi >= min_psi]
-        if material:
-            found.append(min(material, key=lambda t: t.p_value))
-    if score.p_value <= alpha and score.psi >= min_psi:
-        found.append(score)
-    return found
-
-
-class _Recent:
-    """The newest evidence records covering at least ``rows`` rows, with their merged counts."""
-
-    def __init__(self, layout: BinLayout, rows: int) -> None:
-        self.rows = rows
-        self.records: deque[tuple[Evidence, _Location]] = deque()
-        self.counts = _Counts(layout)
-
-    def push(self, evidence: Evidence, location: _Location) -> None:
-        self.records.append((evidence, location))
-        self.counts.add(evidence)
-        while self.records and self.counts.rows - self.records[0][0].rows >= self.rows:
-            old, _ = self.records.popleft()
-            self.counts.add(old, -1)
-
-
-@dataclass
-class _PartitionWindow:
-    """One partition's own view. Its traffic is not a sample of the whole stream (records
-    are keyed by account: each partition has its own customers), so it is compared with its
-    own first ``reference_rows`` rows, ``baseline``, not with the model's reference."""
-
-    baseline: _Counts
-    counts: _Counts
-    recent: _Recent
-    rows: int = 0
-    baseline_rows: int = 0
-    tested_at: int = 0  # pooled rows when its window was last tested (or its baseline completed)
-
-    @property
-    def ready(self) -> bool:
-        return self.baseline.rows >= self.baseline_rows
-
-
 @dataclass
 class _Champion:
     """The detectors of one champion version (fresh ones when the champion changes)."""
@@ -300,9 +204,9 @@ class _Champion:
     prediction_detector: DetectorMonitor | None = None
     label_detector: DetectorMonitor | None = None
     error_detector: DetectorMonitor | None = None
-    window: _Counts | None = None
-    recent: _Recent | None = None
-    partitions: dict[int, _PartitionWindow] = field(default_factory=dict)
+    window: Counts | None = None
+    recent: Recent | None = None
+    partitions: dict[int, PartitionWindow] = field(default_factory=dict)
     outcomes: deque[tuple[float, float, float]] = field(default_factory=deque)  # (label, loss, event ms)
     rows: int = 0
     labelled: int = 0
@@ -327,8 +231,8 @@ class _Champion:
         )
         self.label_detector = DetectorMonitor("label", settings.label_detector, params.get("label", {}))
         self.error_detector = DetectorMonitor("error", settings.error_detector, params.get("error", {}))
-        self.window = _Counts(self.layout)
-        self.recent = _Recent(self.layout, settings.window)
+        self.window = Counts(self.layout)
+        self.recent = Recent(self.layout, settings.window)
 
 
 class ModelMonitor:
@@ -368,7 +272,7 @@ class ModelMonitor:
         lateness_ms = int(settings.lateness_s * 1000)
         self.ledger = OffsetLedger()
         idle_s, held = settings.partition_idle_s, settings.max_held_evidence
-        self.evidence: EventTimeMerger[tuple[Evidence, _Location]] = EventTimeMerger(
+        self.evidence: EventTimeMerger[tuple[Evidence, Location]] = EventTimeMerger(
             lateness_ms, partitions, idle_s, held
         )
         self.outcomes: EventTimeMerger[OutcomeChunk] = EventTimeMerger(lateness_ms, partitions, idle_s, held)
@@ -413,7 +317,7 @@ class ModelMonitor:
 
     # -- input -------------------------------------------------------------------------
 
-    def add_evidence(self, evidence: Evidence, location: _Location = None, now: float | None = None) -> str:
+    def add_evidence(self, evidence: Evidence, location: Location = None, now: float | None = None) -> str:
         """Take one record; returns ``"new"`` or why it was skipped. ``now`` (a monotonic
         clock, in seconds) tells idle partitions apart; None: none is idle (the backtest)."""
         if location is not None:
@@ -460,7 +364,7 @@ class ModelMonitor:
                 alarms += self._observe_outcomes(item, time_ms)
         return alarms
 
-    def _observe_evidence(self, evidence: Evidence, location: _Location) -> list[ModelAlarm]:
+    def _observe_evidence(self, evidence: Evidence, location: Location) -> list[ModelAlarm]:
         champion = self.champion
         if champion is None or evidence.model_version != champion.version:
             self._skip("other_model")
@@ -492,37 +396,11 @@ class ModelMonitor:
         champion.window.add(evidence)
         if champion.window.rows >= settings.window:
             detections += [
-                (_window_detection(t, last, champion.window.rows), None, settings.window)
-                for t in _rejections(layout, champion.window, settings.window_alpha, settings.window_min_psi)
+                (window_detection(t, last, champion.window.rows), None, settings.window)
+                for t in rejections(layout, champion.window, settings.window_alpha, settings.window_min_psi)
             ]
-            champion.window = _Counts(layout)
-        # The partition's own tumbling window, on one share of the false-alarm budget.
-        own = champion.partitions.get(evidence.partition)
-        if own is None:
-            own = champion.partitions[evidence.partition] = _PartitionWindow(
-                _Counts(layout),
-                _Counts(layout),
-                _Recent(layout, settings.window),
-                baseline_rows=settings.reference_rows,
-            )
-        own.rows += evidence.rows
-        if not own.ready:
-            own.baseline.add(evidence)
-        else:
-            own.counts.add(evidence)
-            own.recent.push(evidence, location)
-        if own.ready and own.counts.rows >= settings.window:
-            alpha = settings.window_alpha / max(len(self.partitions_seen), self.partitions or 1)
-            # A partition's window fills once per `window` of its own rows: many more pooled rows.
-            spacing = self.rows - own.tested_at
-            own.tested_at = self.rows
-            detections += [
-                (_window_detection(t, last, own.counts.rows), evidence.partition, spacing)
-                for t in _rejections(layout, own.counts, alpha, settings.window_min_psi, against=own.baseline)
-            ]
-            own.counts = _Counts(layout)
-        elif own.ready and own.tested_at == 0:
-            own.tested_at = self.rows
+            champion.window = Counts(layout)
+        detections += self._partition_window(champion, evidence, location, last)
         detections += [
             (d, None, settings.performance_window) for d in self._estimate(champion, evidence, last)
         ]
@@ -546,6 +424,43 @@ class ModelMonitor:
             opening = self._on_detection(alarm, self.rows - evidence.rows + detection.index + 1, quiet_rows)
             alarms += [opening] if opening is not None else []
         return alarms + self._episode_step(champion, self.rows, at)
+
+    def _partition_window(
+        self, champion: _Champion, evidence: Evidence, location: Location, last: int
+    ) -> list[tuple[Detection, int | None, int]]:
+        """The evidence's partition's own tumbling window, on one share of the false-alarm
+        budget, against the partition's own first rows."""
+        layout, settings = champion.layout, self.settings
+        own = champion.partitions.get(evidence.partition)
+        if own is None:
+            own = champion.partitions[evidence.partition] = PartitionWindow(
+                Counts(layout),
+                Counts(layout),
+                Recent(layout, settings.window),
+                baseline_rows=settings.reference_rows,
+            )
+        own.rows += evidence.rows
+        if not own.ready:
+            own.baseline.add(evidence)
+        else:
+            own.counts.add(evidence)
+            own.recent.push(evidence, location)
+        if not own.ready:
+            return []
+        if own.counts.rows < settings.window:
+            if own.tested_at == 0:
+                own.tested_at = self.rows
+            return []
+        alpha = settings.window_alpha / max(len(self.partitions_seen), self.partitions or 1)
+        # A partition's window fills once per `window` of its own rows: many more pooled rows.
+        spacing = self.rows - own.tested_at
+        own.tested_at = self.rows
+        found: list[tuple[Detection, int | None, int]] = [
+            (window_detection(t, last, own.counts.rows), evidence.partition, spacing)
+            for t in rejections(layout, own.counts, alpha, settings.window_min_psi, against=own.baseline)
+        ]
+        own.counts = Counts(layout)
+        return found
 
     def _partition_cycle(self) -> int:
         """Pooled rows in which every partition's own window test comes round once (traffic
@@ -687,8 +602,8 @@ class ModelMonitor:
             scope=sorted(self.partitions_seen),
             scope_found=False,
             partitions_seen=len(self.partitions_seen),
-            explanation=_explain(champion.layout, recent.counts, self.settings),
-            evidence=_offsets(recent.records, self.evidence_topic),
+            explanation=explain(champion.layout, recent.counts, self.settings),
+            evidence=offsets_of(recent.records, self.evidence_topic),
             before=before,
             after=after,
             severity="high" if drop >= 2 * self.settings.performance_max_drop else "medium",
@@ -815,7 +730,7 @@ class ModelMonitor:
         moved = episode.explanation()
         context = [
             msgspec.structs.replace(s, moved=False)
-            for s in _explain(layout, champion.recent.counts, self.settings)
+            for s in explain(layout, champion.recent.counts, self.settings)
             if s.column not in episode.moved
         ]
         scope = sorted(episode.scope) or sorted(self.partitions_seen)
@@ -829,7 +744,7 @@ class ModelMonitor:
             scope=scope,
             scope_found=bool(episode.scope),
             partitions_seen=len(self.partitions_seen),
-            evidence=_offsets(champion.recent.records, self.evidence_topic),
+            evidence=offsets_of(champion.recent.records, self.evidence_topic),
             severity="low"
             if status == "resolved"
             else max(
@@ -857,7 +772,7 @@ class ModelMonitor:
         own = champion.partitions[partition] if partition is not None else None
         recent = own.recent if own is not None else champion.recent
         column = detection.feature if detection.signal == "feature" else SCORE
-        explanation = _explain(layout, champion.recent.counts, self.settings)
+        explanation = explain(layout, champion.recent.counts, self.settings)
         if own is not None:  # it moved in one partition's own window, against its own baseline
             mine = FeatureShift(
                 column=column or SCORE,
@@ -866,8 +781,8 @@ class ModelMonitor:
                 statistic=detection.statistic,
                 moved=True,
                 partition=partition,
-                before=_stats(layout, own.baseline, column),
-                after=_stats(layout, own.recent.counts, column),
+                before=column_stats(layout, own.baseline, column),
+                after=column_stats(layout, own.recent.counts, column),
             )
         else:
             pooled = next(s for s in explanation if s.column == (column or SCORE))
@@ -878,9 +793,9 @@ class ModelMonitor:
                 p_value=detection.p_value if detection.p_value is not None else pooled.p_value,
                 statistic=detection.statistic if detection.statistic is not None else pooled.statistic,
             )
-        explanation = _ranked([mine, *(s for s in explanation if s.column != mine.column)])
+        explanation = ranked([mine, *(s for s in explanation if s.column != mine.column)])
         before, after = mine.before or WindowStats(count=0), mine.after or WindowStats(count=0)
-        offsets = _offsets(recent.records, self.evidence_topic)
+        offsets = offsets_of(recent.records, self.evidence_topic)
         source_topic = recent.records[-1][0].topic if recent.records else None
         scope, found = self._scope(champion, column, partition)
         return ModelAlarm(
@@ -928,8 +843,8 @@ class ModelMonitor:
             scope=sorted(self.partitions_seen),
             scope_found=False,
             partitions_seen=len(self.partitions_seen),
-            explanation=_explain(champion.layout, champion.recent.counts, self.settings),
-            evidence=_offsets(champion.recent.records, self.evidence_topic),
+            explanation=explain(champion.layout, champion.recent.counts, self.settings),
+            evidence=offsets_of(champion.recent.records, self.evidence_topic),
             before=before,
             after=after,
             severity=rate_severity(before, after),
@@ -944,7 +859,7 @@ class ModelMonitor:
         for partition, window in sorted(champion.partitions.items()):
             if not window.ready or window.recent.counts.rows < min(self.settings.window, 100):
                 continue
-            features, score = _column_tests(champion.layout, window.recent.counts, against=window.baseline)
+            features, score = column_tests(champion.layout, window.recent.counts, against=window.baseline)
             test = next((t for t in [*features, score] if t.column == column), None)
             if test is not None:
                 tested.append((partition, test.p_value, test.psi))
@@ -960,87 +875,5 @@ class ModelMonitor:
         return (scope, True) if scope else (sorted(self.partitions_seen), False)
 
 
-def _window_detection(test: _ColumnTest, index: int, rows: int) -> Detection:
-    return Detection(
-        test.signal,
-        test.detector,
-        index,
-        feature=test.column if test.signal == "feature" else None,
-        statistic=test.statistic,
-        p_value=test.p_value,
-        effect=test.psi,
-        window_rows=rows,
-    )
-
-
-def _explain(layout: BinLayout, counts: _Counts, settings: MonitoringSettings) -> list[FeatureShift]:
-    """Every column of ``counts`` (a recent pooled window) against the reference: ``moved``
-    where its test rejects (Holm across the features at ``window_alpha``; the scores at
-    ``window_alpha``) with a PSI of at least ``window_min_psi``; see :func:`_ranked`."""
-    if counts.rows == 0:
-        return []
-    features, score = _column_tests(layout, counts)
-    rejected = (
-        holm([t.p_value for t in features], settings.window_alpha) if features else np.zeros(0, dtype=bool)
-    )
-    significant = [*(bool(r) for r in rejected), score.p_value <= settings.window_alpha]
-    shifts = []
-    for test, sure in zip([*features, score], significant, strict=True):
-        before, after = _before_after(layout, counts, test.column)
-        shifts.append(
-            FeatureShift(
-                column=test.column,
-                psi=test.psi,
-                p_value=test.p_value,
-                statistic=test.statistic if math.isfinite(test.statistic) else None,
-                moved=sure and test.psi >= settings.window_min_psi,
-                before=before,
-                after=after,
-            )
-        )
-    return _ranked(shifts)
-
-
-def _ranked(shifts: list[FeatureShift]) -> list[FeatureShift]:
-    """The columns that moved, largest effect first, then the largest of the others, for
-    context, up to :data:`EXPLAIN_TOP` lines in all (every column that moved is listed)."""
-    moved = sorted((s for s in shifts if s.moved), key=lambda s: -s.psi)
-    others = sorted((s for s in shifts if not s.moved), key=lambda s: -s.psi)
-    return [*moved, *others[: max(0, EXPLAIN_TOP - len(moved))]]
-
-
-def _stats(layout: BinLayout, counts: _Counts, column: str | None) -> WindowStats:
-    """The mean and spread of ``column`` in ``counts`` (a count only for a category)."""
-    return _before_after(layout, counts, column)[1]
-
-
-def _before_after(layout: BinLayout, counts: _Counts, column: str | None) -> tuple[WindowStats, WindowStats]:
-    if column == SCORE or column is None:
-        return layout.score_stats, stats_of(counts.rows, counts.score_sum, counts.score_squares)
-    if column in layout.names:
-        j = layout.names.index(column)
-        return layout.numeric_stats[j], stats_of(
-            counts.rows, float(counts.numeric_sum[j]), float(counts.numeric_squares[j])
-        )
-    return WindowStats(count=layout.reference.rows), WindowStats(count=counts.rows)  # a category: counts only
-
-
-def _offsets(records: Iterable[tuple[Evidence, _Location]], evidence_topic: str) -> list[OffsetRange]:
-    """The evidence records of a window and the source offsets they summarize."""
-    sources: dict[tuple[str, int], list[int]] = {}
-    located: dict[int, list[int]] = {}
-    for evidence, location in records:
-        span = sources.setdefault(
-            (evidence.topic, evidence.partition), [evidence.offset_start, evidence.offset_end]
-        )
-        span[0], span[1] = min(span[0], evidence.offset_start), max(span[1], evidence.offset_end)
-        if location is not None:
-            at = located.setdefault(location[0], [location[1], location[1]])
-            at[0], at[1] = min(at[0], location[1]), max(at[1], location[1])
-    return [
-        *(
-            OffsetRange(topic=evidence_topic, partition=p, start=s, end=e)
-            for p, (s, e) in sorted(located.items())
-        ),
-        *(OffsetRange(topic=t, partition=p, start=s, end=e) for (t, p), (s, e) in sorted(sources.items())),
-    ]
+# Snapshots pickled before the windows had a module of their own name them here.
+_Counts, _Recent, _PartitionWindow, _ColumnTest = Counts, Recent, PartitionWindow, ColumnTest
