@@ -55,6 +55,11 @@ from streaming.signals import stop_on_termination
 
 log = get_logger("driftloop.monitor")
 
+#: A new champion's outcomes are read from this long before its first evidence was written
+#: (the join writes an outcome once the score and its label are both in: never before the
+#: scorer sent that batch's evidence, give or take the clocks of two hosts).
+_OUTCOMES_LEAD_MS = 60_000
+
 
 @dataclass
 class MonitorStats:
@@ -221,7 +226,7 @@ class MonitorService:
                         extra={"model_version": evidence.model_version},
                     )
                 alarms = monitor.start(evidence.model_version, *known)
-                self._seek_outcomes_to(evidence.event_time_start_ms)
+                self._seek_outcomes_to(int(record.timestamp) - _OUTCOMES_LEAD_MS)
         outcome = monitor.add_evidence(evidence, (partition, record.offset), time.monotonic())
         metrics.MONITOR_EVIDENCE.labels(outcome).inc()
         if outcome == "new":
@@ -278,14 +283,18 @@ class MonitorService:
         )
 
     def _seek_outcomes_to(self, timestamp_ms: int) -> None:
-        """A new champion: its outcomes are those labelled from its first evidence on."""
+        """A new champion: its outcomes were written after its first evidence (``timestamp_ms``,
+        the wall clock of that record, less a margin); earlier ones are another model's.
+        Where the broker names no offset for that time although the partition holds records
+        (seen with kafka-python 3.0 right after the first writes), read it from its beginning:
+        the outcomes are filtered by model version anyway."""
         partitions = [TopicPartition(self._topics.outcomes, p) for p in range(self._outcome_partitions)]
         self._outcomes.assign(partitions)
         found = self._outcomes.offsets_for_times({tp: max(0, timestamp_ms) for tp in partitions})
-        ends = self._outcomes.end_offsets(partitions)
+        starts = self._outcomes.beginning_offsets(partitions)
         for tp in partitions:
             at = found.get(tp)
-            offset = int(at.offset) if at is not None else int(ends[tp])
+            offset = int(at.offset) if at is not None else int(starts[tp])
             self._outcomes.seek(tp, offset)
             self._outcome_offsets[tp.partition] = offset
 

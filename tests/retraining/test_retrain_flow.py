@@ -259,7 +259,8 @@ def test_kafka_going_away_mid_flow_fails_the_run_and_publishes_no_model(
         ensure_topics(settings.kafka, topic_catalogue(settings.topics))
         manifest = train_and_register(settings, history, params=TrainingParams(max_iter=20))
         publish_model_update(settings, champion_update(manifest))
-        stream_labelled(settings, TransactionSimulator(seed=5), 2000, SCENARIOS["baseline"])
+        # A new fraud pattern: the candidate is clearly better than the champion, and is registered.
+        stream_labelled(settings, TransactionSimulator(seed=5), 3000, SCENARIOS["concept"])
         real_select = flows.retrain.select_candidate
 
         def train_then_lose_kafka(*args: Any, **kwargs: Any) -> Any:
