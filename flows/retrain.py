@@ -36,14 +36,14 @@ from streaming.config import RetrainingSettings, Settings
 from streaming.control.plan import ServingPlan
 from streaming.control.updates import challenger_update, run_ended_update
 from streaming.errors import DriftloopError
-from streaming.events import ModelUpdate
+from streaming.events import DriftEvent, ModelUpdate
 from streaming.kafka.publishing import publish_model_update
 from streaming.logs import get_logger
 from streaming.models.candidates import Selection, select_candidate
 from streaming.models.first_champion import open_registry
 from streaming.models.registry import LoadedModel, ModelManifest
 from streaming.models.training import TrainedModel, TrainingParams
-from streaming.models.validation import Validation, check_window, validate_candidate
+from streaming.models.validation import DEGRADED_SIGNALS, Validation, check_window, validate_candidate
 from streaming.retraining.datasets import DatasetSnapshot, snapshot_dataset
 from streaming.retraining.flow_entrypoint import run_settings
 from streaming.retraining.window import TrainingWindow, fetch_training_window, find_drift_event
@@ -108,13 +108,12 @@ def snapshot_window(settings: Settings, window: TrainingWindow) -> DatasetSnapsh
 
 
 @task(retries=IO_RETRIES, retry_delay_seconds=IO_BACKOFF_S, cache_policy=NONE)
-def find_drift_start(settings: Settings, drift_event_id: str) -> datetime | None:
-    """Where the drift began: the window start of the drift event (None for a manual run, an
-    event not found on drift.events, or one from an older monitor)."""
+def find_drift(settings: Settings, drift_event_id: str) -> DriftEvent | None:
+    """The drift event that started the run (None for a manual run, or one not on drift.events):
+    where the drift began (its ``window_start``), and whether the champion itself got worse."""
     if drift_event_id == "manual":
         return None
-    event = find_drift_event(settings, drift_event_id)
-    return event.window_start if event is not None else None
+    return find_drift_event(settings, drift_event_id)
 
 
 @task(cache_policy=NONE)
@@ -149,8 +148,9 @@ def load_champion(settings: Settings, plan: ServingPlan) -> LoadedModel | None:
 
 
 @task(cache_policy=NONE)
-def validate(settings: Settings, selection: Selection) -> Validation:
-    return validate_candidate(selection, settings.retraining, settings.decision)
+def validate(settings: Settings, selection: Selection, drift: DriftEvent | None) -> Validation:
+    degraded = drift is not None and drift.signal in DEGRADED_SIGNALS
+    return validate_candidate(selection, settings.retraining, settings.decision, champion_degraded=degraded)
 
 
 @task(retries=IO_RETRIES, retry_delay_seconds=IO_BACKOFF_S, cache_policy=NONE)
@@ -200,9 +200,10 @@ def retrain(drift_event_id: str = "manual", model_name: str = "") -> dict[str, A
         if problems:
             outcome.status, outcome.reasons = "rejected", problems
         else:
-            drift_start = find_drift_start.with_options(retries=retries, retry_delay_seconds=delays)(
+            drift = find_drift.with_options(retries=retries, retry_delay_seconds=delays)(
                 settings, drift_event_id
             )
+            drift_start = drift.window_start if drift is not None else None
             champion = load_champion.with_options(retries=retries, retry_delay_seconds=delays)(settings, plan)
             selection = select_candidates(settings, window.frame, drift_start, champion)
             logger.info(
@@ -213,7 +214,7 @@ def retrain(drift_event_id: str = "manual", model_name: str = "") -> dict[str, A
                 ),
                 selection.winner_name,
             )
-            verdict = validate(settings, selection)
+            verdict = validate(settings, selection, drift)
             verdict.champion_version = plan.champion
             outcome.evidence["validation"] = verdict.evidence()
             outcome.evidence["selection"] = selection.lineage()

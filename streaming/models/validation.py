@@ -20,6 +20,9 @@ from streaming.features import FeatureSpec
 from streaming.models.candidates import Selection
 from streaming.models.training import check_training_frame
 
+#: Drift signals that say the champion itself got worse (not only that its inputs moved).
+DEGRADED_SIGNALS = frozenset({"error", "label", "performance"})
+
 
 @dataclass
 class Validation:
@@ -56,11 +59,19 @@ def check_window(frame: pd.DataFrame, spec: FeatureSpec, settings: RetrainingSet
 
 
 def validate_candidate(
-    selection: Selection, settings: RetrainingSettings, decision: DecisionSettings
+    selection: Selection,
+    settings: RetrainingSettings,
+    decision: DecisionSettings,
+    champion_degraded: bool = False,
 ) -> Validation:
     """The selection's winner against the holdout bars from configuration, then against the
-    champion on the same holdout: it must do at least as well on the decision policy's
-    objective, and its ROC AUC may trail the champion's by at most ``champion_margin``."""
+    champion on the same holdout, row by row (:func:`~streaming.models.candidates.
+    paired_difference`). When the drift says the champion itself got worse
+    (``champion_degraded``: its errors, its labels' rate or its estimated performance moved),
+    the winner must do at least as well as it there; when only the inputs moved, the champion
+    may still be right, and the winner must be *clearly* better (at
+    ``retraining.champion_confidence``). Its ROC AUC may trail the champion's by at most
+    ``champion_margin``."""
     winner = selection.winner
     if winner is None:
         skipped = "; ".join(f"{c.name}: {c.skipped}" for c in selection.candidates if c.skipped)
@@ -93,17 +104,21 @@ def validate_candidate(
     champion, versus = selection.champion, selection.versus_champion
     if champion is not None and versus is not None:
         verdict.champion = dict(champion)
-        clearly = versus["bound"] > 0 if decision.policy == "budget" else versus["bound"] < 0
-        if not clearly:
+        budget = decision.policy == "budget"
+        if champion_degraded:  # the point estimate must not favour the champion
+            enough = versus["difference"] >= 0 if budget else versus["difference"] <= 0
+        else:  # its confidence bound must favour the winner
+            enough = versus["bound"] > 0 if budget else versus["bound"] < 0
+        if not enough:
             what = (
                 "share of the fraud caught at the budget"
                 if decision.policy == "budget"
                 else "cost of the decisions per transaction"
             )
             verdict.reasons.append(
-                f"not clearly better than the champion on the same {selection.holdout_rows} newest rows: "
-                f"{what} {versus['difference']:+.4f} against it, {versus['confidence']:.0%} bound "
-                f"{versus['bound']:+.4f}"
+                f"{'worse than' if champion_degraded else 'not clearly better than'} the champion on the "
+                f"same {selection.holdout_rows} newest rows: {what} {versus['difference']:+.4f} against it, "
+                f"{versus['confidence']:.0%} bound {versus['bound']:+.4f}"
             )
         champion_auc = champion.get("roc_auc", math.nan)
         if auc < champion_auc - settings.champion_margin:

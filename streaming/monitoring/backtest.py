@@ -39,7 +39,7 @@ from streaming.models.training import (
     shown,
     train_classifier,
 )
-from streaming.models.validation import validate_candidate
+from streaming.models.validation import DEGRADED_SIGNALS, validate_candidate
 from streaming.monitoring.evidence import BinLayout, Summarizer
 from streaming.monitoring.model_monitor import ROW_MS, ModelMonitor, OutcomeChunk
 from streaming.monitoring.performance import PerformanceFigures, PerformanceModel
@@ -339,7 +339,9 @@ class _Stream:
                 events.append(alarm.to_event("backtest", row=True))
                 if retrainer is not None and alarm.status != "resolved":
                     start = alarm.window_start_ms // ROW_MS if alarm.window_start_ms is not None else None
-                    retrainer.alarm(alarm.event_time_ms // ROW_MS, start, alarm.detection.window_rows)
+                    retrainer.alarm(
+                        alarm.event_time_ms // ROW_MS, start, alarm.detection.window_rows, alarm.signal
+                    )
             if on_batch is not None:
                 on_batch(end - row)
             row = end
@@ -446,10 +448,12 @@ class _Retrainer:
     train_rows: int
     due: int | None = None  # the row at which to retrain
     drift_since: int = 0
+    signal: str = ""  # of the alarm that scheduled the retraining
     attempts: list[dict[str, Any]] = field(default_factory=list)
 
-    def alarm(self, at_row: int, window_start: int | None, window_rows: int | None) -> None:
+    def alarm(self, at_row: int, window_start: int | None, window_rows: int | None, signal: str = "") -> None:
         if self.due is None:
+            self.signal = signal
             self.due = at_row + self.after
             back = window_rows or self.retraining.min_candidate_rows
             self.drift_since = window_start if window_start is not None else max(0, at_row - back)
@@ -500,7 +504,9 @@ class _Retrainer:
             time_column=None,
             champion_threshold=champion.threshold,
         )
-        verdict = validate_candidate(selection, self.retraining, self.decision)
+        verdict = validate_candidate(
+            selection, self.retraining, self.decision, champion_degraded=self.signal in DEGRADED_SIGNALS
+        )
         winner = selection.winner
         self.attempts.append(
             {

@@ -93,3 +93,26 @@ def test_windows_too_small_or_of_one_class_are_skipped_and_too_few_frauds_to_jud
     lonely = select_candidate(legit, SPEC, "label", PARAMS, DECISION, SETTINGS)
     assert lonely.winner is None and all(c.skipped == "one class only" for c in lonely.candidates)
     assert "no candidate could be trained" in validate_candidate(lonely, SETTINGS, DECISION).reasons[0]
+
+
+def test_a_champion_that_got_worse_needs_only_matching_while_one_whose_inputs_moved_needs_beating() -> None:
+    """Error, label or performance drift: the winner need only not be worse than the champion.
+    Covariate drift alone: the champion may still be right, the winner must be clearly better."""
+    frame, onset, champion = stream()
+    selection = select_candidate(
+        frame, SPEC, "label", PARAMS, DECISION, SETTINGS,
+        drift_start_row=onset, champion_scores=champion_scores(champion),
+    )  # fmt: skip
+    assert selection.versus_champion is not None
+    # A winner a hair cheaper than the champion, within the noise of the holdout:
+    selection.versus_champion.update(difference=-0.0005, bound=0.002, confidence=0.9)
+    inputs_moved = validate_candidate(selection, SETTINGS, DECISION, champion_degraded=False)
+    assert any("not clearly better than the champion" in r for r in inputs_moved.reasons), (
+        inputs_moved.reasons
+    )
+    got_worse = validate_candidate(selection, SETTINGS, DECISION, champion_degraded=True)
+    assert got_worse.passed, got_worse.reasons
+    # ... and one a hair dearer is refused either way.
+    selection.versus_champion.update(difference=0.0005)
+    refused = validate_candidate(selection, SETTINGS, DECISION, champion_degraded=True)
+    assert any("worse than the champion" in r for r in refused.reasons), refused.reasons
