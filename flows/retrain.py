@@ -40,9 +40,9 @@ from streaming.events import DriftEvent, ModelUpdate
 from streaming.kafka.publishing import publish_model_update
 from streaming.logs import get_logger
 from streaming.models.candidates import Selection, select_candidate
-from streaming.models.first_champion import open_registry
+from streaming.models.first_champion import open_registry, training_params
 from streaming.models.registry import LoadedModel, ModelManifest
-from streaming.models.training import TrainedModel, TrainingParams
+from streaming.models.training import TrainedModel
 from streaming.models.validation import DEGRADED_SIGNALS, Validation, check_window, validate_candidate
 from streaming.retraining.datasets import DatasetSnapshot, snapshot_dataset
 from streaming.retraining.flow_entrypoint import run_settings
@@ -122,7 +122,7 @@ def select_candidates(
 ) -> Selection:
     """One candidate per training window, judged (with the champion) on the newest rows."""
     retraining = settings.retraining
-    params = TrainingParams(max_iter=retraining.max_iter, min_rows=retraining.min_rows)
+    params = training_params(settings, max_iter=retraining.max_iter, min_rows=retraining.min_rows)
     start_row = None
     if drift_start is not None:
         times = pd.to_datetime(frame["event_time"], utc=True)

@@ -442,6 +442,47 @@ class DecisionSettings(_Section):
     threshold: float = Field(default=0.5, ge=0, le=1, description="The fixed policy's threshold.")
 
 
+class TrainingSettings(_Section):
+    """Whose code trains the model: driftloop's gradient-boosted trees (the default), or the
+    team's own. `driftloop train`, the backtest's ``--retrain`` and the retraining flow all
+    call the same code, and record it (its path, parameters and version) in the manifest."""
+
+    function: str = Field(
+        default="",
+        description="Your training function as package.module:function, called as "
+        "function(frame, spec, label_column, params) (plus sample_weight= if it takes it) and "
+        "returning a fitted scikit-learn binary classifier that scores a DataFrame of the features.",
+    )
+    estimator: str = Field(
+        default="",
+        description="Or an estimator factory as package.module:factory, called as factory(**params); "
+        "driftloop fits what it returns on the DataFrame of the features and the labels.",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword parameters for the function or factory (in the manifest)."
+    )
+    trusted_types: list[str] = Field(
+        default_factory=list,
+        description="Types your model's artifact may hold beyond driftloop's own (module.Class, e.g. "
+        "sklearn.pipeline.Pipeline, mypackage.features.NightFlag). Anything else is refused at "
+        "registration and at load: the list comes from here, never from the artifact.",
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TrainingSettings:
+        if self.function and self.estimator:
+            raise ValueError("set training.function or training.estimator, not both")
+        for name in ("function", "estimator"):
+            path = getattr(self, name)
+            if path and (":" not in path or not all(path.partition(":")[::2])):
+                raise ValueError(f"training.{name} must be package.module:attribute, not {path!r}")
+        return self
+
+    @property
+    def custom(self) -> bool:
+        return bool(self.function or self.estimator)
+
+
 class RetrainingSettings(_Section):
     """The retraining flow: its training window and the bar a candidate must clear."""
 
@@ -650,6 +691,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     decision: DecisionSettings = Field(default_factory=DecisionSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     retraining: RetrainingSettings = Field(default_factory=RetrainingSettings)
     trigger: TriggerSettings = Field(default_factory=TriggerSettings)
     canary: CanarySettings = Field(default_factory=CanarySettings)

@@ -94,6 +94,12 @@ class TrainingError(DriftloopError):
     """The training data cannot produce a model (too few rows, one class, bad columns)."""
 
 
+class TrainingCodeError(DriftloopError):
+    """The team's own training code (``[training]``) raised, or returned what cannot serve as a
+    binary classifier of the feature spec's columns. Not a property of the data: a retraining
+    run fails on it (it is not a candidate skipped)."""
+
+
 class RegistryError(DriftloopError):
     """The registry store cannot be read or written."""
 

@@ -19,6 +19,10 @@
    ratio to the passthrough is the median of the rounds' ratios (each round runs the two
    back to back, in alternating order; the machine's speed drifts between rounds);
    ``ratio_of_medians`` is the ratio of the two medians.
+   The model is the configuration's: driftloop's gradient-boosted trees, or the team's own
+   (``[training]``, e.g. ``--config examples/card_model/driftloop.toml``: a Pipeline scored
+   on a DataFrame built once per batch; ``model_input_us_per_event`` is that building's cost
+   per event, next to the float matrix of driftloop's own model, ``matrix_us_per_event``).
 3. Latency: a `driftloop score` process scores transactions offered at a fixed rate for a
    while: half the measured maximum of the same configuration (with the drift evidence
    unless ``--no-evidence``). End-to-end latency per transaction is the broker's append
@@ -67,7 +71,6 @@ from streaming.kafka.native import NativeDeliveryError, NativeProducer
 from streaming.kafka.publishing import publish_model_update
 from streaming.kafka.reading import TopicReader
 from streaming.models.first_champion import open_registry, train_and_register
-from streaming.models.training import TrainingParams
 from streaming.scoring.holder import ModelHolder
 from streaming.scoring.scorer import BatchObserver, Scorer
 from streaming.scoring.service import ScoringService
@@ -409,8 +412,9 @@ def run_throughput_benchmark(
         f"into {settings.topics.transactions} ({PARTITIONS} partitions)..."
     )
     history = TransactionSimulator(seed=3).generate(20_000)
-    manifest = train_and_register(settings, history, params=TrainingParams())
+    manifest = train_and_register(settings, history)  # the configuration's model and training code
     publish_model_update(settings, champion_update(manifest))
+    inputs = measure_model_input(settings, history)
     event_bytes = preload(settings, count, manifest.version)
 
     runs = _rounds(settings, count, naive_count, repeats, observers_factory, echo)
@@ -436,6 +440,10 @@ def run_throughput_benchmark(
         "max_batch": settings.scoring.max_batch,
         "max_wait_ms": settings.scoring.max_wait_ms,
         "repeats": repeats,
+        "model": manifest.lineage.get("training_code", {}).get("function")
+        or manifest.lineage.get("training_code", {}).get("estimator")
+        or "driftloop (gradient-boosted trees)",
+        **inputs,
         **_throughput_summary(runs, eps),
         **_latency_summary(latency_run, latency_pipeline, rate),
     }
@@ -456,6 +464,38 @@ def run_throughput_benchmark(
         )
     _print_summary(summary, eps, echo)
     return summary
+
+
+def measure_model_input(
+    settings: Settings, history: Any, batch: int = 500, repeats: int = 7
+) -> dict[str, Any]:
+    """Per event, building the served model's input from decoded feature rows (a batch of
+    ``batch`` at a time, as the scorer does), and the float matrix of driftloop's own model
+    for comparison: medians of ``repeats`` passes over 20,000 rows."""
+    from streaming.models.training import FeatureEncoder
+
+    spec = settings.feature_spec()
+    loaded = open_registry(settings).load(
+        settings.model_name, open_registry(settings).versions(settings.model_name)[-1]
+    )
+    rows = [spec.values(r) for r in history[list(spec.names)].to_dict("records")]
+    batches = [rows[i : i + batch] for i in range(0, len(rows), batch)]
+
+    def per_event(build: Callable[[list[Any]], Any]) -> float:
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for part in batches:
+                build(part)
+            times.append((time.perf_counter() - start) / len(rows) * 1e6)
+        return round(statistics.median(times), 2)
+
+    matrix = FeatureEncoder.fit(history, spec)
+    return {
+        "model_input": loaded.encoder.kind,
+        "model_input_us_per_event": per_event(loaded.encoder.matrix),
+        "matrix_us_per_event": per_event(matrix.matrix),
+    }
 
 
 def _rounds(
@@ -548,6 +588,11 @@ def _print_summary(summary: dict[str, Any], eps: dict[str, float], echo: Callabl
         f"speedup of the scorer over the naive loop: {summary['speedup_vs_naive']}x "
         f"(scikit-learn predict_proba per message), {summary['speedup_vs_naive_compiled']}x "
         "(the compiled tree walker per message)"
+    )
+    echo(
+        f"model: {summary['model']}; its input ({summary['model_input']}) costs "
+        f"{summary['model_input_us_per_event']} us per event to build, driftloop's float matrix "
+        f"{summary['matrix_us_per_event']} us"
     )
     echo(
         f"end-to-end latency ({summary['latency_pipeline']}) at {summary['offered_rate_eps']:,.0f}/s "

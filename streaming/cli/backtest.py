@@ -94,10 +94,10 @@ def backtest(
     categorical, never the --time-column; one that looks like an identifier or a timestamp
     is refused, named: --ignore it, or keep it with --allow-column. With --retrain, retraining
     runs the flow's candidate selection; the last line is JSON. Settings: the configuration's
-    `monitoring`, `decision` and `retraining` sections.
+    `monitoring`, `decision`, `retraining` and `training` (your own training code) sections.
     """
     from streaming.events import encode_event
-    from streaming.models.first_champion import read_table
+    from streaming.models.first_champion import read_table, training_params
     from streaming.monitoring.backtest import infer_spec, run_backtest
     from streaming.simulation.delays import parse_label_delay
 
@@ -125,6 +125,7 @@ def backtest(
             update={"min_rows": min(settings.retraining.min_rows, train_rows)}
         ),
         partitions=partitions,
+        params=training_params(settings, min_rows=min(200, train_rows)),
     )
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("wb") as handle:

@@ -118,7 +118,12 @@ def train(
     ] = None,
     publish: Annotated[bool, typer.Option(help="Publish the version as champion on model.updates.")] = True,
 ) -> None:
-    """Train a first champion on a file, register it (signed) and publish it."""
+    """Train a first champion on a file, register it (signed) and publish it.
+
+    The model is driftloop's gradient-boosted trees, or your own when the configuration's
+    [training] names your training function or estimator factory (see the README's "Your own
+    model and training code").
+    """
     from streaming.control.updates import champion_update
     from streaming.kafka.publishing import publish_model_update
     from streaming.models.first_champion import read_table, train_and_register

@@ -43,7 +43,6 @@ from streaming.kafka.clients import close_all, delete_topics, ensure_topics
 from streaming.kafka.publishing import publish_model_update
 from streaming.logs import get_logger
 from streaming.models.first_champion import open_registry, train_and_register
-from streaming.models.training import TrainingParams
 from streaming.simulation.delays import LabelDelay
 from streaming.simulation.generator import SCENARIOS, TransactionSimulator
 from streaming.simulation.streamer import SimulationStats, TransactionStreamer
@@ -214,9 +213,7 @@ def _run(
     run = _Run(settings, plan)
     view(_status(run, None, None, None, [], "training the first champion", _TRAINING))
     simulator = TransactionSimulator(seed=plan.seed, mean_gap_s=plan.event_gap_s)
-    champion = train_and_register(
-        settings, simulator.generate(plan.history), params=TrainingParams(), source="demo history"
-    )
+    champion = train_and_register(settings, simulator.generate(plan.history), source="demo history")
     publish_model_update(settings, champion_update(champion))
     if interrupt.is_set():
         raise NothingToReportError("interrupted before the stream began: nothing to report")

@@ -104,9 +104,13 @@ def ensure_topics(kafka: KafkaSettings, topics: list[TopicSpec], timeout_ms: int
             for t in missing
         }
         try:
-            admin.create_topics(request, timeout_ms=timeout_ms, wait_for_metadata=True)
+            admin.create_topics(request, timeout_ms=timeout_ms)
         except TopicAlreadyExistsError:
             log.info("topics were created concurrently by another process")
+        # Until every partition has a leader, with our timeout (kafka-python's own wait, through
+        # create_topics(wait_for_metadata=True), gives up after a fixed 10 s: too short for a
+        # fresh broker on a busy machine).
+        admin.wait_for_topics([t.name for t in missing], timeout_ms=timeout_ms)
         return [t.name for t in missing]
     except KafkaError as exc:
         raise KafkaUnavailableError(f"creating topics on {kafka.bootstrap_servers} failed: {exc}") from exc

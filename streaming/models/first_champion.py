@@ -11,6 +11,13 @@ from streaming.config import Settings
 from streaming.errors import TrainingError
 from streaming.models.registry import ModelManifest, ModelRegistry
 from streaming.models.training import TrainingParams, train_classifier
+from streaming.models.user_code import TrainingCode
+
+
+def training_params(settings: Settings, **overrides: object) -> TrainingParams:
+    """The training parameters of the configuration: driftloop's trees, or the team's own
+    code from ``[training]`` (imported here: a path that does not import is a ConfigError)."""
+    return TrainingParams(code=TrainingCode.from_settings(settings.training), **overrides)  # type: ignore[arg-type]
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -38,7 +45,9 @@ def train_and_register(
     params: TrainingParams | None = None,
 ) -> ModelManifest:
     """Train on ``frame`` with the configured feature spec and register a signed version; its
-    threshold is ``threshold`` if given, else the one the `decision` policy chose on the holdout."""
+    threshold is ``threshold`` if given, else the one the `decision` policy chose on the holdout.
+    Without ``params``, the configuration's (:func:`training_params`)."""
+    params = params or training_params(settings)
     model = train_classifier(frame, settings.feature_spec(), label_column, params, settings.decision)
     registry = open_registry(settings)
     lineage = {
@@ -51,7 +60,7 @@ def train_and_register(
 
 
 def open_registry(settings: Settings) -> ModelRegistry:
-    return ModelRegistry.open(settings.registry_path, _key(settings))
+    return ModelRegistry.open(settings.registry_path, _key(settings), tuple(settings.training.trusted_types))
 
 
 def _key(settings: Settings) -> str | None:

@@ -8,8 +8,11 @@ Layout under the registry root (a local path, or a shared volume under compose):
 
 The manifest is signed with HMAC-SHA256 under the registry key; the artifact is bound to it
 by its sha256. :meth:`ModelRegistry.load` checks the signature, then the hash, then the
-types inside the artifact against driftloop's own trusted list (never a list read from the
-artifact) before it builds anything. Any failure raises :class:`ModelRejectedError` naming why.
+types inside the artifact against driftloop's own trusted list plus the types configured in
+``training.trusted_types`` (never a list read from the artifact) before it builds anything.
+Any failure raises :class:`ModelRejectedError` naming why. :meth:`ModelRegistry.register`
+runs the same type check before it writes, so an undeclared type is refused at registration,
+not when a scorer first loads the model.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ from streaming.features import FeatureSpec
 from streaming.models.calibration import Calibration
 from streaming.models.decision import DecisionRule
 from streaming.models.reference import ReferenceProfile
-from streaming.models.training import FeatureEncoder, TrainedModel
+from streaming.models.training import Encoder, FeatureEncoder, TrainedModel
 from streaming.models.tree_predictor import TreeEnsemblePredictor
+from streaming.models.user_code import FrameInput, check_classifier
 
 ARTIFACT_FILE = "model.skops"
 MANIFEST_FILE = "manifest.json"
@@ -99,7 +103,7 @@ def artifact_types(artifact: bytes) -> set[str]:
 
 _VERSION = re.compile(r"^v(\d+)$")
 #: Manifest fields added after the first release, left out of the signed bytes while unset.
-_LATER_FIELDS = ("decision", "calibration")
+_LATER_FIELDS = ("decision", "calibration", "model_input")
 _canonical = msgspec.json.Encoder(order="sorted")
 
 
@@ -119,6 +123,8 @@ class ModelManifest(msgspec.Struct, frozen=True, kw_only=True):
     reference: ReferenceProfile | None = None  # holdout profile the drift monitors compare with
     decision: DecisionRule | None = None  # how ``threshold`` was chosen, and what it did on the holdout
     calibration: Calibration | None = None  # of the scores, for the online performance estimate
+    #: "frame" for a user's model scoring a DataFrame of the features; None: driftloop's matrix.
+    model_input: str | None = None
     signature: str = ""
 
     def signed_bytes(self) -> bytes:
@@ -140,40 +146,44 @@ class LoadedModel:
 
     manifest: ModelManifest
     estimator: Any
-    encoder: FeatureEncoder
+    encoder: Encoder
     compiled: bool = True
     # Built once at load: the per-batch fast path (see streaming.models.tree_predictor).
     _fast: TreeEnsemblePredictor | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.compiled:
+        if self.compiled and self.encoder.kind == "matrix":
             object.__setattr__(self, "_fast", TreeEnsemblePredictor.for_estimator(self.estimator))
 
     @property
     def version(self) -> str:
         return self.manifest.version
 
-    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
-        """The probability of fraud for each row of the encoder's matrix."""
+    def predict_proba(self, matrix: Any) -> np.ndarray:
+        """The probability of fraud for each row of the encoder's output (a matrix or a frame)."""
         if self._fast is not None:
             return self._fast.predict_proba(matrix)
-        return np.asarray(self.estimator.predict_proba(matrix)[:, 1])
+        return np.asarray(self.estimator.predict_proba(matrix)[:, 1], dtype=np.float64)
 
 
 class ModelRegistry:
-    """Versions of named models under ``root``, signed with ``signing_key``."""
+    """Versions of named models under ``root``, signed with ``signing_key``; artifacts may
+    hold :data:`TRUSTED_TYPES` and the ``trusted_types`` given (``training.trusted_types``)."""
 
-    def __init__(self, root: Path, signing_key: bytes) -> None:
+    def __init__(self, root: Path, signing_key: bytes, trusted_types: tuple[str, ...] = ()) -> None:
         if len(signing_key) < 16:
             raise RegistryError("the registry signing key must be at least 16 bytes")
         self.root = Path(root)
         self._key = signing_key
+        self.trusted_types = frozenset(TRUSTED_TYPES) | frozenset(trusted_types)
 
     @classmethod
-    def open(cls, root: Path, signing_key: str | None = None) -> ModelRegistry:
+    def open(
+        cls, root: Path, signing_key: str | None = None, trusted_types: tuple[str, ...] = ()
+    ) -> ModelRegistry:
         """Open a registry; without a configured key, use (or create) ``<root>/.signing-key``."""
         if signing_key:
-            return cls(root, signing_key.encode())
+            return cls(root, signing_key.encode(), trusted_types)
         key_file = Path(root) / ".signing-key"
         try:
             key_file.parent.mkdir(parents=True, exist_ok=True)
@@ -181,9 +191,9 @@ class ModelRegistry:
                 fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                 with os.fdopen(fd, "w") as handle:
                     handle.write(secrets.token_hex(32))
-            return cls(root, key_file.read_text().strip().encode())
+            return cls(root, key_file.read_text().strip().encode(), trusted_types)
         except FileExistsError:  # created concurrently by another process
-            return cls(root, key_file.read_text().strip().encode())
+            return cls(root, key_file.read_text().strip().encode(), trusted_types)
         except OSError as exc:
             raise RegistryError(f"cannot read or create the signing key {key_file}: {exc}") from exc
 
@@ -198,8 +208,23 @@ class ModelRegistry:
         lineage: dict[str, Any] | None = None,
     ) -> ModelManifest:
         """Store ``model`` as the next version of ``name`` and return its signed manifest; its
-        threshold is ``threshold`` if given, else the one its decision rule chose."""
-        artifact = sio.dumps(model.estimator)
+        threshold is ``threshold`` if given, else the one its decision rule chose. Refused
+        (:class:`ModelRejectedError`) when the artifact holds a type not trusted here, or a
+        user's model does not take the feature spec's columns."""
+        spec = model.encoder.spec
+        if model.encoder.kind == "frame":
+            try:
+                check_classifier(model.estimator, spec, f"model {name}")
+            except Exception as exc:
+                raise ModelRejectedError("load_error", str(exc)) from exc
+        try:
+            artifact = sio.dumps(model.estimator)
+        except Exception as exc:
+            raise ModelRejectedError("load_error", f"model {name} cannot be saved with skops: {exc}") from exc
+        self._check_types(artifact, f"model {name}")
+        lineage = dict(lineage or {})
+        if model.training_code is not None:
+            lineage["training_code"] = model.training_code
         try:
             with self._locked(name):
                 version = f"v{self._last_number(name) + 1}"
@@ -211,15 +236,16 @@ class ModelRegistry:
                         version=version,
                         created_at=datetime.now(UTC),
                         sha256=hashlib.sha256(artifact).hexdigest(),
-                        feature_spec=model.encoder.spec.as_mapping(),
+                        feature_spec=spec.as_mapping(),
                         vocabulary=model.encoder.vocabulary,
                         threshold=model.threshold if threshold is None else threshold,
                         params=model.params.as_dict(),
                         metrics=model.metrics,
-                        lineage=lineage or {},
+                        lineage=lineage,
                         reference=model.reference,
                         decision=model.decision,
                         calibration=model.calibration,
+                        model_input="frame" if model.encoder.kind == "frame" else None,
                     )
                 )
                 _write_atomic(folder / ARTIFACT_FILE, artifact)
@@ -286,17 +312,9 @@ class ModelRegistry:
                 "hash_mismatch",
                 f"{path} has sha256 {digest[:12]}…, the manifest says {manifest.sha256[:12]}…",
             )
+        self._check_types(artifact, str(path))
         try:
-            untrusted = artifact_types(artifact) - set(TRUSTED_TYPES)
-        except Exception as exc:  # a corrupt zip or schema
-            raise ModelRejectedError("load_error", f"{path} is not a readable skops artifact: {exc}") from exc
-        if untrusted:
-            raise ModelRejectedError(
-                "untrusted_types",
-                f"{path} contains types outside driftloop's trusted list: {', '.join(sorted(untrusted))}",
-            )
-        try:
-            estimator = sio.loads(artifact, trusted=list(TRUSTED_TYPES))
+            estimator = sio.loads(artifact, trusted=sorted(self.trusted_types))
             spec = FeatureSpec.from_mapping(manifest.feature_spec)
         except Exception as exc:
             raise ModelRejectedError("load_error", f"{name} {version} could not be loaded: {exc}") from exc
@@ -304,7 +322,10 @@ class ModelRegistry:
             raise ModelRejectedError(
                 "load_error", f"{name} {version} is a {type(estimator).__name__}, not a classifier"
             )
-        return LoadedModel(manifest, estimator, FeatureEncoder(spec, manifest.vocabulary))
+        encoder: Encoder = (
+            FrameInput(spec) if manifest.model_input == "frame" else FeatureEncoder(spec, manifest.vocabulary)
+        )
+        return LoadedModel(manifest, estimator, encoder)
 
     def versions(self, name: str) -> list[str]:
         folder = self.root / name
@@ -314,6 +335,19 @@ class ModelRegistry:
         return [version for _, version in sorted(found)]
 
     # -- internals ---------------------------------------------------------------------
+
+    def _check_types(self, artifact: bytes, what: str) -> None:
+        try:
+            untrusted = artifact_types(artifact) - self.trusted_types
+        except Exception as exc:  # a corrupt zip or schema
+            raise ModelRejectedError("load_error", f"{what} is not a readable skops artifact: {exc}") from exc
+        if untrusted:
+            raise ModelRejectedError(
+                "untrusted_types",
+                f"{what} holds types that are not trusted: {', '.join(sorted(untrusted))}; if they are "
+                "yours, add them to training.trusted_types (the list comes from the configuration, "
+                "never from the artifact)",
+            )
 
     def _signature(self, manifest: ModelManifest) -> str:
         return hmac.new(self._key, manifest.signed_bytes(), hashlib.sha256).hexdigest()

@@ -6,7 +6,9 @@ The scorer builds one float matrix per micro-batch straight from the feature spe
 codes of the vocabulary learned at training (an unseen category becomes NaN, which the
 gradient-boosted trees treat as missing). The classifier is scikit-learn's
 ``HistGradientBoostingClassifier`` with native categorical support, so no per-batch
-pandas or ColumnTransformer work sits on the hot path.
+pandas or ColumnTransformer work sits on the hot path. A team's own model and training code
+(``[training]``, :mod:`streaming.models.user_code`) score a DataFrame built once per batch
+instead (:class:`~streaming.models.user_code.FrameInput`).
 
 >>> from streaming.features import FeatureSpec
 >>> spec = FeatureSpec.from_mapping({"amount": "numeric", "channel": "categorical"})
@@ -20,10 +22,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from itertools import repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 import pandas as pd
@@ -36,6 +38,11 @@ from streaming.features import FeatureSpec
 from streaming.models.calibration import Calibration, fit_calibration
 from streaming.models.decision import DecisionRule, choose_rule
 from streaming.models.reference import ReferenceProfile, build_reference
+from streaming.models.user_code import FrameInput, TrainingCode
+
+#: What builds a model's input from feature values: driftloop's float matrix, or the
+#: DataFrame a user's own model (a Pipeline, say) scores.
+Encoder = Union["FeatureEncoder", FrameInput]
 
 #: Keep this many distinct values per categorical feature (the most frequent ones).
 MAX_CATEGORIES = 250
@@ -51,6 +58,8 @@ class FeatureEncoder:
     vocabulary
         For each categorical feature, its known values; a value's code is its index.
     """
+
+    kind = "matrix"
 
     def __init__(self, spec: FeatureSpec, vocabulary: Mapping[str, Sequence[str]]) -> None:
         self.spec = spec
@@ -101,7 +110,8 @@ class FeatureEncoder:
 
 @dataclass(frozen=True)
 class TrainingParams:
-    """Hyper-parameters of the gradient-boosted classifier (recorded in the manifest)."""
+    """Hyper-parameters of the gradient-boosted classifier (recorded in the manifest), or
+    ``code``: the team's own training code (``[training]``), which then fits the model."""
 
     max_iter: int = 100
     learning_rate: float = 0.1
@@ -110,9 +120,14 @@ class TrainingParams:
     random_state: int = 0
     holdout_fraction: float = 0.2
     min_rows: int = 200
+    code: TrainingCode | None = field(default=None, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        if self.code is not None:
+            return {"holdout_fraction": self.holdout_fraction, "min_rows": self.min_rows} | {
+                f"{self.code.kind}_params": self.code.params
+            }
+        return {k: v for k, v in self.__dict__.items() if k != "code"}
 
 
 @dataclass(frozen=True)
@@ -120,20 +135,22 @@ class TrainedModel:
     """A fitted classifier, its encoder, its holdout metrics, and what the holdout chose:
     the decision rule and the calibration of its scores."""
 
-    estimator: HistGradientBoostingClassifier
-    encoder: FeatureEncoder
+    estimator: Any  # HistGradientBoostingClassifier, or the user's own classifier
+    encoder: Encoder
     metrics: dict[str, float]
     params: TrainingParams
     reference: ReferenceProfile | None = None  # the holdout's profile, for the drift monitors
     decision: DecisionRule | None = None
     calibration: Calibration | None = None
+    #: The user's training code that fitted it (path, parameters, version), for the lineage.
+    training_code: dict[str, Any] | None = None
 
     @property
     def threshold(self) -> float:
         return self.decision.threshold if self.decision is not None else 0.5
 
-    def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
-        return self.estimator.predict_proba(matrix)[:, 1]
+    def predict_proba(self, matrix: np.ndarray | pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(matrix)[:, 1], dtype=np.float64)
 
 
 def shown(value: Any) -> str:
@@ -209,6 +226,12 @@ def fit_classifier(
     params = params or TrainingParams()
     if train[label_column].nunique() < 2:
         raise TrainingError("the rows to fit on (before the holdout) hold one class only")
+    if params.code is not None:
+        estimator, weighted = params.code.fit(train, spec, label_column, sample_weight)
+        lineage = params.code.lineage() | {"sample_weight": weighted}
+        return TrainedModel(
+            estimator, FrameInput(spec), {"train_rows": float(len(train))}, params, training_code=lineage
+        )
     encoder = FeatureEncoder.fit(train, spec)
     estimator = HistGradientBoostingClassifier(
         max_iter=params.max_iter,
@@ -236,7 +259,7 @@ def assess(
     decision = decision or DecisionSettings()
     metrics = {k: v for k, v in model.metrics.items() if k == "train_rows"}
     if not len(holdout):
-        return TrainedModel(model.estimator, model.encoder, metrics, model.params)
+        return replace(model, metrics=metrics, reference=None, decision=None, calibration=None)
     scores = model.predict_proba(model.encoder.frame_matrix(holdout))
     labels = holdout[label_column].astype(int).to_numpy()
     rule = choose_rule(
@@ -253,7 +276,7 @@ def assess(
         holdout, model.encoder.spec, scores, labels, rule.threshold, seed=model.params.random_state
     )
     calibration = fit_calibration(scores, labels)
-    return TrainedModel(model.estimator, model.encoder, metrics, model.params, reference, rule, calibration)
+    return replace(model, metrics=metrics, reference=reference, decision=rule, calibration=calibration)
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, alert_budget: float = 0.01) -> dict[str, float]:

@@ -1,0 +1,1 @@
+"""A fraud team's own model, served and retrained by driftloop (see ../README.md)."""
