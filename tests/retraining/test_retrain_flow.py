@@ -225,6 +225,23 @@ def test_training_that_raises_fails_the_run_and_says_why(
     assert open_registry(settings).versions("fraud") == ["v1"]
 
 
+def test_the_teams_training_function_raising_fails_the_run_and_the_update_names_it(
+    settings: Settings,
+) -> None:
+    """[training] names the team's own function; it raises: no candidate skipped, a failed run."""
+    from streaming.config import TrainingSettings
+
+    theirs = settings.model_copy(
+        update={"training": TrainingSettings(function="tests.models.test_user_code:raises")}
+    )
+    with pytest.raises(Exception, match="ran out of memory"):
+        run_in_process(theirs, "e-their-code")
+    [published] = outcome_of(settings)
+    assert published.status == "failed"
+    assert "tests.models.test_user_code:raises raised MemoryError" in published.reasons[0], published.reasons
+    assert open_registry(settings).versions("fraud") == ["v1"]
+
+
 def test_an_unwritable_registry_fails_the_run_and_publishes_nothing_loadable(
     settings: Settings, tmp_path: Path
 ) -> None:
