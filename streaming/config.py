@@ -77,6 +77,17 @@ class KafkaSettings(_Section):
     sasl_plain_username: str | None = None
     sasl_plain_password: SecretStr | None = None
     request_timeout_ms: int = Field(default=30_000, gt=0)
+    replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description="Replicas of every topic driftloop creates (3 on a production cluster).",
+    )
+    min_insync_replicas: int = Field(
+        default=1,
+        ge=1,
+        description="min.insync.replicas of every topic driftloop creates (2 with 3 replicas: an "
+        "acks=all write then survives the loss of one broker, and waits rather than be lost with two).",
+    )
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> KafkaSettings:
@@ -87,6 +98,11 @@ class KafkaSettings(_Section):
         ):
             raise ValueError(
                 f"sasl_mechanism {self.sasl_mechanism} needs sasl_plain_username and sasl_plain_password"
+            )
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"min_insync_replicas {self.min_insync_replicas} is more than replication_factor "
+                f"{self.replication_factor}: no write could ever be acknowledged"
             )
         return self
 
@@ -667,6 +683,13 @@ class LocalKafkaSettings(_Section):
     controller_port: int = Field(default=9093, ge=1, le=65535)
     heap: str = "512m"
     start_timeout_s: float = Field(default=90.0, gt=0)
+    nodes: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="Nodes of the local cluster: node i listens on port+i-1, its controller on "
+        "controller_port+i-1 (with more than one node and no controller_port set: port+100+i-1).",
+    )
 
 
 class Settings(BaseSettings):

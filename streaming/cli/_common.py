@@ -18,7 +18,7 @@ from streaming.config import Settings, load_settings
 from streaming.errors import DriftloopError
 
 if TYPE_CHECKING:
-    from streaming.kafka.local_broker import LocalBroker
+    from streaming.kafka.local_broker import LocalBroker, LocalCluster
 
 app = typer.Typer(
     name="driftloop",
@@ -71,11 +71,22 @@ def setting_default(section: str, field: str) -> str:
     return f"{section}.{field} = {model.model_fields[field].default}"
 
 
-def local_broker(settings: Settings) -> LocalBroker:
-    from streaming.kafka.local_broker import LocalBroker
+def local_broker(settings: Settings, nodes: int | None = None) -> LocalBroker | LocalCluster:
+    """The local broker, or the local cluster of ``nodes`` (default: ``local_kafka.nodes``, or
+    as many as `kafka start --nodes` made under the home folder)."""
+    from streaming.kafka.local_broker import LocalBroker, LocalCluster
 
     local = settings.local_kafka
-    return LocalBroker(settings.home, local.version, local.port, local.controller_port, local.heap)
+    if nodes is None:
+        made = len(list((settings.home / "kafka").glob("node-*")))
+        nodes = local.nodes if local.nodes > 1 or not made else made
+    if nodes == 1:
+        return LocalBroker(settings.home, local.version, local.port, local.controller_port, local.heap)
+    controller = local.controller_port
+    overlap = controller < local.port + nodes and local.port < controller + nodes
+    if overlap or "controller_port" not in local.model_fields_set:
+        controller = local.port + 100  # the clients' ports + 100: 9192-9194 next to 9092-9094
+    return LocalCluster(settings.home, local.version, nodes, local.port, controller, local.heap)
 
 
 def require_prefect_server() -> None:

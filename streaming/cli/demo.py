@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from streaming.config import Settings
     from streaming.demo.run import DemoPlan, DemoResult, DemoStatus
-    from streaming.kafka.local_broker import LocalBroker
+    from streaming.kafka.local_broker import LocalBroker, LocalCluster
 
 #: The exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED_EXIT = 130
@@ -108,18 +108,26 @@ def _plan(scenario: str, short: bool, rate: float | None, label_delay: str) -> D
     return dataclasses.replace(plan, rate=rate) if rate else plan
 
 
-def _on_a_broker(settings: Settings) -> tuple[Settings, LocalBroker | None]:
-    """The configured broker, or else the local one (started if it is not running: then it
-    is returned, to be stopped at the end)."""
+def _on_a_broker(settings: Settings) -> tuple[Settings, LocalBroker | LocalCluster | None]:
+    """The configured broker, or else the local one or local cluster (started if it is not
+    running: then it is returned, to be stopped at the end)."""
     configured = (
         os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "bootstrap_servers" in settings.kafka.model_fields_set
     )
     if configured:
         return settings, None
+    from streaming.kafka.local_broker import LocalCluster
+
     local = local_broker(settings)
-    kafka = settings.kafka.model_copy(update={"bootstrap_servers": local.bootstrap_servers})
-    settings = settings.model_copy(update={"kafka": kafka})
-    if local.status().running:
+    update: dict[str, object] = {"bootstrap_servers": local.bootstrap_servers}
+    if isinstance(local, LocalCluster):  # replicated like a production cluster
+        update |= {
+            "replication_factor": min(3, len(local.nodes)),
+            "min_insync_replicas": min(2, len(local.nodes)),
+        }
+    settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update=update)})
+    status = local.status()
+    if all(s.running for s in (status if isinstance(status, list) else [status])):
         return settings, None
     console.print("starting the local Kafka broker...")
     local.start(timeout_s=settings.local_kafka.start_timeout_s)

@@ -88,7 +88,9 @@ def make_admin(kafka: KafkaSettings, **overrides: Any) -> KafkaAdminClient:
 
 
 def ensure_topics(kafka: KafkaSettings, topics: list[TopicSpec], timeout_ms: int = 30_000) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
+    """Create the topics that do not exist yet; return the names created. Each gets the larger
+    of its own replication factor and ``kafka.replication_factor``, and
+    ``kafka.min_insync_replicas`` (when above 1)."""
     admin = make_admin(kafka)
     try:
         existing = set(admin.list_topics())
@@ -98,8 +100,13 @@ def ensure_topics(kafka: KafkaSettings, topics: list[TopicSpec], timeout_ms: int
         request = {
             t.name: {
                 "num_partitions": t.partitions,
-                "replication_factor": t.replication_factor,
-                "configs": dict(t.configs),
+                "replication_factor": max(t.replication_factor, kafka.replication_factor),
+                "configs": dict(t.configs)
+                | (
+                    {"min.insync.replicas": str(kafka.min_insync_replicas)}
+                    if kafka.min_insync_replicas > 1
+                    else {}
+                ),
             }
             for t in missing
         }

@@ -9,11 +9,17 @@ kafka-python client gets metadata from it. Everything lives under ``<home>/kafka
 - ``data/``           the KRaft log directory
 - ``logs/server.log`` the broker's log (``driftloop kafka status`` prints its path)
 - ``broker.pid``      the running broker's process id
+
+`driftloop kafka start --nodes 3` runs a :class:`LocalCluster` instead: three combined
+broker+controller nodes on consecutive loopback ports, one KRaft quorum, each node under
+``<home>/kafka/node-<id>/`` (the jars shared), internal topics replicated three times with
+``min.insync.replicas`` 2.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import fcntl
 import os
@@ -96,6 +102,10 @@ class LocalBroker:
         The client listener speaks TLS, with a certificate signed by a CA generated in
         ``<home>/kafka/tls/`` (:mod:`streaming.kafka.local_tls`); clients trust
         :attr:`ca_file`. With ``scram_users`` too, the listener is SASL_SSL.
+    node_id, voters, cluster_id, root
+        For a node of a :class:`LocalCluster`: its id, every node's controller port by id
+        (the quorum), the cluster id all nodes are formatted with, and the node's own folder
+        (default ``<home>/kafka``).
     """
 
     def __init__(
@@ -107,6 +117,10 @@ class LocalBroker:
         heap: str = "512m",
         scram_users: Mapping[str, str] | None = None,
         tls: bool = False,
+        node_id: int = 1,
+        voters: Mapping[int, int] | None = None,
+        cluster_id: str | None = None,
+        root: Path | None = None,
     ) -> None:
         self.home = Path(home).absolute()
         self.scram_users = dict(scram_users or {})
@@ -115,8 +129,11 @@ class LocalBroker:
         self.port = port
         self.controller_port = controller_port
         self.heap = heap
-        self.root = self.home / "kafka"
-        self.lib_dir = self.root / f"lib-{version}"
+        self.node_id = node_id
+        self.voters = dict(voters or {node_id: controller_port})
+        self.cluster_id = cluster_id
+        self.root = Path(root).absolute() if root is not None else self.home / "kafka"
+        self.lib_dir = self.home / "kafka" / f"lib-{version}"
         self.data_dir = self.root / "data"
         self.log_dir = self.root / "logs"
         self.log_file = self.log_dir / "server.log"
@@ -136,7 +153,7 @@ class LocalBroker:
     @property
     def ca_file(self) -> Path:
         """The CA that signed the TLS listener's certificate (with ``tls``)."""
-        return self.root / "tls" / "ca.pem"
+        return self.home / "kafka" / "tls" / "ca.pem"
 
     def client_options(self, user: str | None = None) -> dict[str, Any]:
         """kafka-python options to connect as ``user`` (the broker's own user by default)."""
@@ -155,7 +172,8 @@ class LocalBroker:
         return options
 
     def _broker_password(self) -> str:
-        path = self.root / "broker.secret"
+        path = self.home / "kafka" / "broker.secret"  # one for all nodes of a cluster
+        path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             path.write_text(secrets.token_urlsafe(24))
             path.chmod(0o600)
@@ -170,16 +188,7 @@ class LocalBroker:
             current = self.status()
             if current.running:
                 return current
-            java = _require_tool(
-                "java", "install a Java 17+ runtime (e.g. apt-get install openjdk-17-jre-headless)"
-            )
-            self._fetch_jars()
-            for port in (self.port, self.controller_port):
-                _require_free_port(port)
-            self._write_config()
-            self._format_storage(java)
-            process = self._launch(java)
-            self.pid_file.write_text(str(process.pid))
+            process = self.launch()
             try:
                 self._wait_until_ready(process, timeout_s)
             except BrokerError:
@@ -187,6 +196,34 @@ class LocalBroker:
                 self.pid_file.unlink(missing_ok=True)
                 raise
             return self.status()
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Fetch the jars (once), write the config, format the storage (once) and start the
+        JVM, without waiting for it: a cluster's nodes only answer once a quorum of them runs."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        java = _require_tool(
+            "java", "install a Java 17+ runtime (e.g. apt-get install openjdk-17-jre-headless)"
+        )
+        self._fetch_jars()
+        for port in (self.port, self.controller_port):
+            _require_free_port(port)
+        self._write_config()
+        self._format_storage(java)
+        process = self._launch(java)
+        self.pid_file.write_text(str(process.pid))
+        return process
+
+    def kill(self) -> bool:
+        """SIGKILL the broker (a crash, for the chaos tests); False when none was running."""
+        pid = self._running_pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop the broker; return False when none was running (not an error)."""
@@ -214,7 +251,7 @@ class LocalBroker:
         if (self.lib_dir / _READY_MARKER).exists():
             return
         mvn = _require_tool("mvn", "install Apache Maven (e.g. apt-get install maven)")
-        pom = self.root / f"pom-{self.version}.xml"
+        pom = self.lib_dir.parent / f"pom-{self.version}.xml"
         template = resources.files("streaming.kafka").joinpath(_POM_TEMPLATE).read_text()
         pom.write_text(template.replace("@KAFKA_VERSION@", self.version))
         shutil.rmtree(self.lib_dir, ignore_errors=True)
@@ -238,10 +275,14 @@ class LocalBroker:
 
     def _write_config(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        replicas = str(min(3, len(self.voters)))
+        min_isr = str(min(2, len(self.voters)))
         properties: dict[str, str] = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": ",".join(
+                f"{n}@127.0.0.1:{p}" for n, p in sorted(self.voters.items())
+            ),
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -249,12 +290,14 @@ class LocalBroker:
             "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             "log.dirs": str(self.data_dir),
             "num.partitions": "1",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": "8",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
+            "default.replication.factor": replicas,
+            "min.insync.replicas": min_isr,
             "group.initial.rebalance.delay.ms": "0",
             "auto.create.topics.enable": "true",
             "log.cleaner.enable": "true",
@@ -284,8 +327,8 @@ class LocalBroker:
         if self.tls:
             from streaming.kafka.local_tls import ensure_tls_files
 
-            files = ensure_tls_files(self.root / "tls")
-            keystore = self.root / "tls" / "broker-keystore.pem"  # key and chain, as Kafka's PEM type wants
+            files = ensure_tls_files(self.home / "kafka" / "tls")  # one CA for all nodes of a cluster
+            keystore = self.root / "broker-keystore.pem"  # key and chain, as Kafka's PEM type wants
             keystore.write_bytes(files.key.read_bytes() + files.certificate.read_bytes())
             keystore.chmod(0o600)
             properties.update(
@@ -302,7 +345,7 @@ class LocalBroker:
     def _format_storage(self, java: str) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = new_cluster_id()
+        cluster_id = self.cluster_id or new_cluster_id()
         command = [
             java,
             "-cp",
@@ -469,3 +512,104 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log yet)"
+
+
+class LocalCluster:
+    """``nodes`` combined broker+controller nodes on loopback, one KRaft quorum.
+
+    Node ``i`` (1-based) listens for clients on ``port + i - 1`` and for the quorum on
+    ``controller_port + i - 1``; its files live in ``<home>/kafka/node-<i>/``. Internal topics
+    are replicated on three nodes with ``min.insync.replicas`` 2, and so are topics created
+    without a replication factor. The cluster id is kept in ``<home>/kafka/cluster.id``.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        version: str,
+        nodes: int = 3,
+        port: int = 9092,
+        controller_port: int = 9192,
+        heap: str = "512m",
+        scram_users: Mapping[str, str] | None = None,
+        tls: bool = False,
+    ) -> None:
+        if nodes < 1:
+            raise BrokerError(f"a cluster needs at least one node, not {nodes}")
+        self.home = Path(home).absolute()
+        self.version = version
+        voters = {n: controller_port + n - 1 for n in range(1, nodes + 1)}
+        common = {"heap": heap, "scram_users": scram_users, "tls": tls, "voters": voters}
+        self.nodes = [
+            LocalBroker(
+                self.home,
+                version,
+                port=port + n - 1,
+                controller_port=voters[n],
+                node_id=n,
+                root=self.home / "kafka" / f"node-{n}",
+                **common,  # type: ignore[arg-type]
+            )
+            for n in voters
+        ]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(node.bootstrap_servers for node in self.nodes)
+
+    def node(self, node_id: int) -> LocalBroker:
+        return self.nodes[node_id - 1]
+
+    def start(self, timeout_s: float = 120.0) -> list[BrokerStatus]:
+        """Start every node that does not run (all launched before any is waited for: a node
+        answers only once a quorum runs); return once each serves metadata."""
+        cluster_id = self._cluster_id()
+        for node in self.nodes:
+            node.cluster_id = cluster_id
+        launched = [(node, node.launch()) for node in self.nodes if not node.status().running]
+        deadline = time.monotonic() + timeout_s
+        try:
+            for node, process in launched:
+                node._wait_until_ready(process, max(1.0, deadline - time.monotonic()))
+        except BrokerError:
+            for node, process in launched:
+                _terminate(process.pid, grace_s=10)
+                node.pid_file.unlink(missing_ok=True)
+            raise
+        return self.status()
+
+    def start_node(self, node_id: int, timeout_s: float = 120.0) -> BrokerStatus:
+        """(Re)start one node of a running cluster, e.g. after :meth:`kill`."""
+        node = self.node(node_id)
+        node.cluster_id = self._cluster_id()
+        return node.start(timeout_s)
+
+    def kill(self, node_id: int) -> bool:
+        """SIGKILL one node (the chaos tests' broker crash)."""
+        return self.node(node_id).kill()
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """Stop every node at once (SIGTERM to all: one by one, the last ones would wait for a
+        quorum that is gone), SIGKILL what still runs after ``timeout_s``; False when none ran."""
+        pids = []
+        for node in self.nodes:
+            with node._lock():
+                pid = node._running_pid()
+                node.pid_file.unlink(missing_ok=True)
+            if pid is not None:
+                pids.append(pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        for pid in pids:
+            _terminate(pid, grace_s=timeout_s)  # already asked: waits, then SIGKILL
+        return bool(pids)
+
+    def status(self) -> list[BrokerStatus]:
+        return [node.status() for node in self.nodes]
+
+    def _cluster_id(self) -> str:
+        path = self.home / "kafka" / "cluster.id"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new_cluster_id())
+        return path.read_text().strip()
