@@ -1,0 +1,67 @@
+"""Chaos: the scorer SIGKILLed five times at random moments over 200,000 transactions."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from streaming.config import Settings
+from streaming.control.updates import champion_update
+from streaming.kafka.publishing import publish_model_update
+from tests.kafka_helpers import produce, records_written, start_scorer_process
+from tests.scoring.test_service import ids_of, register, transactions, wait_for_scores
+
+pytestmark = pytest.mark.integration
+
+TRANSACTIONS = 200_000
+KILLS = 5
+
+
+def test_five_sigkills_at_random_moments_lose_no_transaction_and_duplicate_at_most_a_batch_each(
+    driftloop_settings: Settings, history: pd.DataFrame, tmp_path: Path
+) -> None:
+    # At-least-once with a checkpoint after every batch: each kill can repeat the batch in hand.
+    scoring = driftloop_settings.scoring.model_copy(update={"checkpoint_interval_s": 0.0})
+    settings = driftloop_settings.model_copy(update={"scoring": scoring})
+    publish_model_update(settings, champion_update(register(settings, history)))
+    messages = transactions(TRANSACTIONS, seed=21)
+    produce(settings, settings.topics.transactions, messages)
+    chance = random.Random(5)
+    # Where to kill: after a random number of new scores, spread over the stream.
+    kill_after = sorted(chance.sample(range(10_000, TRANSACTIONS - 10_000), KILLS))
+    log = tmp_path / "scorer.log"
+    for target in kill_after:
+        scorer = start_scorer_process(settings, log)
+        try:
+            deadline = time.monotonic() + 180
+            while records_written(settings.kafka, settings.topics.scores) < target:
+                assert scorer.poll() is None, log.read_text()[-3000:]
+                assert time.monotonic() < deadline, (
+                    f"no progress to {target} scores: " + log.read_text()[-2000:]
+                )
+                time.sleep(chance.uniform(0.05, 0.3))
+        finally:
+            scorer.kill()  # SIGKILL: no drain, no commit of the batch in hand
+            scorer.wait(timeout=30)
+    last = start_scorer_process(settings, log)
+    try:
+        scores = wait_for_scores(settings, ids_of(messages), timeout_s=300)
+    finally:
+        last.send_signal(signal.SIGTERM)
+        try:
+            assert last.wait(timeout=60) == 0
+        except subprocess.TimeoutExpired:
+            last.kill()
+            raise
+    counts = Counter(s.transaction_id for s in scores)
+    assert set(counts) == ids_of(messages), "every transaction has a score"
+    duplicates = sum(c - 1 for c in counts.values())
+    assert duplicates <= KILLS * settings.scoring.max_batch, f"{duplicates} duplicates over {KILLS} kills"
+    print(f"{TRANSACTIONS:,} transactions, {KILLS} SIGKILLs at {kill_after}: {duplicates} duplicates")
