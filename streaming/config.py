@@ -16,6 +16,7 @@ is honoured as a fallback for the bootstrap servers, as most Kafka tooling does.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -76,6 +77,12 @@ class KafkaSettings(_Section):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
     sasl_plain_username: str | None = None
     sasl_plain_password: SecretStr | None = None
+    sasl_oauth_token_provider: str = Field(
+        default="",
+        description="For sasl_mechanism OAUTHBEARER: package.module:factory, called once per process "
+        "with no arguments, returning an object whose token() gives the current bearer token (as "
+        "kafka-python's AbstractTokenProvider); both Kafka clients use it.",
+    )
     request_timeout_ms: int = Field(default=30_000, gt=0)
     replication_factor: int = Field(
         default=1,
@@ -99,6 +106,14 @@ class KafkaSettings(_Section):
             raise ValueError(
                 f"sasl_mechanism {self.sasl_mechanism} needs sasl_plain_username and sasl_plain_password"
             )
+        if self.sasl_mechanism == "OAUTHBEARER" and not self.sasl_oauth_token_provider:
+            raise ValueError(
+                "sasl_mechanism OAUTHBEARER needs sasl_oauth_token_provider = 'package.module:factory' "
+                "(returning an object whose token() gives the bearer token)"
+            )
+        provider = self.sasl_oauth_token_provider
+        if provider and (":" not in provider or not all(provider.partition(":")[::2])):
+            raise ValueError(f"sasl_oauth_token_provider must be package.module:factory, not {provider!r}")
         if self.min_insync_replicas > self.replication_factor:
             raise ValueError(
                 f"min_insync_replicas {self.min_insync_replicas} is more than replication_factor "
@@ -128,7 +143,28 @@ class KafkaSettings(_Section):
                 options["sasl_plain_username"] = self.sasl_plain_username
             if self.sasl_plain_password is not None:
                 options["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
+            if self.sasl_mechanism == "OAUTHBEARER":
+                options["sasl_oauth_token_provider"] = token_provider(self.sasl_oauth_token_provider)
         return options
+
+
+@functools.cache
+def token_provider(path: str) -> Any:
+    """The OAUTHBEARER token provider ``package.module:factory`` names, made once per process;
+    a :class:`ConfigError` naming the setting when it does not import or has no ``token()``."""
+    import importlib
+
+    module_name, _, attribute = path.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+        provider = factory()
+    except Exception as exc:
+        raise ConfigError(f"kafka.sasl_oauth_token_provider = {path!r}: {type(exc).__name__}: {exc}") from exc
+    if not callable(getattr(provider, "token", None)):
+        raise ConfigError(
+            f"kafka.sasl_oauth_token_provider = {path!r} made a {type(provider).__name__}, which has no token()"
+        )
+    return provider
 
 
 class TopicNames(_Section):

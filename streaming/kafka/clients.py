@@ -47,10 +47,32 @@ def close_all(*closers: Callable[[], object]) -> None:
             log.warning("closing at shutdown failed (%r): %r", close, exc)
 
 
+def kafka_python_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` for kafka-python: an OAUTHBEARER token provider that is not a subclass of
+    kafka-python's ``AbstractTokenProvider`` (any object with ``token()``) is wrapped in one."""
+    provider: Any = options.get("sasl_oauth_token_provider")
+    if provider is None:
+        return options
+    from kafka.net.sasl.oauth import AbstractTokenProvider
+
+    if isinstance(provider, AbstractTokenProvider):
+        return options
+
+    class Delegate(AbstractTokenProvider):
+        def token(self) -> str:
+            return str(provider.token())
+
+        def extensions(self) -> dict[str, str]:
+            more = getattr(provider, "extensions", None)
+            return dict(more()) if callable(more) else {}
+
+    return {**options, "sasl_oauth_token_provider": Delegate()}
+
+
 def make_producer(kafka: KafkaSettings, **overrides: Any) -> KafkaProducer:
     """An idempotent producer (acks=all) with a short linger for micro-batches."""
     options: dict[str, Any] = {
-        **kafka.client_options(),
+        **kafka_python_options(kafka.client_options()),
         "acks": "all",
         "linger_ms": 5,
         "max_in_flight_requests_per_connection": 5,
@@ -67,7 +89,7 @@ def make_consumer(
 ) -> KafkaConsumer:
     """A consumer-group member with auto-commit off and cooperative-sticky assignment."""
     options: dict[str, Any] = {
-        **kafka.client_options(),
+        **kafka_python_options(kafka.client_options()),
         "group_id": group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
@@ -82,7 +104,7 @@ def make_consumer(
 
 def make_admin(kafka: KafkaSettings, **overrides: Any) -> KafkaAdminClient:
     try:
-        return KafkaAdminClient(**{**kafka.client_options(), **overrides})
+        return KafkaAdminClient(**{**kafka_python_options(kafka.client_options()), **overrides})
     except KafkaError as exc:
         raise KafkaUnavailableError(f"no Kafka broker answered at {kafka.bootstrap_servers}: {exc}") from exc
 
@@ -176,7 +198,7 @@ def require_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
     with _kafka_logs_held() as seen:
         try:
             admin = KafkaAdminClient(
-                **{**kafka.client_options(), "request_timeout_ms": timeout_ms},
+                **{**kafka_python_options(kafka.client_options()), "request_timeout_ms": timeout_ms},
                 bootstrap_timeout_ms=timeout_ms,
             )
         except KafkaError as exc:
@@ -236,7 +258,7 @@ def broker_answers(bootstrap_servers: str, timeout_s: float = 5.0, **security: A
             bootstrap_servers=bootstrap_servers.split(","),
             request_timeout_ms=int(timeout_s * 1000),
             bootstrap_timeout_ms=int(timeout_s * 1000),
-            **security,
+            **kafka_python_options(security),
         )
     except Exception:  # any failure to connect means "not (yet) answering"
         return False

@@ -66,6 +66,27 @@ class BrokerStatus:
         return f"Kafka is not running (log: {self.log_file})"
 
 
+class UnsecuredJwt:
+    """Bearer tokens for a local OAUTHBEARER broker: unsigned JWTs (``alg: none``) naming
+    ``subject``, valid for an hour, as Kafka's unsecured validator accepts. A token provider
+    in kafka-python's sense (``token()``); ``kafka.sasl_oauth_token_provider =
+    "streaming.kafka.local_broker:UnsecuredJwt"`` for the local broker. Never for production:
+    there, name your identity provider's client.
+    """
+
+    def __init__(self, subject: str = "driftloop") -> None:
+        self.subject = subject
+
+    def token(self) -> str:
+        import json
+
+        def part(value: dict[str, Any]) -> str:
+            return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+        now = int(time.time())
+        return f"{part({'alg': 'none'})}.{part({'sub': self.subject, 'iat': now, 'exp': now + 3600})}."
+
+
 def new_cluster_id() -> str:
     """A KRaft cluster id: a random UUID in URL-safe base64, as Kafka's ``Uuid.randomUuid``.
 
@@ -102,6 +123,10 @@ class LocalBroker:
         The client listener speaks TLS, with a certificate signed by a CA generated in
         ``<home>/kafka/tls/`` (:mod:`streaming.kafka.local_tls`); clients trust
         :attr:`ca_file`. With ``scram_users`` too, the listener is SASL_SSL.
+    oauth
+        The client listener takes SASL with OAUTHBEARER only, validating tokens with Kafka's
+        *unsecured* JWT validator (no signature: a local broker for trying the mechanism,
+        never a production setup); clients get tokens from :class:`UnsecuredJwt`.
     node_id, voters, cluster_id, root
         For a node of a :class:`LocalCluster`: its id, every node's controller port by id
         (the quorum), the cluster id all nodes are formatted with, and the node's own folder
@@ -117,6 +142,7 @@ class LocalBroker:
         heap: str = "512m",
         scram_users: Mapping[str, str] | None = None,
         tls: bool = False,
+        oauth: bool = False,
         node_id: int = 1,
         voters: Mapping[int, int] | None = None,
         cluster_id: str | None = None,
@@ -125,6 +151,9 @@ class LocalBroker:
         self.home = Path(home).absolute()
         self.scram_users = dict(scram_users or {})
         self.tls = tls
+        self.oauth = oauth
+        if oauth and scram_users:
+            raise BrokerError("the local broker takes SCRAM users or OAUTHBEARER, not both")
         self.version = version
         self.port = port
         self.controller_port = controller_port
@@ -147,7 +176,7 @@ class LocalBroker:
     @property
     def security_protocol(self) -> str:
         """The client listener's protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."""
-        sasl = "SASL_" if self.scram_users else ""
+        sasl = "SASL_" if self.scram_users or self.oauth else ""
         return f"{sasl}SSL" if self.tls else f"{sasl}PLAINTEXT" if sasl else "PLAINTEXT"
 
     @property
@@ -163,6 +192,10 @@ class LocalBroker:
         }
         if self.tls:
             options["ssl_cafile"] = str(self.ca_file)
+        if self.oauth:
+            options.update(
+                sasl_mechanism="OAUTHBEARER", sasl_oauth_token_provider=UnsecuredJwt(user or _BROKER_USER)
+            )
         if self.scram_users:
             options.update(
                 sasl_mechanism=_SCRAM,
@@ -321,6 +354,17 @@ class LocalBroker:
                     f"listener.name.{protocol.lower()}.scram-sha-512.sasl.jaas.config": (
                         "org.apache.kafka.common.security.scram.ScramLoginModule required "
                         f'username="{_BROKER_USER}" password="{self._broker_password()}";'
+                    ),
+                }
+            )
+        if self.oauth:
+            properties.update(
+                {
+                    "sasl.enabled.mechanisms": "OAUTHBEARER",
+                    "sasl.mechanism.inter.broker.protocol": "OAUTHBEARER",
+                    f"listener.name.{protocol.lower()}.oauthbearer.sasl.jaas.config": (
+                        "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                        f'unsecuredLoginStringClaim_sub="{_BROKER_USER}";'
                     ),
                 }
             )

@@ -17,11 +17,12 @@ changelog needs as its position.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from streaming.config import KafkaSettings
-from streaming.errors import ConfigError, KafkaUnavailableError
+from streaming.errors import KafkaUnavailableError
 
 _SERVE_EVERY = 1000  # sends between two polls for delivery reports
 
@@ -45,22 +46,24 @@ _LIBRDKAFKA_NAMES = {
 }
 
 
+#: How long librdkafka keeps a bearer token before it asks the provider again.
+OAUTH_REFRESH_S = 300.0
+
+
 def librdkafka_config(kafka: KafkaSettings) -> dict[str, Any]:
     """:class:`~streaming.config.KafkaSettings` as librdkafka properties: the options the
     kafka-python clients get (:meth:`~streaming.config.KafkaSettings.client_options`, which
     decides which settings apply), under librdkafka's names."""
-    if kafka.sasl_mechanism == "OAUTHBEARER":
-        raise ConfigError(
-            "sasl_mechanism OAUTHBEARER needs a token provider, which driftloop does not configure "
-            "yet; use SCRAM-SHA-256/512 or PLAIN, or mTLS (security_protocol SSL)"
-        )
     options = kafka.client_options()
+    provider = options.pop("sasl_oauth_token_provider", None)
     config: dict[str, Any] = {"bootstrap.servers": ",".join(options.pop("bootstrap_servers"))}
     check_hostname = options.pop("ssl_check_hostname", None)
     if check_hostname is not None:
         config["ssl.endpoint.identification.algorithm"] = "https" if check_hostname else "none"
     config.update((_LIBRDKAFKA_NAMES[name], value) for name, value in options.items())
     config["security.protocol"] = config["security.protocol"].lower()
+    if provider is not None:  # librdkafka asks for a token (and its expiry) when it needs one
+        config["oauth_cb"] = lambda _config: (provider.token(), time.time() + OAUTH_REFRESH_S)
     return config
 
 
