@@ -25,8 +25,10 @@ def kafka_start(
         typer.Option(
             min=1,
             max=9,
-            help="Run a KRaft cluster of this many nodes (3: topics replicated 3 times, "
-            "min.insync.replicas 2): node i on port+i-1; default local_kafka.nodes (1).",
+            help="Run a KRaft cluster of this many nodes (3: the brokers' internal topics "
+            "replicated 3 times, min.insync.replicas 2; driftloop's own with "
+            "kafka.replication_factor and kafka.min_insync_replicas, printed at the end): node i "
+            "on port+i-1; default local_kafka.nodes (1).",
         ),
     ] = None,
 ) -> None:
