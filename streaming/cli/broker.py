@@ -103,6 +103,12 @@ def topics_create(
             if v is not None
         }
     )
+    if kafka.min_insync_replicas > kafka.replication_factor:
+        raise typer.BadParameter(
+            f"{kafka.min_insync_replicas} is more than the replication factor {kafka.replication_factor}: "
+            "no acks=all write could ever be acknowledged",
+            param_hint="--min-insync-replicas",
+        )
     replication_factor = kafka.replication_factor
     created = ensure_topics(
         kafka,
