@@ -19,7 +19,7 @@ import difflib
 import functools
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, get_origin
@@ -111,9 +111,7 @@ class KafkaSettings(_Section):
                 "sasl_mechanism OAUTHBEARER needs sasl_oauth_token_provider = 'package.module:factory' "
                 "(returning an object whose token() gives the bearer token)"
             )
-        provider = self.sasl_oauth_token_provider
-        if provider and (":" not in provider or not all(provider.partition(":")[::2])):
-            raise ValueError(f"sasl_oauth_token_provider must be package.module:factory, not {provider!r}")
+        check_dotted_path(self.sasl_oauth_token_provider, "sasl_oauth_token_provider", "factory")
         if self.min_insync_replicas > self.replication_factor:
             raise ValueError(
                 f"min_insync_replicas {self.min_insync_replicas} is more than replication_factor "
@@ -148,15 +146,38 @@ class KafkaSettings(_Section):
         return options
 
 
-@functools.cache
-def token_provider(path: str) -> Any:
-    """The OAUTHBEARER token provider ``package.module:factory`` names, made once per process;
-    a :class:`ConfigError` naming the setting when it does not import or has no ``token()``."""
+def check_dotted_path(path: str, setting: str, what: str = "attribute") -> None:
+    """Raise ValueError unless ``path`` is empty or ``package.module:<what>``."""
+    if path and (":" not in path or not all(path.partition(":")[::2])):
+        raise ValueError(f"{setting} must be package.module:{what}, not {path!r}")
+
+
+def import_attribute(path: str, setting: str) -> Callable[..., Any]:
+    """``package.module:attribute`` imported, or one :class:`ConfigError` line naming ``setting``."""
     import importlib
 
     module_name, _, attribute = path.partition(":")
     try:
-        factory = getattr(importlib.import_module(module_name), attribute)
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ConfigError(f"{setting} = {path!r}: cannot import {module_name}: {exc}") from exc
+    found: Any = module
+    try:
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except AttributeError:
+        raise ConfigError(f"{setting} = {path!r}: {module_name} has no attribute {attribute!r}") from None
+    if not callable(found):
+        raise ConfigError(f"{setting} = {path!r}: {attribute} is a {type(found).__name__}, not callable")
+    return found
+
+
+@functools.cache
+def token_provider(path: str) -> Any:
+    """The OAUTHBEARER token provider ``package.module:factory`` names, made once per process;
+    a :class:`ConfigError` naming the setting when it does not import or has no ``token()``."""
+    factory = import_attribute(path, "kafka.sasl_oauth_token_provider")
+    try:
         provider = factory()
     except Exception as exc:
         raise ConfigError(f"kafka.sasl_oauth_token_provider = {path!r}: {type(exc).__name__}: {exc}") from exc
@@ -525,14 +546,8 @@ class TrainingSettings(_Section):
         if self.function and self.estimator:
             raise ValueError("set training.function or training.estimator, not both")
         for name in ("function", "estimator"):
-            path = getattr(self, name)
-            if path and (":" not in path or not all(path.partition(":")[::2])):
-                raise ValueError(f"training.{name} must be package.module:attribute, not {path!r}")
+            check_dotted_path(getattr(self, name), f"training.{name}")
         return self
-
-    @property
-    def custom(self) -> bool:
-        return bool(self.function or self.estimator)
 
 
 class RetrainingSettings(_Section):

@@ -19,8 +19,8 @@ naming the problem, and records the code's path, parameters and version in the l
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import importlib
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from streaming.config import TrainingSettings
-from streaming.errors import ConfigError, TrainingCodeError
+from streaming.config import TrainingSettings, import_attribute
+from streaming.errors import TrainingCodeError
 from streaming.features import FeatureSpec
 
 
@@ -81,24 +81,6 @@ class FrameInput:
         return out
 
 
-def import_attribute(path: str, setting: str) -> Callable[..., Any]:
-    """``package.module:attribute`` imported, or one :class:`ConfigError` line naming ``setting``."""
-    module_name, _, attribute = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        raise ConfigError(f"{setting} = {path!r}: cannot import {module_name}: {exc}") from exc
-    found: Any = module
-    try:
-        for part in attribute.split("."):
-            found = getattr(found, part)
-    except AttributeError:
-        raise ConfigError(f"{setting} = {path!r}: {module_name} has no attribute {attribute!r}") from None
-    if not callable(found):
-        raise ConfigError(f"{setting} = {path!r}: {attribute} is a {type(found).__name__}, not callable")
-    return found
-
-
 def code_version(function: Callable[..., Any]) -> dict[str, str]:
     """Where ``function`` comes from: its module, the installed distribution's version (if
     any) and the sha256 of the module's source file (what changed, even uninstalled)."""
@@ -129,24 +111,20 @@ class TrainingCode:
     @classmethod
     def from_settings(cls, settings: TrainingSettings) -> TrainingCode | None:
         """None for driftloop's own model; raises :class:`ConfigError` for a path that does not import."""
-        if settings.function:
-            return cls(
-                settings.function,
-                "function",
-                import_attribute(settings.function, "training.function"),
-                dict(settings.params),
-            )
-        if settings.estimator:
-            return cls(
-                settings.estimator,
-                "estimator",
-                import_attribute(settings.estimator, "training.estimator"),
-                dict(settings.params),
-            )
+        for kind in ("function", "estimator"):  # the settings allow one of them at most
+            path = getattr(settings, kind)
+            if path:
+                return cls(path, kind, import_attribute(path, f"training.{kind}"), dict(settings.params))
         return None
 
+    @functools.cached_property
+    def version(self) -> dict[str, str]:
+        """:func:`code_version` of the code, read once (the installed distributions take
+        ~0.15 s to list, and every candidate of a retraining run records it)."""
+        return code_version(self.call)
+
     def lineage(self) -> dict[str, Any]:
-        return {self.kind: self.path, "params": self.params, "version": code_version(self.call)}
+        return {self.kind: self.path, "params": self.params, "version": self.version}
 
     def fit(
         self,

@@ -9,13 +9,12 @@ settings with :func:`run_settings` (the in-process caller's, else the environmen
 
 from __future__ import annotations
 
-import importlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from streaming.config import Settings, load_settings
+from streaming.config import Settings, import_attribute, load_settings
 from streaming.errors import ConfigError
 
 # Settings for runs started in-process, by thread. (Not a ContextVar: a served flow is
@@ -51,11 +50,8 @@ def load_flow(entrypoint: str) -> Any:
         raise ConfigError(
             f"retraining.flow {entrypoint!r}: expected module:attribute, e.g. flows.retrain:retrain"
         )
-    try:
-        target = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(f"retraining.flow {entrypoint!r} cannot be loaded: {exc}") from exc
-    if not hasattr(target, "serve") or not callable(target):
+    target = import_attribute(entrypoint, "retraining.flow")
+    if not hasattr(target, "serve"):
         raise ConfigError(f"retraining.flow {entrypoint!r} is not a Prefect flow")
     return target
 
