@@ -27,6 +27,18 @@ def demo_env(kafka_bootstrap: str, home: Path) -> dict[str, str]:
     return env
 
 
+def run_demo(kafka_bootstrap: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`driftloop <args>` (a demo) to its end, at most 10 minutes."""
+    return subprocess.run(
+        [sys.executable, "-m", "streaming.cli", *args],
+        env=demo_env(kafka_bootstrap, home),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
 def demo_topics(kafka_bootstrap: str, run_home: Path) -> list[str]:
     admin = make_admin(KafkaSettings(bootstrap_servers=kafka_bootstrap))
     try:
@@ -51,14 +63,7 @@ def test_the_demo_detects_retrains_promotes_and_beats_the_static_model(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     report = tmp_path / "report.html"
-    done = subprocess.run(
-        [sys.executable, "-m", "streaming.cli", "demo", "--short", "--report", str(report)],
-        env=demo_env(kafka_bootstrap, tmp_path / "home"),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = run_demo(kafka_bootstrap, tmp_path / "home", "demo", "--short", "--report", str(report))
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["interrupted"] is False

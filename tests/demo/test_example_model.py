@@ -9,15 +9,13 @@ retraining flow run that calls the same function, and its challenger is canaried
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from streaming.config import load_settings
 from streaming.models.first_champion import open_registry
-from tests.demo.test_demo import demo_env
+from tests.demo.test_demo import run_demo
 
 pytestmark = pytest.mark.integration
 
@@ -28,14 +26,7 @@ def test_the_example_model_is_trained_retrained_by_its_own_function_canaried_and
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
-    done = subprocess.run(
-        [sys.executable, "-m", "streaming.cli", "--config", str(CONFIG), "demo", "--short"],
-        env=demo_env(kafka_bootstrap, home),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    done = run_demo(kafka_bootstrap, home, "--config", str(CONFIG), "demo", "--short")
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["drift_events_after_onset"] >= 1, summary
