@@ -77,6 +77,11 @@ class KafkaSettings(_Section):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
     sasl_plain_username: str | None = None
     sasl_plain_password: SecretStr | None = None
+    sasl_plain_password_file: Path | None = Field(
+        default=None,
+        description="A file holding the SASL password (a mounted secret); read each time a client "
+        "connects, in place of sasl_plain_password.",
+    )
     sasl_oauth_token_provider: str = Field(
         default="",
         description="For sasl_mechanism OAUTHBEARER: package.module:factory, called once per process "
@@ -101,7 +106,8 @@ class KafkaSettings(_Section):
         if self.security_protocol.startswith("SASL") and self.sasl_mechanism is None:
             raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism")
         if self.sasl_mechanism in ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512") and (
-            self.sasl_plain_username is None or self.sasl_plain_password is None
+            self.sasl_plain_username is None
+            or (self.sasl_plain_password is None and self.sasl_plain_password_file is None)
         ):
             raise ValueError(
                 f"sasl_mechanism {self.sasl_mechanism} needs sasl_plain_username and sasl_plain_password"
@@ -118,6 +124,20 @@ class KafkaSettings(_Section):
                 f"{self.replication_factor}: no write could ever be acknowledged"
             )
         return self
+
+    def sasl_password(self) -> str | None:
+        """The SASL password: :attr:`sasl_plain_password_file`'s content (trailing newline
+        dropped) when set, else :attr:`sasl_plain_password`. Raises :class:`ConfigError`
+        naming the file (never its content) when it cannot be read."""
+        if self.sasl_plain_password_file is not None:
+            try:
+                return self.sasl_plain_password_file.read_text().rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(
+                    f"kafka.sasl_plain_password_file: cannot read {self.sasl_plain_password_file} "
+                    f"({exc.strerror or exc})"
+                ) from exc
+        return self.sasl_plain_password.get_secret_value() if self.sasl_plain_password else None
 
     def client_options(self) -> dict[str, Any]:
         """Keyword arguments common to every kafka-python client."""
@@ -139,8 +159,9 @@ class KafkaSettings(_Section):
             options["sasl_mechanism"] = self.sasl_mechanism
             if self.sasl_plain_username is not None:
                 options["sasl_plain_username"] = self.sasl_plain_username
-            if self.sasl_plain_password is not None:
-                options["sasl_plain_password"] = self.sasl_plain_password.get_secret_value()
+            password = self.sasl_password()
+            if password is not None:
+                options["sasl_plain_password"] = password
             if self.sasl_mechanism == "OAUTHBEARER":
                 options["sasl_oauth_token_provider"] = token_provider(self.sasl_oauth_token_provider)
         return options
@@ -309,6 +330,32 @@ class ScoringSettings(_Section):
         description="A stable id per scorer process (static membership, KIP-345): restarted, it takes "
         "its partitions back at once instead of after session_timeout_ms. Unique per process.",
     )
+    delivery: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once",
+        description="at_least_once: a crash re-sends the outputs since the last checkpoint (duplicates, "
+        "deduplicated by key downstream). exactly_once: each checkpoint is one Kafka transaction (scores, "
+        "dead letters, drift evidence and the consumed offsets together); read_committed readers see "
+        "every output once. Costs throughput; see `driftloop bench throughput --delivery`.",
+    )
+    transactional_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="With delivery exactly_once: the producer's transactional.id, stable across restarts "
+        "so a restarted scorer fences its crashed predecessor and aborts its open transaction at once. "
+        "Default: <group_id>-<group_instance_id or host name>; unique per process.",
+    )
+    transaction_timeout_ms: int = Field(
+        default=60_000,
+        ge=1000,
+        description="With delivery exactly_once: the broker aborts a transaction left open this long "
+        "(a scorer that died and is not restarted with the same transactional_id).",
+    )
+
+    def transactional_id_or_default(self) -> str:
+        """:attr:`transactional_id`, or ``<group_id>-<group_instance_id or host name>``."""
+        import socket
+
+        return self.transactional_id or f"{self.group_id}-{self.group_instance_id or socket.gethostname()}"
 
 
 def _default_detector_params() -> dict[str, dict[str, float | int]]:

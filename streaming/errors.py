@@ -78,6 +78,11 @@ class KafkaUnavailableError(DriftloopError):
     """No Kafka broker answered at the configured bootstrap servers, or it failed us."""
 
 
+class NotAuthorizedError(KafkaUnavailableError):
+    """The cluster's ACLs refused a request: the configured user may not do it. Retrying does
+    not help; its ACLs must change (`driftloop topics acls` lists what each component needs)."""
+
+
 class DeliveryError(DriftloopError):
     """Outputs (scores, dead letters, drift events, state) could not be written; the offsets of
     the records they came from are not committed, so a restart processes those records again."""

@@ -394,6 +394,10 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+#: The pipeline name of the scorer with ``scoring.delivery = exactly_once``.
+EXACTLY_ONCE = "exactly-once"
+
+
 def run_throughput_benchmark(
     base: Settings,
     home: Path,
@@ -403,8 +407,11 @@ def run_throughput_benchmark(
     latency_seconds: float = 20.0,
     observers_factory: Callable[[Settings], Sequence[BatchObserver]] | None = None,
     echo: Callable[[str], None] = print,
+    exactly_once: bool = False,
 ) -> dict[str, Any]:
-    """Run the whole benchmark; return (and print, last) the JSON summary."""
+    """Run the whole benchmark; return (and print, last) the JSON summary. With
+    ``exactly_once``, every round also runs the scorer (with the evidence, if any) with
+    ``scoring.delivery = exactly_once``, right after its at-least-once twin."""
     settings = bench_settings(base, home)
     ensure_topics(settings.kafka, topic_catalogue(settings.topics, partitions=PARTITIONS))
     echo(
@@ -425,6 +432,7 @@ def run_throughput_benchmark(
         observers_factory,
         echo,
         compiled=inputs["model_input"] == "matrix",
+        exactly_once=exactly_once,
     )
     eps = {name: statistics.median(m.eps for m in measurements) for name, measurements in runs.items()}
     latency_pipeline = "scorer+evidence" if "scorer+evidence" in eps else "scorer"
@@ -470,6 +478,13 @@ def run_throughput_benchmark(
         summary["evidence_us_per_event"] = round(
             statistics.median(m.observer_s / m.events * 1e6 for m in runs["scorer+evidence"]), 2
         )
+    if EXACTLY_ONCE in eps:
+        twin = runs["scorer+evidence" if "scorer+evidence" in runs else "scorer"]
+        summary["exactly_once_eps"] = round(eps[EXACTLY_ONCE], 1)
+        # What the transactions cost, within each round (as the passthrough ratio).
+        summary["exactly_once_ratio_of_rounds"] = round(
+            statistics.median(e.eps / a.eps for e, a in zip(runs[EXACTLY_ONCE], twin, strict=True)), 3
+        )
     _print_summary(summary, eps, echo)
     return summary
 
@@ -514,9 +529,11 @@ def _rounds(
     observers_factory: Callable[[Settings], Sequence[BatchObserver]] | None,
     echo: Callable[[str], None],
     compiled: bool = True,
+    exactly_once: bool = False,
 ) -> dict[str, list[Measurement]]:
     """``repeats`` rounds of every pipeline over the preloaded topic, by pipeline name (the
-    naive loop through the compiled walker only for a model it serves: ``compiled``)."""
+    naive loop through the compiled walker only for a model it serves: ``compiled``; the
+    exactly-once scorer with ``exactly_once``)."""
     runs: dict[str, list[Measurement]] = {"passthrough": [], "scorer": [], "naive": []}
     if compiled:
         runs["naive (compiled)"] = []
@@ -535,6 +552,13 @@ def _rounds(
         if observers_factory is not None:
             runs["scorer+evidence"].append(
                 measure_scorer(settings, count, observers_factory, label=f"evidence-{repeat}")
+            )
+        if exactly_once:
+            transactional = settings.model_copy(
+                update={"scoring": settings.scoring.model_copy(update={"delivery": "exactly_once"})}
+            )
+            runs.setdefault(EXACTLY_ONCE, []).append(
+                measure_scorer(transactional, count, observers_factory, label=f"exactly-once-{repeat}")
             )
         runs["naive"].append(measure_naive(settings, min(naive_count, count), label=f"naive-{repeat}"))
         if compiled:
@@ -603,6 +627,11 @@ def _print_summary(summary: dict[str, Any], eps: dict[str, float], echo: Callabl
             else ""
         )
     )
+    if "exactly_once_eps" in summary:
+        echo(
+            f"exactly-once vs at-least-once ({'with' if 'evidence_eps' in summary else 'without'} the "
+            f"evidence), median of the rounds' ratios: {summary['exactly_once_ratio_of_rounds']}"
+        )
     echo(
         f"model: {summary['model']}; its input ({summary['model_input']}) costs "
         f"{summary['model_input_us_per_event']} us per event to build, driftloop's float matrix "

@@ -53,7 +53,8 @@ class Checkpointer:
     commit
         Commits ``offsets``; returns False when a rebalance refused it (the offsets are
         deferred to the next commit: the outputs are already flushed, and a partition that
-        moved meanwhile is re-read by its new owner).
+        moved meanwhile is re-read by its new owner), None when it aborted a transaction and
+        rewound the consumer (exactly-once: the records are read again, nothing is deferred).
     owned
         The partitions this consumer owns now; offsets of others are never committed.
     interval_s
@@ -67,7 +68,7 @@ class Checkpointer:
         delivery: DeliveryTracker,
         *,
         write_state: Callable[[Offsets], None],
-        commit: Callable[[Offsets], bool],
+        commit: Callable[[Offsets], bool | None],
         owned: Callable[[], Collection[Hashable]],
         interval_s: float,
         clock: Callable[[], float] = time.monotonic,
@@ -83,6 +84,7 @@ class Checkpointer:
         self._last = 0.0
         self.commits = 0
         self.deferrals = 0
+        self.aborts = 0
         self.last_commit_at: float | None = None  # clock() after the latest commit
 
     def done(self, offsets: Mapping[Hashable, int]) -> None:
@@ -103,14 +105,17 @@ class Checkpointer:
         if not offsets:
             return
         self._write_state(offsets)
-        if self._commit(offsets):
+        committed = self._commit(offsets)
+        if committed:
             self.commits += 1
             self.last_commit_at = self._clock()
+        elif committed is None:
+            self.aborts += 1  # a transaction aborted: the consumer was rewound, the records come again
         else:
             self.deferrals += 1
             self._deferred = offsets
 
-    def on_revoked(self, revoked: Collection[Hashable], commit_async: Callable[[Offsets], None]) -> None:
+    def on_revoked(self, revoked: Collection[Hashable], commit_async: Callable[[Offsets], object]) -> None:
         """Before ``revoked`` partitions go: flush, write the state, and hand the offsets back
         with ``commit_async`` (a rebalance listener may not block on a commit). Nothing is
         committed after a delivery failure: the next owner re-reads those records."""

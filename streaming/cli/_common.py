@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -75,18 +75,24 @@ def local_broker(settings: Settings, nodes: int | None = None) -> LocalBroker | 
     """The local broker, or the local cluster of ``nodes`` (default: ``local_kafka.nodes``, or
     as many as `kafka start --nodes` made under the home folder)."""
     from streaming.kafka.local_broker import LocalBroker, LocalCluster
+    from streaming.kafka.local_security import LocalSecurity
 
     local = settings.local_kafka
     if nodes is None:
         made = len(list((settings.home / "kafka").glob("node-*")))
         nodes = local.nodes if local.nodes > 1 or not made else made
+    security = LocalSecurity(settings.home)
+    secured = security.mode() == "sasl_ssl"
+    options: dict[str, Any] = {"heap": local.heap}
+    if secured:  # SASL_SSL with SCRAM users and ACLs (`kafka start --security sasl_ssl`)
+        options.update(scram_users=security.passwords(), tls=True, acls=True)
     if nodes == 1:
-        return LocalBroker(settings.home, local.version, local.port, local.controller_port, local.heap)
+        return LocalBroker(settings.home, local.version, local.port, local.controller_port, **options)
     controller = local.controller_port
     overlap = controller < local.port + nodes and local.port < controller + nodes
     if overlap or "controller_port" not in local.model_fields_set:
         controller = local.port + 100  # the clients' ports + 100: 9192-9194 next to 9092-9094
-    return LocalCluster(settings.home, local.version, nodes, local.port, controller, local.heap)
+    return LocalCluster(settings.home, local.version, nodes, local.port, controller, **options)
 
 
 def require_prefect_server() -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Optional
 
+import click
 import typer
 from rich.console import Console
 
@@ -47,6 +48,14 @@ def bench_throughput(
             help="Also run the scorer with the drift evidence (drift.evidence) and report its cost."
         ),
     ] = True,
+    delivery: Annotated[
+        str,
+        typer.Option(
+            click_type=click.Choice(["at_least_once", "exactly_once"]),
+            help="exactly_once: also run the scorer (with the evidence) with scoring.delivery "
+            "exactly_once, right after its at-least-once twin in every round, and report the ratio.",
+        ),
+    ] = "at_least_once",
 ) -> None:
     """Scorer vs raw passthrough vs a naive per-message loop on the real broker; last line is JSON."""
     import tempfile
@@ -72,6 +81,7 @@ def bench_throughput(
             latency_seconds,
             observers_factory=factory,
             echo=typer.echo,
+            exactly_once=delivery == "exactly_once",
         )
 
 

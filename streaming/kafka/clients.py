@@ -15,11 +15,17 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
-from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError, TopicAlreadyExistsError
+from kafka.errors import (
+    AuthorizationError,
+    CommitFailedError,
+    KafkaError,
+    RebalanceInProgressError,
+    TopicAlreadyExistsError,
+)
 from kafka.structs import OffsetAndMetadata
 
 from streaming.config import KafkaSettings
-from streaming.errors import ConfigError, KafkaUnavailableError
+from streaming.errors import ConfigError, KafkaUnavailableError, NotAuthorizedError
 from streaming.logs import get_logger
 from streaming.topics import TopicSpec
 
@@ -87,11 +93,14 @@ def make_producer(kafka: KafkaSettings, **overrides: Any) -> KafkaProducer:
 def make_consumer(
     kafka: KafkaSettings, group_id: str | None, *topics: str, **overrides: Any
 ) -> KafkaConsumer:
-    """A consumer-group member with auto-commit off and cooperative-sticky assignment."""
+    """A consumer-group member with auto-commit off and cooperative-sticky assignment; it
+    reads only committed records (``read_committed``: a transactional scorer's aborted outputs
+    are skipped, and nothing is lost on a topic without transactions)."""
     options: dict[str, Any] = {
         **kafka_python_options(kafka.client_options()),
         "group_id": group_id,
         "enable_auto_commit": False,
+        "isolation_level": "read_committed",
         "auto_offset_reset": "earliest",
         "partition_assignment_strategy": [CooperativeStickyAssignor],
     }
@@ -142,6 +151,9 @@ def ensure_topics(kafka: KafkaSettings, topics: list[TopicSpec], timeout_ms: int
         admin.wait_for_topics([t.name for t in missing], timeout_ms=timeout_ms)
         return [t.name for t in missing]
     except KafkaError as exc:
+        refused = not_authorized(kafka, exc, "create topics")
+        if refused is not None:
+            raise refused from exc
         raise KafkaUnavailableError(f"creating topics on {kafka.bootstrap_servers} failed: {exc}") from exc
     finally:
         admin.close()
@@ -250,6 +262,23 @@ def _closed_during_sasl(kafka: KafkaSettings, seen: list[str]) -> bool:
     )
 
 
+def not_authorized(kafka: KafkaSettings, exc: BaseException, doing: str) -> NotAuthorizedError | None:
+    """A one-line :class:`NotAuthorizedError` when ``exc`` (or its cause) is an ACL refusal of
+    what the client was ``doing`` (e.g. "create topics"), else None."""
+    refusal: BaseException | None = exc
+    while refusal is not None and not isinstance(refusal, AuthorizationError):
+        refusal = refusal.__cause__
+    if refusal is None:
+        return None
+    user = kafka.sasl_plain_username or "(no SASL user)"
+    detail = str(refusal)
+    detail = f"{type(refusal).__name__}: {detail}" if len(detail) < 160 else type(refusal).__name__
+    return NotAuthorizedError(
+        f"not authorized: user {user!r} may not {doing} at {kafka.bootstrap_servers} ({detail}); "
+        "`driftloop topics acls` lists the ACLs each component needs"
+    )
+
+
 def broker_answers(bootstrap_servers: str, timeout_s: float = 5.0, **security: Any) -> bool:
     """True when a broker at ``bootstrap_servers`` answers a metadata request (``security``:
     kafka-python's security options, for a secured listener)."""
@@ -283,6 +312,13 @@ def wait_for_topic(consumer: Any, topic: str, timeout_s: float = 30.0) -> set[in
     """
     deadline = time.monotonic() + timeout_s
     while not (partitions := consumer.partitions_for_topic(topic)):
+        cluster = getattr(getattr(consumer, "_client", None), "cluster", None)
+        if topic in getattr(cluster, "unauthorized_topics", ()):
+            user = consumer.config.get("sasl_plain_username") or "(no SASL user)"
+            raise NotAuthorizedError(
+                f"not authorized: user {user!r} may not read topic {topic!r} (its metadata was "
+                "refused); `driftloop topics acls` lists the ACLs each component needs"
+            )
         if time.monotonic() > deadline:
             raise KafkaUnavailableError(
                 f"topic {topic!r} does not exist (or has no leader); run `driftloop topics create` first"

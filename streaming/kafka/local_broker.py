@@ -123,6 +123,11 @@ class LocalBroker:
         The client listener speaks TLS, with a certificate signed by a CA generated in
         ``<home>/kafka/tls/`` (:mod:`streaming.kafka.local_tls`); clients trust
         :attr:`ca_file`. With ``scram_users`` too, the listener is SASL_SSL.
+    acls
+        Authorize every request (KRaft's ``StandardAuthorizer``): a client may do only what an
+        ACL allows it (:mod:`streaming.kafka.acls`); the broker's own user is a super user, and
+        so is ``ANONYMOUS``, the principal of the PLAINTEXT controller listener the nodes talk
+        to each other on (loopback only; KRaft controllers cannot take SCRAM).
     oauth
         The client listener takes SASL with OAUTHBEARER only, validating tokens with Kafka's
         *unsecured* JWT validator (no signature: a local broker for trying the mechanism,
@@ -143,6 +148,7 @@ class LocalBroker:
         scram_users: Mapping[str, str] | None = None,
         tls: bool = False,
         oauth: bool = False,
+        acls: bool = False,
         node_id: int = 1,
         voters: Mapping[int, int] | None = None,
         cluster_id: str | None = None,
@@ -152,6 +158,7 @@ class LocalBroker:
         self.scram_users = dict(scram_users or {})
         self.tls = tls
         self.oauth = oauth
+        self.acls = acls
         if oauth and scram_users:
             raise BrokerError("the local broker takes SCRAM users or OAUTHBEARER, not both")
         self.version = version
@@ -368,6 +375,14 @@ class LocalBroker:
                     ),
                 }
             )
+        if self.acls:
+            properties.update(
+                {
+                    "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                    "super.users": f"User:{_BROKER_USER};User:ANONYMOUS",
+                    "allow.everyone.if.no.acl.found": "false",
+                }
+            )
         if self.tls:
             from streaming.kafka.local_tls import ensure_tls_files
 
@@ -577,13 +592,14 @@ class LocalCluster:
         heap: str = "512m",
         scram_users: Mapping[str, str] | None = None,
         tls: bool = False,
+        acls: bool = False,
     ) -> None:
         if nodes < 1:
             raise BrokerError(f"a cluster needs at least one node, not {nodes}")
         self.home = Path(home).absolute()
         self.version = version
         voters = {n: controller_port + n - 1 for n in range(1, nodes + 1)}
-        common = {"heap": heap, "scram_users": scram_users, "tls": tls, "voters": voters}
+        common = {"heap": heap, "scram_users": scram_users, "tls": tls, "acls": acls, "voters": voters}
         self.nodes = [
             LocalBroker(
                 self.home,
@@ -600,6 +616,10 @@ class LocalCluster:
     @property
     def bootstrap_servers(self) -> str:
         return ",".join(node.bootstrap_servers for node in self.nodes)
+
+    def client_options(self, user: str | None = None) -> dict[str, Any]:
+        """kafka-python options to connect to every node as ``user`` (default: the brokers' own)."""
+        return {**self.nodes[0].client_options(user), "bootstrap_servers": self.bootstrap_servers.split(",")}
 
     def node(self, node_id: int) -> LocalBroker:
         return self.nodes[node_id - 1]

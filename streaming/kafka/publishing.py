@@ -7,7 +7,7 @@ from kafka.errors import KafkaError
 from streaming.config import Settings
 from streaming.errors import KafkaUnavailableError
 from streaming.events import ModelUpdate, encode_event
-from streaming.kafka.clients import make_producer
+from streaming.kafka.clients import make_producer, not_authorized
 
 
 def publish_model_update(settings: Settings, update: ModelUpdate, timeout_s: float = 30.0) -> None:
@@ -19,6 +19,9 @@ def publish_model_update(settings: Settings, update: ModelUpdate, timeout_s: flo
         )
         future.get(timeout=timeout_s)
     except KafkaError as exc:
+        refused = not_authorized(settings.kafka, exc, f"write {settings.topics.model_updates}")
+        if refused is not None:
+            raise refused from exc
         raise KafkaUnavailableError(f"publishing {update.status} {update.version} failed: {exc}") from exc
     finally:
         producer.close(timeout=10)

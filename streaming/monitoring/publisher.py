@@ -9,6 +9,8 @@ checkpoint, before the offsets are committed, it waits until every one has lande
 failure raises, so the offsets are not committed and a restart summarizes those rows again
 (`driftloop monitor` skips what it counted already, by source offsets; so does it skip
 what was sent for rows a rebalance gives to another scorer before they were committed).
+With ``scoring.delivery = exactly_once`` the records go out on the scorer's transactional
+producer instead (:meth:`EvidencePublisher.use_producer`), in the checkpoint's transaction.
 
 Times are event times (the transactions' ``event_time``), the clock `driftloop monitor`
 merges partitions and outcomes (labelled at their ``label_time``) on.
@@ -24,8 +26,10 @@ import time
 from collections.abc import Mapping, Sequence
 from functools import partial
 from operator import attrgetter, itemgetter, methodcaller
+from typing import Any
 
 import numpy as np
+from kafka.errors import KafkaError
 
 from streaming import metrics
 from streaming.checkpointing import DeliveryTracker
@@ -61,7 +65,7 @@ class EvidencePublisher(BatchObserver):
         self.published = 0
         self.busy_s = 0.0  # time spent summarizing and sending, for the throughput benchmark
         self._outputs = DeliveryTracker(
-            lambda timeout_s: self._producer.flush(timeout=timeout_s),
+            self._flush,
             settings.scoring.delivery_timeout_s,
             lambda problem: (
                 f"drift evidence was not written to {self._topics.evidence} ({problem}); offsets not "
@@ -69,9 +73,12 @@ class EvidencePublisher(BatchObserver):
             ),
         )
         # librdkafka: a send costs a few µs where kafka-python's costs tens (the hot path).
-        self._producer = NativeProducer(
-            settings.kafka, self._outputs.errback, settings.scoring.delivery_timeout_s, linger_ms=5
-        )
+        self._producer: NativeProducer | None = None
+        self._transactional: Any = None  # exactly-once: the scorer's producer (use_producer)
+        if settings.scoring.delivery != "exactly_once":
+            self._producer = NativeProducer(
+                settings.kafka, self._outputs.errback, settings.scoring.delivery_timeout_s, linger_ms=5
+            )
         self._closed = False
 
     def observe(self, batch: ScoredBatch) -> None:
@@ -113,9 +120,15 @@ class EvidencePublisher(BatchObserver):
         key = self.settings.model_name.encode()
         topic = self._topics.evidence
         try:
-            for record in records:
-                self._producer.send(topic, key, encode_event(record))
-        except NativeDeliveryError as exc:  # its queue stayed full: Kafka is not taking records
+            if self._transactional is not None:
+                send, failed = self._transactional.send, self._outputs.errback
+                for record in records:
+                    send(topic, key=key, value=encode_event(record)).add_errback(failed)
+            else:
+                assert self._producer is not None
+                for record in records:
+                    self._producer.send(topic, key, encode_event(record))
+        except (NativeDeliveryError, KafkaError) as exc:  # its queue stayed full: Kafka is not taking records
             raise self._outputs.send_failed(exc) from exc
         self._outputs.sent(len(records))
         self.published += len(records)
@@ -130,11 +143,21 @@ class EvidencePublisher(BatchObserver):
         """Nothing to forget: a record sent for rows the next owner scores again is skipped by
         `driftloop monitor` (by its source offsets)."""
 
+    def _flush(self, timeout_s: float) -> None:
+        producer = self._transactional if self._transactional is not None else self._producer
+        if producer is not None:
+            producer.flush(timeout=timeout_s)
+
+    def use_producer(self, producer: Any) -> None:
+        """Send the evidence with the scorer's transactional producer (exactly-once)."""
+        self._transactional = producer
+
     def close(self, timeout_s: float | None = None) -> None:
         if self._closed:
             return
         self._closed = True
-        close_all(partial(self._producer.close, timeout=30 if timeout_s is None else timeout_s))
+        if self._producer is not None:  # not the scorer's: the scorer closes that one
+            close_all(partial(self._producer.close, timeout=30 if timeout_s is None else timeout_s))
 
     def _summarizer(self, version: str) -> Summarizer | None:
         if version not in self._summarizers:

@@ -59,6 +59,12 @@ class BatchObserver:
     def release(self, partitions: Sequence[int]) -> None:
         """Forget the state of partitions this scorer no longer owns."""
 
+    def use_producer(self, producer: Any) -> None:
+        """Exactly-once (``scoring.delivery``): send every output with ``producer``, the
+        scorer's transactional kafka-python producer, from now on; the scorer's checkpoint
+        commits them in one transaction with the consumed offsets. An observer that sends
+        nothing ignores it."""
+
     def close(self, timeout_s: float | None = None) -> None:
         """Flush and release resources, waiting at most ``timeout_s`` for Kafka (None: the
         observer's own default; 0 after a delivery failure, when Kafka is not answering)."""

@@ -19,6 +19,11 @@ One loop, one thread:
    (at-least-once), and restored monitor state matches the committed offsets. Outputs are
    also flushed whenever the input runs dry.
 
+With ``scoring.delivery = exactly_once`` the producer is transactional: the outputs since
+the last checkpoint are one Kafka transaction, and step 6 commits it together with the
+consumed offsets (:mod:`streaming.checkpointing.transactions`); a ``read_committed`` reader
+sees every output once, whatever crashes.
+
 SIGTERM and SIGINT finish the batch in hand, commit it and leave the group cleanly. When
 partitions are revoked in a rebalance, the batch in hand is finished and committed first.
 """
@@ -40,6 +45,7 @@ from kafka.structs import OffsetAndMetadata
 
 from streaming import metrics
 from streaming.checkpointing import BatchCollector, Checkpointer, DeliveryTracker, Offsets, PendingBatch
+from streaming.checkpointing.transactions import TransactionalCommits
 from streaming.config import Settings
 from streaming.control.follower import ModelUpdateFollower
 from streaming.errors import DecodeError, KafkaUnavailableError
@@ -51,6 +57,7 @@ from streaming.kafka.clients import (
     commit_or_defer,
     make_consumer,
     make_producer,
+    not_authorized,
     wait_for_topic,
 )
 from streaming.kafka.dead_letters import dead_letter
@@ -113,12 +120,14 @@ class ScoringService:
         self.checkpoints = Checkpointer(
             self.delivery,
             write_state=self._checkpoint_observers,
-            commit=lambda offsets: commit_or_defer(self._consumer, offsets),
+            commit=self._commit,
             owned=lambda: self._consumer.assignment(),
             interval_s=scoring.checkpoint_interval_s,
         )
         self._producer: Any = None
         self._consumer: Any = None
+        self._transactions: TransactionalCommits | None = None  # with delivery exactly_once
+        self._rewind_due = False
         self._last_lag = 0.0
 
     # -- lifecycle -------------------------------------------------------------------
@@ -133,9 +142,14 @@ class ScoringService:
         scoring = self.settings.scoring
         # A send blocks (for metadata, or a full buffer) at most as long as a flush waits.
         block_ms = int(scoring.delivery_timeout_s * 1000)
-        self._producer = make_producer(self.settings.kafka, max_block_ms=block_ms, **BATCH_PRODUCE_OPTIONS)
+        transactional = self._transactional_options()
+        self._producer = make_producer(
+            self.settings.kafka, max_block_ms=block_ms, **BATCH_PRODUCE_OPTIONS, **transactional
+        )
         follower = ModelUpdateFollower(self.settings)
         try:
+            if transactional:
+                self._start_transactions()
             self.models.dead_lettered |= self._refusals_on_record()
             self.models.apply(*follower.catch_up_located())
             while not self.holder.ready and not self._stop.is_set():
@@ -171,6 +185,7 @@ class ScoringService:
             )
             updates_read = 0.0
             while not self._stop.is_set():
+                self._rewind_if_due()
                 if time.monotonic() - updates_read >= scoring.updates_poll_interval_s:
                     self.models.apply(*follower.poll_located())
                     updates_read = time.monotonic()
@@ -185,6 +200,9 @@ class ScoringService:
             self.checkpoints.checkpoint()
         except KafkaError as exc:  # from kafka-python itself, here or in an observer: one clear line
             self.delivery.failing = True
+            refused = not_authorized(self.settings.kafka, exc, "do what the scorer does")
+            if refused is not None:
+                raise refused from exc
             raise KafkaUnavailableError(
                 f"Kafka at {self.settings.kafka.bootstrap_servers} failed under the scorer ({exc!r}); "
                 "offsets not committed: once Kafka is back, a restart scores the transactions since "
@@ -222,7 +240,7 @@ class ScoringService:
     def _process_pending(self) -> None:
         """Score the batch in hand and send its outputs; its offsets are committed once they
         are flushed (at the next checkpoint)."""
-        if not len(self._pending):
+        if self._rewind_if_due() or not len(self._pending):
             return
         records, received_at, offsets = self._pending.take()
         decode = self._codec.decode
@@ -232,6 +250,8 @@ class ScoringService:
         except DecodeError:
             transactions, good, arrivals, dead = self._decode_each(records, received_at)
 
+        if self._transactions is not None:  # the outputs below (and the observers') go into it
+            self._transactions.begin()
         rows = self.scorer.rows(transactions)
         scores, probabilities = self.scorer.score(transactions, arrivals, rows)
         if self.observers and transactions:
@@ -334,8 +354,74 @@ class ScoringService:
         return seen
 
     def _send_refusal(self, letter: DeadLetter) -> None:
+        transactions = self._transactions
+        # Exactly-once: inside the open transaction (the next checkpoint commits it), or in
+        # one of its own when none is open (no records done: no checkpoint is due).
+        alone = transactions is not None and not transactions.open
+        if transactions is not None:
+            transactions.begin()
         self._producer.send(self._topics.model_updates_dlq, key=letter.key, value=encode_event(letter))
         self._producer.flush(timeout=30)
+        if alone:
+            assert transactions is not None
+            transactions.commit_outputs()
+
+    # -- exactly-once ----------------------------------------------------------------
+
+    def _transactional_options(self) -> dict[str, Any]:
+        """The producer's transactional options with ``scoring.delivery`` exactly_once."""
+        scoring = self.settings.scoring
+        if scoring.delivery != "exactly_once":
+            return {}
+        return {
+            "transactional_id": scoring.transactional_id_or_default(),
+            "transaction_timeout_ms": scoring.transaction_timeout_ms,
+        }
+
+    def _start_transactions(self) -> None:
+        """Initialize the transactional producer (fencing a crashed predecessor with the same
+        transactional id and aborting its open transaction) and hand it to the observers."""
+        self._producer.init_transactions()
+        self._transactions = TransactionalCommits(
+            self._producer,
+            lambda: self._consumer.group_metadata(),
+            lambda offsets: {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()},
+            self._request_rewind,
+        )
+        for observer in self.observers:
+            observer.use_producer(self._producer)
+        log.info(
+            "exactly-once: one transaction per checkpoint",
+            extra={"transactional_id": self.settings.scoring.transactional_id_or_default()},
+        )
+
+    def _commit(self, offsets: Offsets) -> bool | None:
+        """The checkpoint's commit: the transaction with the offsets, or the offsets alone."""
+        if self._transactions is not None:
+            return self._transactions.commit(offsets)
+        return commit_or_defer(self._consumer, offsets)
+
+    def _request_rewind(self) -> None:
+        # Also called from a rebalance listener, where the consumer may not block: the main
+        # loop rewinds before it scores anything else.
+        self._rewind_due = True
+
+    def _rewind_if_due(self) -> bool:
+        """After an aborted transaction: drop what was polled and seek every owned partition
+        back to its committed offset. True when it rewound."""
+        if not self._rewind_due:
+            return False
+        self._rewind_due = False
+        self._pending.drop()
+        self.checkpoints.on_lost()  # the offsets done since the last commit were aborted with it
+        for tp in self._consumer.assignment():
+            committed = self._consumer.committed(tp)
+            if committed is None:
+                self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
+        log.warning("rewound to the committed offsets after an aborted transaction")
+        return True
 
     def _report_lag(self) -> None:
         now = time.monotonic()
@@ -367,13 +453,16 @@ class ScoringService:
             return
         log.info("partitions revoked: finishing the batch in hand", extra={"partitions": partitions})
         self._process_pending()
-        self.checkpoints.on_revoked(
-            revoked,
-            lambda offsets: self._consumer.commit_async(
-                {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()},
-                callback=_log_async_commit,
-            ),
-        )
+        if self._transactions is not None:  # commits on the producer, not the consumer: it may block
+            self.checkpoints.on_revoked(revoked, self._transactions.commit)
+        else:
+            self.checkpoints.on_revoked(
+                revoked,
+                lambda offsets: self._consumer.commit_async(
+                    {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in offsets.items()},
+                    callback=_log_async_commit,
+                ),
+            )
         for observer in self.observers:
             observer.release(partitions)
 
@@ -383,6 +472,8 @@ class ScoringService:
         log.warning("partitions lost: dropping the uncommitted batch", extra={"partitions": partitions})
         self._pending.drop()
         self.checkpoints.on_lost()
+        if self._transactions is not None and self._transactions.open:
+            self._transactions.abort(RuntimeError(f"partitions {partitions} lost"))
         for observer in self.observers:
             observer.release(partitions)
 
