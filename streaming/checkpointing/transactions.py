@@ -22,7 +22,7 @@ Broker-free: the producer and the consumer's hooks are handed in.
 ...     def send_offsets_to_transaction(self, offsets, group): calls.append(("offsets", offsets, group))
 ...     def commit_transaction(self): calls.append("commit")
 ...     def abort_transaction(self): calls.append("abort")
->>> commits = TransactionalCommits(Producer(), lambda: "generation 7", dict, rewind=lambda: calls.append("rewind"))
+>>> commits = TransactionalCommits(Producer(), lambda: "generation 7", dict, rewind=calls.append)
 >>> commits.begin(); commits.begin(); commits.commit({"p0": 10})
 True
 >>> calls
@@ -33,10 +33,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import Any
-
-from streaming.logs import get_logger
-
-log = get_logger(__name__)
 
 
 class TransactionalCommits:
@@ -52,7 +48,8 @@ class TransactionalCommits:
     to_offsets
         Turns ``{partition: next offset}`` into what ``send_offsets_to_transaction`` takes.
     rewind
-        Seeks the consumer's partitions back to their committed offsets (after an abort).
+        Seeks the consumer's partitions back to their committed offsets after an abort; it is
+        given what caused the abort (to log).
     """
 
     def __init__(
@@ -60,7 +57,7 @@ class TransactionalCommits:
         producer: Any,
         group_metadata: Callable[[], Any],
         to_offsets: Callable[[Mapping[Any, int]], Any],
-        rewind: Callable[[], None],
+        rewind: Callable[[BaseException], None],
     ) -> None:
         self._producer = producer
         self._group_metadata = group_metadata
@@ -103,11 +100,10 @@ class TransactionalCommits:
     def abort(self, cause: BaseException) -> None:
         """Abort the open transaction because of ``cause`` and rewind the consumer; raises
         ``cause`` when the abort fails too."""
-        log.warning("transaction aborted; the records since the last checkpoint are read again: %r", cause)
         self.open = False
         try:
             self._producer.abort_transaction()
         except Exception as abort_failed:
             raise cause from abort_failed
         self.aborted += 1
-        self._rewind()
+        self._rewind(cause)

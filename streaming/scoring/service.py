@@ -401,9 +401,10 @@ class ScoringService:
             return self._transactions.commit(offsets)
         return commit_or_defer(self._consumer, offsets)
 
-    def _request_rewind(self) -> None:
+    def _request_rewind(self, cause: BaseException) -> None:
         # Also called from a rebalance listener, where the consumer may not block: the main
         # loop rewinds before it scores anything else.
+        log.warning("transaction aborted; the records since the last checkpoint are read again: %r", cause)
         self._rewind_due = True
 
     def _rewind_if_due(self) -> bool:
