@@ -77,3 +77,44 @@ def test_five_sigkills_at_random_moments_lose_no_transaction_and_duplicate_at_mo
     print(
         f"{delivery}: {TRANSACTIONS:,} transactions, {KILLS} SIGKILLs at {kill_after}: {duplicates} duplicates"
     )
+
+
+def test_exactly_once_through_a_scorer_joining_and_one_leaving_mid_stream(
+    driftloop_settings: Settings, history: pd.DataFrame, tmp_path: Path
+) -> None:
+    # Each rebalance revokes partitions from a scorer with a transaction open: it commits the
+    # transaction, offsets included, before they go; the new owner starts where it ended.
+    base = driftloop_settings
+    publish_model_update(base, champion_update(register(base, history)))
+
+    def scorer(name: str) -> subprocess.Popen[bytes]:
+        scoring = base.scoring.model_copy(update={"delivery": "exactly_once", "transactional_id": name})
+        return start_scorer_process(base.model_copy(update={"scoring": scoring}), tmp_path / f"{name}.log")
+
+    messages = transactions(30_000, seed=8)
+    thirds = [messages[i : i + 10_000] for i in range(0, 30_000, 10_000)]
+    first = scorer("first")
+    second = None
+    try:
+        produce(base, base.topics.transactions, thirds[0])
+        wait_for_scores(base, ids_of(thirds[0][:5000]), timeout_s=120)
+        second = scorer("second")  # joins: the first gives up some partitions mid-stream
+        produce(base, base.topics.transactions, thirds[1])
+        wait_for_scores(base, ids_of(thirds[1][:5000]), timeout_s=120)
+        first.send_signal(signal.SIGTERM)  # leaves: the second takes every partition
+        produce(base, base.topics.transactions, thirds[2])
+        assert first.wait(timeout=60) == 0, (tmp_path / "first.log").read_text()[-3000:]
+        wait_for_scores(base, ids_of(messages), timeout_s=180)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
+    with TopicReader(base.kafka, base.topics.scores) as reader:
+        scores = decode_all(list(reader.read_to_end(timeout_s=120)), Score)
+    counts = Counter(s.transaction_id for s in scores)
+    assert set(counts) == ids_of(messages)
+    assert sum(c - 1 for c in counts.values()) == 0, "a read_committed reader sees each score once"
+    first_log = (tmp_path / "first.log").read_text()
+    assert first_log.count("partitions revoked: finishing the batch in hand") >= 2, "two rebalances"
+    assert "transaction aborted" not in first_log + (tmp_path / "second.log").read_text()
