@@ -68,6 +68,11 @@ class KafkaSettings(_Section):
 
     bootstrap_servers: str = "localhost:9092"
     client_id: str = "driftloop"
+    client: Literal["kafka-python", "confluent-kafka"] = Field(
+        default="kafka-python",
+        description="The scorer's Kafka client: kafka-python (pure Python) or confluent-kafka "
+        "(librdkafka, several times faster per record); same semantics, same settings.",
+    )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None

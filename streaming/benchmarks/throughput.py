@@ -63,13 +63,13 @@ from streaming.kafka.clients import (
     close_all,
     commit_or_defer,
     ensure_topics,
-    make_consumer,
     make_producer,
     wait_for_topic,
 )
 from streaming.kafka.native import NativeDeliveryError, NativeProducer
 from streaming.kafka.publishing import publish_model_update
 from streaming.kafka.reading import TopicReader
+from streaming.kafka.transport import NoRebalanceHooks, make_output_producer, make_scoring_consumer
 from streaming.models.first_champion import open_registry, train_and_register
 from streaming.scoring.holder import ModelHolder
 from streaming.scoring.scorer import BatchObserver, Scorer
@@ -139,14 +139,17 @@ def _consume_loop(
     """
     scoring = settings.scoring
     gc.freeze()  # the same process hygiene as the scorer's (see ServedModels.apply)
-    consumer = make_consumer(settings.kafka, group, max_poll_records=scoring.max_batch, **BATCH_FETCH_OPTIONS)
+    # The scorer's transport on kafka.client: consumer, producer, batching, delivery check
+    # and checkpoint, without its scoring.
+    consumer = make_scoring_consumer(
+        settings.kafka, group, max_poll_records=scoring.max_batch, **BATCH_FETCH_OPTIONS
+    )
     # As the scorer does: subscribe, then wait for the metadata, then poll (see wait_for_topic).
-    consumer.subscribe([settings.topics.transactions])
+    consumer.subscribe([settings.topics.transactions], listener=NoRebalanceHooks())
     wait_for_topic(consumer, settings.topics.transactions)
-    producer = make_producer(settings.kafka, **BATCH_PRODUCE_OPTIONS)
-    # The scorer's own batching, delivery check and checkpoint, without its scoring.
     collector = BatchCollector(scoring.max_batch, scoring.max_wait_ms, scoring.max_wait_ms)
     delivery = DeliveryTracker(lambda timeout: producer.flush(timeout=timeout), 60, lambda p: f"{group}: {p}")
+    producer = make_output_producer(settings.kafka, delivery.errback, 60, **BATCH_PRODUCE_OPTIONS)
 
     checkpoints = Checkpointer(
         delivery,
@@ -187,7 +190,7 @@ def measure_passthrough(settings: Settings, count: int, label: str = "passthroug
     def forward(records: list[Any], producer: Any) -> None:
         send = producer.send
         for record in records:
-            send(sink, key=record.key, value=record.value)
+            send(sink, record.key, record.value)
 
     return _consume_loop(settings, count, f"{settings.scoring.group_id}-{label}", forward)
 
@@ -216,7 +219,7 @@ def measure_naive(
         for record in records:
             received = time.time()
             (score,), _ = scorer.score([codec.decode(record.value)], [received])
-            producer.send(sink, key=score.transaction_id.encode(), value=encode_event(score))
+            producer.send(sink, score.transaction_id.encode(), encode_event(score))
 
     return _consume_loop(settings, count, f"{settings.scoring.group_id}-{label}", one_by_one)
 
@@ -396,6 +399,10 @@ def _percentile(values: list[float], q: float) -> float:
 
 #: The pipeline name of the scorer with ``scoring.delivery = exactly_once``.
 EXACTLY_ONCE = "exactly-once"
+#: Every client is measured; the fast one's pipelines are named ``<pipeline> (librdkafka)``.
+CLIENTS = ("kafka-python", "confluent-kafka")
+FAST_CLIENT = "confluent-kafka"
+FAST = "librdkafka"
 
 
 def run_throughput_benchmark(
@@ -449,6 +456,17 @@ def run_throughput_benchmark(
         manifest.version,
         evidence=latency_pipeline == "scorer+evidence",
     )
+    fast_pipeline = pipeline_name(latency_pipeline, FAST_CLIENT)
+    fast_rate = eps[fast_pipeline] / 2
+    echo(f"latency: offering {fast_rate:,.0f} transactions/s (half the {fast_pipeline} maximum)...")
+    fast_latency_run = measure_latency(
+        on_client(settings, FAST_CLIENT),
+        fast_rate,
+        latency_seconds,
+        home / "bench-latency-fast-scorer.log",
+        manifest.version,
+        evidence=latency_pipeline == "scorer+evidence",
+    )
     summary = {
         "events": count,
         "event_bytes": round(event_bytes, 1),
@@ -462,6 +480,8 @@ def run_throughput_benchmark(
         **inputs,
         **_throughput_summary(runs, eps),
         **_latency_summary(latency_run, latency_pipeline, rate),
+        **_fast_summary(runs, eps),
+        **{f"fast_{k}": v for k, v in _latency_summary(fast_latency_run, fast_pipeline, fast_rate).items()},
     }
     if "scorer+evidence" in eps:
         summary["evidence_eps"] = round(eps["scorer+evidence"], 1)
@@ -521,6 +541,15 @@ def measure_model_input(
     }
 
 
+def pipeline_name(base: str, client: str) -> str:
+    """``scorer`` on kafka-python, ``scorer (librdkafka)`` on confluent-kafka."""
+    return base if client == "kafka-python" else f"{base} ({FAST})"
+
+
+def on_client(settings: Settings, client: str) -> Settings:
+    return settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"client": client})})
+
+
 def _rounds(
     settings: Settings,
     count: int,
@@ -530,39 +559,43 @@ def _rounds(
     echo: Callable[[str], None],
     compiled: bool = True,
     exactly_once: bool = False,
+    clients: Sequence[str] = CLIENTS,
 ) -> dict[str, list[Measurement]]:
     """``repeats`` rounds of every pipeline over the preloaded topic, by pipeline name (the
     naive loop through the compiled walker only for a model it serves: ``compiled``; the
-    exactly-once scorer with ``exactly_once``)."""
-    runs: dict[str, list[Measurement]] = {"passthrough": [], "scorer": [], "naive": []}
-    if compiled:
-        runs["naive (compiled)"] = []
-    if observers_factory is not None:
-        runs["scorer+evidence"] = []
+    exactly-once scorer with ``exactly_once``), on each of ``clients``, whose order
+    alternates between rounds."""
+    runs: dict[str, list[Measurement]] = {}
     measure_pair: dict[str, Callable[..., Measurement]] = {
         "passthrough": measure_passthrough,
         "scorer": measure_scorer,
     }
     for repeat in range(repeats):
-        # The pair whose ratio is taken runs back to back, in alternating order, so a machine
-        # that speeds up or slows down within a round favours neither.
-        pair = ["passthrough", "scorer"] if repeat % 2 == 0 else ["scorer", "passthrough"]
-        for name in pair:
-            runs[name].append(measure_pair[name](settings, count, label=f"{name}-{repeat}"))
-        if observers_factory is not None:
-            runs["scorer+evidence"].append(
-                measure_scorer(settings, count, observers_factory, label=f"evidence-{repeat}")
-            )
-        if exactly_once:
-            transactional = settings.model_copy(
-                update={"scoring": settings.scoring.model_copy(update={"delivery": "exactly_once"})}
-            )
-            runs.setdefault(EXACTLY_ONCE, []).append(
-                measure_scorer(transactional, count, observers_factory, label=f"exactly-once-{repeat}")
-            )
-        runs["naive"].append(measure_naive(settings, min(naive_count, count), label=f"naive-{repeat}"))
+        for client in clients if repeat % 2 == 0 else list(reversed(clients)):
+            on = on_client(settings, client)
+            # The pair whose ratio is taken runs back to back, in alternating order, so a
+            # machine that speeds up or slows down within a round favours neither.
+            pair = ["passthrough", "scorer"] if repeat % 2 == 0 else ["scorer", "passthrough"]
+            for base in pair:
+                name = pipeline_name(base, client)
+                runs.setdefault(name, []).append(measure_pair[base](on, count, label=f"{name}-{repeat}"))
+            if observers_factory is not None:
+                name = pipeline_name("scorer+evidence", client)
+                runs.setdefault(name, []).append(
+                    measure_scorer(on, count, observers_factory, label=f"evidence-{client}-{repeat}")
+                )
+            if exactly_once:
+                transactional = on.model_copy(
+                    update={"scoring": on.scoring.model_copy(update={"delivery": "exactly_once"})}
+                )
+                runs.setdefault(pipeline_name(EXACTLY_ONCE, client), []).append(
+                    measure_scorer(transactional, count, observers_factory, label=f"eos-{client}-{repeat}")
+                )
+        runs.setdefault("naive", []).append(
+            measure_naive(settings, min(naive_count, count), label=f"naive-{repeat}")
+        )
         if compiled:
-            runs["naive (compiled)"].append(
+            runs.setdefault("naive (compiled)", []).append(
                 measure_naive(
                     settings, min(10 * naive_count, count), label=f"naive-compiled-{repeat}", compiled=True
                 )
@@ -572,6 +605,45 @@ def _rounds(
             + ", ".join(f"{name} {measurements[-1].eps:,.0f}/s" for name, measurements in runs.items())
         )
     return runs
+
+
+def _median_ratio(runs: dict[str, list[Measurement]], numerator: str, denominator: str) -> float:
+    """The median of the rounds' ratios of two pipelines' rates (the machine's speed drifts
+    between rounds; within one, the two ran minutes apart at most)."""
+    return round(
+        statistics.median(a.eps / b.eps for a, b in zip(runs[numerator], runs[denominator], strict=True)), 3
+    )
+
+
+def _fast_summary(runs: dict[str, list[Measurement]], eps: dict[str, float]) -> dict[str, Any]:
+    """The librdkafka figures, and their ratios to its passthrough and to kafka-python."""
+    monitored = "scorer+evidence" if "scorer+evidence" in runs else "scorer"
+    fast = pipeline_name(monitored, FAST_CLIENT)
+    summary: dict[str, Any] = {
+        "fast_client": FAST_CLIENT,
+        "fast_passthrough_eps": round(eps[pipeline_name("passthrough", FAST_CLIENT)], 1),
+        "fast_pipeline_eps": round(eps[pipeline_name("scorer", FAST_CLIENT)], 1),
+        "fast_monitored_pipeline": fast,
+        "fast_monitored_eps": round(eps[fast], 1),
+        # Goal >= 0.8: the scorer with monitoring against the same client's passthrough.
+        "fast_monitored_vs_fast_passthrough": _median_ratio(
+            runs, fast, pipeline_name("passthrough", FAST_CLIENT)
+        ),
+        "fast_scorer_vs_fast_passthrough": _median_ratio(
+            runs, pipeline_name("scorer", FAST_CLIENT), pipeline_name("passthrough", FAST_CLIENT)
+        ),
+        # Goal >= 3: against kafka-python's scorer with monitoring.
+        "fast_monitored_vs_kafka_python_monitored": _median_ratio(runs, fast, monitored),
+        "fast_passthrough_vs_kafka_python_passthrough": _median_ratio(
+            runs, pipeline_name("passthrough", FAST_CLIENT), "passthrough"
+        ),
+    }
+    if pipeline_name(EXACTLY_ONCE, FAST_CLIENT) in runs:
+        summary["fast_exactly_once_eps"] = round(eps[pipeline_name(EXACTLY_ONCE, FAST_CLIENT)], 1)
+        summary["fast_exactly_once_ratio_of_rounds"] = _median_ratio(
+            runs, pipeline_name(EXACTLY_ONCE, FAST_CLIENT), fast
+        )
+    return summary
 
 
 def _throughput_summary(runs: dict[str, list[Measurement]], eps: dict[str, float]) -> dict[str, Any]:
@@ -611,9 +683,12 @@ def _latency_summary(run: LatencyRun, pipeline: str, rate: float) -> dict[str, A
 def _print_summary(summary: dict[str, Any], eps: dict[str, float], echo: Callable[[str], None]) -> None:
     """The table of medians, the ratios, the latency line, then the JSON summary (last)."""
     echo("")
-    echo(f"{'pipeline':18} {'events/s (median)':>18} {'vs passthrough':>15}")
+    echo(f"{'pipeline':30} {'events/s (median)':>18} {'vs its passthrough':>19}")
     for name, value in eps.items():
-        echo(f"{name:18} {value:18,.0f} {value / eps['passthrough']:15.3f}")
+        passthrough = eps[
+            pipeline_name("passthrough", FAST_CLIENT if f"({FAST})" in name else "kafka-python")
+        ]
+        echo(f"{name:30} {value:18,.0f} {value / passthrough:19.3f}")
     echo(
         f"scorer vs passthrough, median of the {summary['repeats']} rounds' ratios: "
         f"{summary['ratio_vs_passthrough']}"
@@ -633,6 +708,14 @@ def _print_summary(summary: dict[str, Any], eps: dict[str, float], echo: Callabl
             f"evidence), median of the rounds' ratios: {summary['exactly_once_ratio_of_rounds']}"
         )
     echo(
+        f"{summary['fast_monitored_pipeline']} (medians of the rounds' ratios): "
+        f"{summary['fast_monitored_vs_fast_passthrough']} of its passthrough (goal 0.8), "
+        f"{summary['fast_monitored_vs_kafka_python_monitored']}x kafka-python's (goal 3); "
+        f"passthrough: librdkafka {summary['fast_passthrough_vs_kafka_python_passthrough']}x kafka-python"
+    )
+    if "fast_exactly_once_eps" in summary:
+        echo(f"exactly-once on librdkafka vs at-least-once: {summary['fast_exactly_once_ratio_of_rounds']}")
+    echo(
         f"model: {summary['model']}; its input ({summary['model_input']}) costs "
         f"{summary['model_input_us_per_event']} us per event to build, driftloop's float matrix "
         f"{summary['matrix_us_per_event']} us"
@@ -642,5 +725,10 @@ def _print_summary(summary: dict[str, Any], eps: dict[str, float], echo: Callabl
         f"offered ({summary['achieved_rate_eps']:,.0f}/s achieved by {summary['load_generator']}): "
         f"p50 {summary['p50_latency_ms']} ms, p99 {summary['p99_latency_ms']} ms, "
         f"max {summary['max_latency_ms']} ms ({summary['latency_samples']} samples)"
+    )
+    echo(
+        f"end-to-end latency ({summary['fast_latency_pipeline']}) at {summary['fast_offered_rate_eps']:,.0f}/s "
+        f"offered: p50 {summary['fast_p50_latency_ms']} ms, p99 {summary['fast_p99_latency_ms']} ms "
+        f"(goal 100), max {summary['fast_max_latency_ms']} ms ({summary['fast_latency_samples']} samples)"
     )
     echo(json.dumps(summary))

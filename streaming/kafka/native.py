@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from streaming.config import KafkaSettings
@@ -82,6 +82,10 @@ class NativeProducer:
         and how long :meth:`send` waits for room in a full local queue.
     linger_ms
         How long a batch waits for more records.
+    transactional_id, transaction_timeout_ms
+        Make it transactional (exactly-once): then call :meth:`init_transactions` first, and
+        send inside :meth:`begin_transaction` ... :meth:`commit_transaction`. The transaction
+        methods take kafka-python's arguments and raise kafka-python's errors.
     """
 
     def __init__(
@@ -90,6 +94,8 @@ class NativeProducer:
         on_failure: Callable[[BaseException], object],
         delivery_timeout_s: float = 30.0,
         linger_ms: int = 20,
+        transactional_id: str | None = None,
+        transaction_timeout_ms: int = 60_000,
     ) -> None:
         import confluent_kafka
 
@@ -110,6 +116,12 @@ class NativeProducer:
             "error_cb": self._client_error,
             "logger": logging.getLogger("kafka.native"),
         }
+        if transactional_id is not None:
+            config.update(
+                {"transactional.id": transactional_id, "transaction.timeout.ms": transaction_timeout_ms}
+            )
+        self._timeout_s = max(30.0, delivery_timeout_s)
+        self._ck = confluent_kafka
         try:
             self._producer = confluent_kafka.Producer(config)
         except confluent_kafka.KafkaException as exc:
@@ -179,6 +191,42 @@ class NativeProducer:
         if self._producer.flush(timeout):
             self._producer.purge()
             self._producer.flush(0)
+
+    # -- transactions (kafka-python's signatures and errors) ------------------------------
+
+    def init_transactions(self) -> None:
+        self._transactional(self._producer.init_transactions, self._timeout_s)
+
+    def begin_transaction(self) -> None:
+        self._transactional(self._producer.begin_transaction)
+
+    def send_offsets_to_transaction(self, offsets: Mapping[Any, Any], group_metadata: Any) -> None:
+        """``offsets``: ``{TopicPartition: OffsetAndMetadata or offset}`` (kafka-python's)."""
+        positions = [
+            self._ck.TopicPartition(tp.topic, tp.partition, getattr(o, "offset", o))
+            for tp, o in offsets.items()
+        ]
+        self._transactional(
+            self._producer.send_offsets_to_transaction, positions, group_metadata, self._timeout_s
+        )
+
+    def commit_transaction(self) -> None:
+        self._unserved = 0
+        self._transactional(self._producer.commit_transaction, self._timeout_s)
+
+    def abort_transaction(self) -> None:
+        self._transactional(self._producer.abort_transaction, self._timeout_s)
+
+    def _transactional(self, call: Callable[..., Any], *args: Any) -> None:
+        try:
+            call(*args)
+        except self._ck.KafkaException as exc:
+            from kafka.errors import KafkaError, TransactionalIdAuthorizationFailedError
+
+            error = exc.args[0]
+            if error.code() == self._ck.KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+                raise TransactionalIdAuthorizationFailedError(error.str()) from exc
+            raise KafkaError(f"{call.__name__}: {error.str()}") from exc
 
     def _delivered(self, error: Any, message: Any) -> None:
         if error is not None:

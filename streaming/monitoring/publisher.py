@@ -120,10 +120,10 @@ class EvidencePublisher(BatchObserver):
         key = self.settings.model_name.encode()
         topic = self._topics.evidence
         try:
-            if self._transactional is not None:
-                send, failed = self._transactional.send, self._outputs.errback
+            if self._transactional is not None:  # its failures go to the scorer's delivery
+                send = self._transactional.send
                 for record in records:
-                    send(topic, key=key, value=encode_event(record)).add_errback(failed)
+                    send(topic, key, encode_event(record))
             else:
                 assert self._producer is not None
                 for record in records:

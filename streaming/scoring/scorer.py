@@ -61,9 +61,10 @@ class BatchObserver:
 
     def use_producer(self, producer: Any) -> None:
         """Exactly-once (``scoring.delivery``): send every output with ``producer``, the
-        scorer's transactional kafka-python producer, from now on; the scorer's checkpoint
-        commits them in one transaction with the consumed offsets. An observer that sends
-        nothing ignores it."""
+        scorer's transactional producer (``send(topic, key, value)``, see
+        :mod:`streaming.kafka.transport`), from now on; its failures reach the scorer, and the
+        scorer's checkpoint commits the outputs in one transaction with the consumed offsets.
+        An observer that sends nothing ignores it."""
 
     def close(self, timeout_s: float | None = None) -> None:
         """Flush and release resources, waiting at most ``timeout_s`` for Kafka (None: the

@@ -55,12 +55,12 @@ from streaming.kafka.clients import (
     BATCH_PRODUCE_OPTIONS,
     close_all,
     commit_or_defer,
-    make_consumer,
-    make_producer,
     not_authorized,
     wait_for_topic,
 )
 from streaming.kafka.dead_letters import dead_letter
+from streaming.kafka.native import NativeDeliveryError
+from streaming.kafka.transport import make_output_producer, make_scoring_consumer
 from streaming.logs import get_logger
 from streaming.models.registry import ModelRegistry
 from streaming.scoring.holder import ModelHolder
@@ -141,10 +141,13 @@ class ScoringService:
             stop_on_termination(self.stop)
         scoring = self.settings.scoring
         # A send blocks (for metadata, or a full buffer) at most as long as a flush waits.
-        block_ms = int(scoring.delivery_timeout_s * 1000)
         transactional = self._transactional_options()
-        self._producer = make_producer(
-            self.settings.kafka, max_block_ms=block_ms, **BATCH_PRODUCE_OPTIONS, **transactional
+        self._producer = make_output_producer(
+            self.settings.kafka,
+            self.delivery.errback,
+            scoring.delivery_timeout_s,
+            **BATCH_PRODUCE_OPTIONS,
+            **transactional,
         )
         follower = ModelUpdateFollower(self.settings)
         try:
@@ -161,7 +164,7 @@ class ScoringService:
                 self.models.apply(*follower.poll_located(timeout_ms=int(scoring.model_wait_s * 1000)))
             if self._stop.is_set():
                 return self.stats
-            self._consumer = make_consumer(
+            self._consumer = make_scoring_consumer(
                 self.settings.kafka,
                 scoring.group_id,
                 max_poll_records=scoring.max_batch,
@@ -263,16 +266,15 @@ class ScoringService:
                 observer.observe(batch)
 
         # The send futures are not kept (see DeliveryTracker): the errback records a failure.
-        send = self._producer.send
+        send = self._producer.send  # a failed delivery is reported to self.delivery
         encode = encode_event
-        failed = self.delivery.errback
         scores_topic = self._topics.scores
         try:
             for s in scores:
-                send(scores_topic, key=s.transaction_id.encode(), value=encode(s)).add_errback(failed)
+                send(scores_topic, s.transaction_id.encode(), encode(s))
             for d in dead:
-                send(self._topics.transactions_dlq, key=d.key, value=encode(d)).add_errback(failed)
-        except KafkaError as exc:  # the producer's buffer stayed full for max_block_ms: Kafka is gone
+                send(self._topics.transactions_dlq, d.key, encode(d))
+        except (KafkaError, NativeDeliveryError) as exc:  # the buffer stayed full: Kafka is gone
             raise self.delivery.send_failed(exc) from exc
         self.delivery.sent(len(scores) + len(dead))
         self.checkpoints.done(offsets)
@@ -360,7 +362,7 @@ class ScoringService:
         alone = transactions is not None and not transactions.open
         if transactions is not None:
             transactions.begin()
-        self._producer.send(self._topics.model_updates_dlq, key=letter.key, value=encode_event(letter))
+        self._producer.send(self._topics.model_updates_dlq, letter.key, encode_event(letter))
         self._producer.flush(timeout=30)
         if alone:
             assert transactions is not None

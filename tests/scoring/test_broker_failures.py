@@ -42,12 +42,13 @@ def _scores_written(settings: Settings) -> int:
     return records_written(settings.kafka, settings.topics.scores)
 
 
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
 def test_a_90_second_broker_outage_ends_the_scorer_with_one_line_and_loses_nothing(
-    own_broker: LocalBroker, history: pd.DataFrame, tmp_path: Path
+    own_broker: LocalBroker, history: pd.DataFrame, tmp_path: Path, client: str
 ) -> None:
     settings = load_settings(
         home=tmp_path / "home",
-        kafka=KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers),
+        kafka=KafkaSettings(bootstrap_servers=own_broker.bootstrap_servers, client=client),
         scoring=ScoringSettings(group_id="outage", metrics_port=0, delivery_timeout_s=20),
     )
     ensure_topics(settings.kafka, topic_catalogue(settings.topics, partitions=2))

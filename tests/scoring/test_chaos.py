@@ -7,13 +7,14 @@ import random
 import signal
 import subprocess
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from streaming.config import Settings
+from streaming.config import KafkaSettings, Settings
 from streaming.control.updates import champion_update
 from streaming.events import Score
 from streaming.kafka.publishing import publish_model_update
@@ -27,7 +28,25 @@ TRANSACTIONS = 200_000
 KILLS = 5
 
 
-@pytest.mark.parametrize("delivery", ["at_least_once", "exactly_once"])
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str, request: pytest.FixtureRequest) -> KafkaSettings:
+    """Each test here picks its client itself (not every client with every delivery: each
+    run is minutes long)."""
+    client = getattr(request, "param", "kafka-python")
+    return KafkaSettings(
+        bootstrap_servers=kafka_bootstrap, client_id=f"test-{uuid.uuid4().hex[:8]}", client=client
+    )
+
+
+@pytest.mark.parametrize(
+    ("kafka_settings", "delivery"),
+    [
+        ("kafka-python", "at_least_once"),
+        ("kafka-python", "exactly_once"),
+        ("confluent-kafka", "exactly_once"),
+    ],
+    indirect=["kafka_settings"],
+)
 def test_five_sigkills_at_random_moments_lose_no_transaction_and_duplicate_at_most_a_batch_each(
     driftloop_settings: Settings, history: pd.DataFrame, tmp_path: Path, delivery: str
 ) -> None:
@@ -79,6 +98,7 @@ def test_five_sigkills_at_random_moments_lose_no_transaction_and_duplicate_at_mo
     )
 
 
+@pytest.mark.parametrize("kafka_settings", ["kafka-python", "confluent-kafka"], indirect=True)
 def test_exactly_once_through_a_scorer_joining_and_one_leaving_mid_stream(
     driftloop_settings: Settings, history: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -116,5 +136,7 @@ def test_exactly_once_through_a_scorer_joining_and_one_leaving_mid_stream(
     assert set(counts) == ids_of(messages)
     assert sum(c - 1 for c in counts.values()) == 0, "a read_committed reader sees each score once"
     first_log = (tmp_path / "first.log").read_text()
-    assert first_log.count("partitions revoked: finishing the batch in hand") >= 2, "two rebalances"
+    # The join revoked some of the first scorer's partitions mid-stream (its leave comes after
+    # its final commit, and librdkafka may not call the listener for it).
+    assert "partitions revoked: finishing the batch in hand" in first_log, "a rebalance mid-stream"
     assert "transaction aborted" not in first_log + (tmp_path / "second.log").read_text()
