@@ -15,6 +15,10 @@
        per-message consumer of a scikit-learn model would; and the same loop predicting
        with driftloop's compiled tree walker (``naive_compiled_eps``; on 10x that prefix),
        which shows what micro-batching alone buys once a row is cheap to predict.
+   Every pipeline but the naive loop runs on each Kafka client (``kafka.client``):
+   kafka-python, and librdkafka (confluent-kafka; named ``<pipeline> (librdkafka)``), in an
+   order that alternates between rounds; ``fast_*`` figures compare librdkafka's to its own
+   passthrough and to kafka-python's.
    Rate = records / (last batch's outputs flushed - first record received). The scorer's
    ratio to the passthrough is the median of the rounds' ratios (each round runs the two
    back to back, in alternating order; the machine's speed drifts between rounds);
@@ -28,7 +32,8 @@
    unless ``--no-evidence``). End-to-end latency per transaction is the broker's append
    time of its score (LogAppendTime) minus the transaction's create time. The load is
    encoded before the clock starts, so the load generator (a Python process on the same
-   machine) takes as little CPU from the scorer as it can.
+   machine) takes as little CPU from the scorer as it can. Once for each client, each at
+   half its own maximum (``fast_*_latency_ms`` for librdkafka).
 
 The last line printed is one JSON object with the figures.
 """

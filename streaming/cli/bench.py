@@ -57,7 +57,8 @@ def bench_throughput(
         ),
     ] = "at_least_once",
 ) -> None:
-    """Scorer vs raw passthrough vs a naive per-message loop on the real broker; last line is JSON."""
+    """Scorer vs raw passthrough vs a naive per-message loop on the real broker, each on
+    kafka-python and on librdkafka (kafka.client), rounds interleaved; last line is JSON."""
     import tempfile
 
     from streaming.benchmarks.throughput import run_throughput_benchmark

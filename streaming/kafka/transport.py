@@ -94,6 +94,7 @@ def make_output_producer(
         linger_ms=options.get("linger_ms", 5),
         transactional_id=options.get("transactional_id"),
         transaction_timeout_ms=options.get("transaction_timeout_ms", 60_000),
+        track_offsets=False,
     )
 
 
