@@ -67,6 +67,21 @@ def librdkafka_config(kafka: KafkaSettings) -> dict[str, Any]:
     return config
 
 
+class _LibrdkafkaLog:
+    """librdkafka's log lines, on to the ``kafka.native`` logger; the latest critical one
+    (a fatal error, such as a transactional producer fenced by a newer instance) is kept:
+    librdkafka may fail a flush without an error that says why."""
+
+    def __init__(self) -> None:
+        self._logger = logging.getLogger("kafka.native")
+        self.last_fatal: str | None = None
+
+    def log(self, level: int, message: str, *args: Any) -> None:
+        if level >= logging.CRITICAL:
+            self.last_fatal = message % args if args else message
+        self._logger.log(level, message, *args)
+
+
 class NativeProducer:
     """An idempotent librdkafka producer with kafka-python's keyed partitioning.
 
@@ -108,7 +123,8 @@ class NativeProducer:
         self._block_s = delivery_timeout_s
         self._kafka = kafka
         self.failures = 0
-        self.last_error: str | None = None  # the latest client-level error (refused credentials...)
+        self._last_error: str | None = None  # the latest client-level error (refused credentials...)
+        self._log = _LibrdkafkaLog()
         self._next: dict[tuple[str, int], int] = {}
         self._unserved = 0
         config = {
@@ -121,7 +137,7 @@ class NativeProducer:
             "on_delivery": self._delivered,
             "delivery.report.only.error": not track_offsets,
             "error_cb": self._client_error,
-            "logger": logging.getLogger("kafka.native"),
+            "logger": self._log,
         }
         if transactional_id is not None:
             config.update(
@@ -246,5 +262,10 @@ class NativeProducer:
         if offset > self._next.get(place, 0):
             self._next[place] = offset
 
+    @property
+    def last_error(self) -> str | None:
+        """The latest fatal error librdkafka logged, else the latest client-level error."""
+        return self._log.last_fatal or self._last_error
+
     def _client_error(self, error: Any) -> None:
-        self.last_error = error.str()  # librdkafka logs it too (``logger``)
+        self._last_error = error.str()  # librdkafka logs it too (``logger``)

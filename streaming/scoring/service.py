@@ -48,7 +48,7 @@ from streaming.checkpointing import BatchCollector, Checkpointer, DeliveryTracke
 from streaming.checkpointing.transactions import TransactionalCommits
 from streaming.config import Settings
 from streaming.control.follower import ModelUpdateFollower
-from streaming.errors import DecodeError, KafkaUnavailableError
+from streaming.errors import DecodeError, DeliveryError, KafkaUnavailableError
 from streaming.events import DeadLetter, EventCodec, Transaction, encode_event, transaction_type
 from streaming.kafka.clients import (
     BATCH_FETCH_OPTIONS,
@@ -201,11 +201,13 @@ class ScoringService:
                 self._report_lag()
             self._process_pending()
             self.checkpoints.checkpoint()
-        except KafkaError as exc:  # from kafka-python itself, here or in an observer: one clear line
+        except (KafkaError, DeliveryError) as exc:  # from a client, here or in an observer: one clear line
             self.delivery.failing = True
-            refused = not_authorized(self.settings.kafka, exc, "do what the scorer does")
+            refused = not_authorized(self.settings.kafka, exc, "do what the scorer does") or self._fenced(exc)
             if refused is not None:
                 raise refused from exc
+            if isinstance(exc, DeliveryError):
+                raise
             raise KafkaUnavailableError(
                 f"Kafka at {self.settings.kafka.bootstrap_servers} failed under the scorer ({exc!r}); "
                 "offsets not committed: once Kafka is back, a restart scores the transactions since "
@@ -369,6 +371,19 @@ class ScoringService:
             transactions.commit_outputs()
 
     # -- exactly-once ----------------------------------------------------------------
+
+    def _fenced(self, exc: BaseException) -> KafkaUnavailableError | None:
+        """The one line for a transactional producer another scorer fenced, else None."""
+        # librdkafka says it in its client error, and only purges the queued records
+        said = f"{type(exc).__name__} {exc} {getattr(self._producer, 'last_error', '')}"
+        if self._transactions is None or "fenced" not in said.lower():
+            return None
+        return KafkaUnavailableError(
+            "another scorer took over transactional id "
+            f"{self.settings.scoring.transactional_id_or_default()!r} (this one was fenced); give each "
+            "scorer process its own scoring.group_instance_id or scoring.transactional_id. Nothing it "
+            "scored since its last checkpoint is visible to read_committed readers"
+        )
 
     def _transactional_options(self) -> dict[str, Any]:
         """The producer's transactional options with ``scoring.delivery`` exactly_once."""

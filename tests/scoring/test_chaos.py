@@ -21,6 +21,7 @@ from streaming.kafka.publishing import publish_model_update
 from streaming.kafka.reading import TopicReader
 from tests.kafka_helpers import decode_all, produce, records_written, start_scorer_process
 from tests.scoring.test_service import ids_of, register, transactions, wait_for_scores
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +141,37 @@ def test_exactly_once_through_a_scorer_joining_and_one_leaving_mid_stream(
     # its final commit, and librdkafka may not call the listener for it).
     assert "partitions revoked: finishing the batch in hand" in first_log, "a rebalance mid-stream"
     assert "transaction aborted" not in first_log + (tmp_path / "second.log").read_text()
+
+
+@pytest.mark.parametrize("kafka_settings", ["kafka-python", "confluent-kafka"], indirect=True)
+def test_a_second_scorer_with_the_same_transactional_id_fences_the_first_which_says_why(
+    driftloop_settings: Settings, history: pd.DataFrame, tmp_path: Path
+) -> None:
+    base = driftloop_settings
+    publish_model_update(base, champion_update(register(base, history)))
+    scoring = base.scoring.model_copy(update={"delivery": "exactly_once", "transactional_id": "the-same"})
+    settings = base.model_copy(update={"scoring": scoring})
+    messages = transactions(4000, seed=9)
+    produce(settings, settings.topics.transactions, messages[:2000])
+    first = start_scorer_process(settings, tmp_path / "first.log")
+    second = None
+    try:
+        wait_for_scores(settings, ids_of(messages[:2000]), timeout_s=120)
+        second = start_scorer_process(settings, tmp_path / "second.log")
+        eventually(  # its producer initialized (fencing the first's), it owns partitions
+            lambda: "partitions assigned" in (tmp_path / "second.log").read_text(),
+            "the second scorer in the group",
+            timeout_s=120,
+        )
+        produce(settings, settings.topics.transactions, messages[2000:])
+        assert first.wait(timeout=120) == 1, (tmp_path / "first.log").read_text()[-3000:]
+        last = (tmp_path / "first.log").read_text().strip().splitlines()[-1]
+        assert "another scorer took over transactional id 'the-same'" in last, last
+        scores = wait_for_scores(settings, ids_of(messages), timeout_s=120)
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=60)
+    counts = Counter(s.transaction_id for s in scores)
+    assert set(counts) == ids_of(messages) and max(counts.values()) == 1
