@@ -140,7 +140,8 @@ class ScoringService:
         if install_signal_handlers:
             stop_on_termination(self.stop)
         scoring = self.settings.scoring
-        # A send blocks (for metadata, or a full buffer) at most as long as a flush waits.
+        # On either client, a send blocks (for metadata, or a full buffer) at most
+        # delivery_timeout_s, as long as a flush waits.
         transactional = self._transactional_options()
         self._producer = make_output_producer(
             self.settings.kafka,
