@@ -52,6 +52,7 @@ def bench_throughput(
         str,
         typer.Option(
             click_type=click.Choice(["at_least_once", "exactly_once"]),
+            metavar="[at_least_once|exactly_once]",
             help="exactly_once: also run the scorer (with the evidence) with scoring.delivery "
             "exactly_once, right after its at-least-once twin in every round, and report the ratio.",
         ),

@@ -38,11 +38,12 @@ def kafka_start(
         Optional[str],  # noqa: UP045
         typer.Option(
             click_type=click.Choice(["plaintext", "sasl_ssl"]),
-            help="sasl_ssl: clients connect over TLS (a local CA in <home>/kafka/tls/ca.pem) with "
-            "SCRAM-SHA-512 users, one per component plus `driftloop` (all of them and the demo), "
-            "each allowed only its component's topics by ACLs; their settings are written to "
-            "<home>/kafka/users/<user>.env. Fixed when the storage is first formatted; default: "
-            "as it was, else plaintext.",
+            metavar="[plaintext|sasl_ssl]",
+            help="sasl_ssl: clients connect over TLS (a local CA in DRIFTLOOP_HOME/kafka/tls/ca.pem) "
+            "with SCRAM-SHA-512 users, one per component plus `driftloop` (all of them and the "
+            "demo), each allowed only its component's topics by ACLs; each user's settings are "
+            "written to a USER.env file in DRIFTLOOP_HOME/kafka/users/. Fixed when the storage is first "
+            "formatted; default: as it was, else plaintext.",
         ),
     ] = None,
 ) -> None:
