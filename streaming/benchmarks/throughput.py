@@ -504,12 +504,10 @@ def run_throughput_benchmark(
             statistics.median(m.observer_s / m.events * 1e6 for m in runs["scorer+evidence"]), 2
         )
     if EXACTLY_ONCE in eps:
-        twin = runs["scorer+evidence" if "scorer+evidence" in runs else "scorer"]
+        twin = "scorer+evidence" if "scorer+evidence" in runs else "scorer"
         summary["exactly_once_eps"] = round(eps[EXACTLY_ONCE], 1)
         # What the transactions cost, within each round (as the passthrough ratio).
-        summary["exactly_once_ratio_of_rounds"] = round(
-            statistics.median(e.eps / a.eps for e, a in zip(runs[EXACTLY_ONCE], twin, strict=True)), 3
-        )
+        summary["exactly_once_ratio_of_rounds"] = _median_ratio(runs, EXACTLY_ONCE, twin)
     _print_summary(summary, eps, echo)
     return summary
 
@@ -654,14 +652,11 @@ def _fast_summary(runs: dict[str, list[Measurement]], eps: dict[str, float]) -> 
 def _throughput_summary(runs: dict[str, list[Measurement]], eps: dict[str, float]) -> dict[str, Any]:
     # Each round runs the passthrough and the scorer back to back; the machine's speed drifts
     # between rounds (a shared 2-core VM), so the ratio is taken within each round.
-    paired = statistics.median(
-        scored.eps / passed.eps for scored, passed in zip(runs["scorer"], runs["passthrough"], strict=True)
-    )
     return {
         "pipeline_eps": round(eps["scorer"], 1),
         "passthrough_eps": round(eps["passthrough"], 1),
         "naive_eps": round(eps["naive"], 1),
-        "ratio_vs_passthrough": round(paired, 3),
+        "ratio_vs_passthrough": _median_ratio(runs, "scorer", "passthrough"),
         "ratio_of_medians": round(eps["scorer"] / eps["passthrough"], 3),
         "speedup_vs_naive": round(eps["scorer"] / eps["naive"], 1),
         "naive_compiled_eps": round(eps["naive (compiled)"], 1) if "naive (compiled)" in eps else None,

@@ -67,7 +67,15 @@ def librdkafka_config(kafka: KafkaSettings) -> dict[str, Any]:
     return config
 
 
-class _LibrdkafkaLog:
+def librdkafka_offsets(offsets: Mapping[Any, Any]) -> list[Any]:
+    r"""kafka-python's ``{TopicPartition: OffsetAndMetadata or offset}`` as the list of
+    confluent-kafka ``TopicPartition``\ s (with offsets) that librdkafka's calls take."""
+    from confluent_kafka import TopicPartition
+
+    return [TopicPartition(tp.topic, tp.partition, getattr(o, "offset", o)) for tp, o in offsets.items()]
+
+
+class LibrdkafkaLog:
     """librdkafka's log lines, on to the ``kafka.native`` logger; the latest critical one
     (a fatal error, such as a transactional producer fenced by a newer instance) is kept:
     librdkafka may fail a flush without an error that says why."""
@@ -124,7 +132,7 @@ class NativeProducer:
         self._kafka = kafka
         self.failures = 0
         self._last_error: str | None = None  # the latest client-level error (refused credentials...)
-        self._log = _LibrdkafkaLog()
+        self._log = LibrdkafkaLog()
         self._next: dict[tuple[str, int], int] = {}
         self._unserved = 0
         config = {
@@ -223,12 +231,11 @@ class NativeProducer:
 
     def send_offsets_to_transaction(self, offsets: Mapping[Any, Any], group_metadata: Any) -> None:
         """``offsets``: ``{TopicPartition: OffsetAndMetadata or offset}`` (kafka-python's)."""
-        positions = [
-            self._ck.TopicPartition(tp.topic, tp.partition, getattr(o, "offset", o))
-            for tp, o in offsets.items()
-        ]
         self._transactional(
-            self._producer.send_offsets_to_transaction, positions, group_metadata, self._timeout_s
+            self._producer.send_offsets_to_transaction,
+            librdkafka_offsets(offsets),
+            group_metadata,
+            self._timeout_s,
         )
 
     def commit_transaction(self) -> None:

@@ -24,7 +24,6 @@ kafka-python consumers.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,7 +39,7 @@ from kafka.errors import (
 from streaming.config import KafkaSettings
 from streaming.errors import KafkaUnavailableError
 from streaming.kafka.clients import make_consumer, make_producer
-from streaming.kafka.native import NativeProducer, librdkafka_config
+from streaming.kafka.native import LibrdkafkaLog, NativeProducer, librdkafka_config, librdkafka_offsets
 
 #: Fetch large chunks per round trip (librdkafka's names), as ``BATCH_FETCH_OPTIONS``.
 _LIBRDKAFKA_FETCH = {"fetch.max.bytes": 52_428_800, "max.partition.fetch.bytes": 10_485_760}
@@ -142,11 +141,10 @@ class ConfluentConsumer:
             "session.timeout.ms": options.get("session_timeout_ms", 30_000),
             "heartbeat.interval.ms": options.get("heartbeat_interval_ms", 3000),
             "error_cb": self._client_error,
-            "logger": logging.getLogger("kafka.native"),
+            "logger": LibrdkafkaLog(),
         }
         if options.get("group_instance_id"):
             config["group.instance.id"] = options["group_instance_id"]
-        self._username = kafka.sasl_plain_username
         self.last_error: str | None = None
         try:
             self._consumer = confluent_kafka.Consumer(config)
@@ -228,7 +226,7 @@ class ConfluentConsumer:
         """Commit ``{tp: OffsetAndMetadata or offset}``; :class:`CommitFailedError` when the
         group's generation moved on (a rebalance)."""
         try:
-            self._consumer.commit(offsets=self._offsets(offsets), asynchronous=False)
+            self._consumer.commit(offsets=librdkafka_offsets(offsets), asynchronous=False)
         except self._ck.KafkaException as exc:
             error = exc.args[0]
             retriable = (
@@ -242,7 +240,7 @@ class ConfluentConsumer:
             self._raise(error)
 
     def commit_async(self, offsets: Mapping[TopicPartition, Any], callback: Any = None) -> None:
-        self._consumer.commit(offsets=self._offsets(offsets), asynchronous=True)
+        self._consumer.commit(offsets=librdkafka_offsets(offsets), asynchronous=True)
 
     def committed(self, tp: TopicPartition) -> int | None:
         [found] = self._consumer.committed([self._ck.TopicPartition(tp.topic, tp.partition)], timeout=30)
@@ -270,12 +268,6 @@ class ConfluentConsumer:
         self._consumer.close()
 
     # -- helpers ---------------------------------------------------------------------
-
-    def _offsets(self, offsets: Mapping[TopicPartition, Any]) -> list[Any]:
-        return [
-            self._ck.TopicPartition(tp.topic, tp.partition, getattr(o, "offset", o))
-            for tp, o in offsets.items()
-        ]
 
     def _raise(self, error: Any) -> None:
         """Raise a kafka-python error for a consumer error librdkafka reported; transient
