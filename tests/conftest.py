@@ -75,8 +75,13 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap_servers=kafka_bootstrap, client_id=f"test-{uuid.uuid4().hex[:8]}")
+def kafka_settings(kafka_bootstrap: str, request: pytest.FixtureRequest) -> KafkaSettings:
+    """kafka-python, or the client a test's indirect parameter names (tests/clients.py)."""
+    return KafkaSettings(
+        bootstrap_servers=kafka_bootstrap,
+        client_id=f"test-{uuid.uuid4().hex[:8]}",
+        client=getattr(request, "param", "kafka-python"),
+    )
 
 
 @pytest.fixture

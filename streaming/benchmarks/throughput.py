@@ -74,7 +74,7 @@ from streaming.kafka.clients import (
 from streaming.kafka.native import NativeDeliveryError, NativeProducer
 from streaming.kafka.publishing import publish_model_update
 from streaming.kafka.reading import TopicReader
-from streaming.kafka.transport import NoRebalanceHooks, make_output_producer, make_scoring_consumer
+from streaming.kafka.transport import NoRebalanceHooks, make_consumer, make_output_producer
 from streaming.models.first_champion import open_registry, train_and_register
 from streaming.scoring.holder import ModelHolder
 from streaming.scoring.scorer import BatchObserver, Scorer
@@ -146,9 +146,7 @@ def _consume_loop(
     gc.freeze()  # the same process hygiene as the scorer's (see ServedModels.apply)
     # The scorer's transport on kafka.client: consumer, producer, batching, delivery check
     # and checkpoint, without its scoring.
-    consumer = make_scoring_consumer(
-        settings.kafka, group, max_poll_records=scoring.max_batch, **BATCH_FETCH_OPTIONS
-    )
+    consumer = make_consumer(settings.kafka, group, max_poll_records=scoring.max_batch, **BATCH_FETCH_OPTIONS)
     # As the scorer does: subscribe, then wait for the metadata, then poll (see wait_for_topic).
     consumer.subscribe([settings.topics.transactions], listener=NoRebalanceHooks())
     wait_for_topic(consumer, settings.topics.transactions)

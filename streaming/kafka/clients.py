@@ -121,10 +121,9 @@ def make_admin(kafka: KafkaSettings, **overrides: Any) -> KafkaAdminClient:
 def ensure_topics(kafka: KafkaSettings, topics: list[TopicSpec], timeout_ms: int = 30_000) -> list[str]:
     """Create the topics that do not exist yet; return the names created. Each gets the larger
     of its own replication factor and ``kafka.replication_factor``, and
-    ``kafka.min_insync_replicas`` (when above 1)."""
-    admin = make_admin(kafka)
+    ``kafka.min_insync_replicas`` (when above 1). The admin calls go through ``kafka.client``."""
     try:
-        existing = set(admin.list_topics())
+        existing = list_topic_names(kafka)
         missing = [t for t in topics if t.name not in existing]
         if not missing:
             return []
@@ -142,36 +141,67 @@ def ensure_topics(kafka: KafkaSettings, topics: list[TopicSpec], timeout_ms: int
             for t in missing
         }
         try:
-            admin.create_topics(request, timeout_ms=timeout_ms)
+            _create_topics(kafka, request, timeout_ms)
         except TopicAlreadyExistsError:
             log.info("topics were created concurrently by another process")
-        # Until every partition has a leader, with our timeout (kafka-python's own wait, through
-        # create_topics(wait_for_metadata=True), gives up after a fixed 10 s: too short for a
-        # fresh broker on a busy machine).
-        admin.wait_for_topics([t.name for t in missing], timeout_ms=timeout_ms)
         return [t.name for t in missing]
     except KafkaError as exc:
         refused = not_authorized(kafka, exc, "create topics")
         if refused is not None:
             raise refused from exc
         raise KafkaUnavailableError(f"creating topics on {kafka.bootstrap_servers} failed: {exc}") from exc
+
+
+def list_topic_names(kafka: KafkaSettings) -> set[str]:
+    """The names of the cluster's topics (that this client may see)."""
+    if kafka.client == "confluent-kafka":
+        from streaming.kafka import confluent
+
+        return confluent.list_topics(kafka)
+    admin = make_admin(kafka)
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def _create_topics(kafka: KafkaSettings, request: dict[str, dict[str, Any]], timeout_ms: int) -> None:
+    """Create ``request``'s topics and wait until every partition has a leader."""
+    if kafka.client == "confluent-kafka":
+        from streaming.kafka import confluent
+
+        confluent.create_topics(kafka, request, timeout_ms / 1000)
+        return
+    admin = make_admin(kafka)
+    try:
+        admin.create_topics(request, timeout_ms=timeout_ms)
+        # Until every partition has a leader, with our timeout (kafka-python's own wait,
+        # through create_topics(wait_for_metadata=True), gives up after a fixed 10 s: too
+        # short for a fresh broker on a busy machine).
+        admin.wait_for_topics(list(request), timeout_ms=timeout_ms)
     finally:
         admin.close()
 
 
 def delete_topics(kafka: KafkaSettings, names: list[str], timeout_ms: int = 30_000) -> list[str]:
     """Delete those of ``names`` that exist; return the names deleted."""
-    admin = make_admin(kafka)
     try:
-        present = set(admin.list_topics())
+        present = list_topic_names(kafka)
         existing = [name for name in names if name in present]
         if existing:
-            admin.delete_topics(existing, timeout_ms=timeout_ms)
+            if kafka.client == "confluent-kafka":
+                from streaming.kafka import confluent
+
+                confluent.delete_topics(kafka, existing, timeout_ms / 1000)
+            else:
+                admin = make_admin(kafka)
+                try:
+                    admin.delete_topics(existing, timeout_ms=timeout_ms)
+                finally:
+                    admin.close()
         return existing
     except KafkaError as exc:
         raise KafkaUnavailableError(f"deleting topics on {kafka.bootstrap_servers} failed: {exc}") from exc
-    finally:
-        admin.close()
 
 
 class _Recorder(logging.Handler):

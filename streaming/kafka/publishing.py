@@ -7,7 +7,8 @@ from kafka.errors import KafkaError
 from streaming.config import Settings
 from streaming.errors import KafkaUnavailableError
 from streaming.events import ModelUpdate, encode_event
-from streaming.kafka.clients import make_producer, not_authorized
+from streaming.kafka.clients import not_authorized
+from streaming.kafka.transport import make_producer
 
 
 def publish_model_update(settings: Settings, update: ModelUpdate, timeout_s: float = 30.0) -> None:

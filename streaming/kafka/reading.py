@@ -17,7 +17,8 @@ from kafka import TopicPartition
 
 from streaming.config import KafkaSettings
 from streaming.errors import KafkaUnavailableError
-from streaming.kafka.clients import make_consumer, wait_for_topic
+from streaming.kafka.clients import wait_for_topic
+from streaming.kafka.transport import make_consumer
 
 Start = Literal["beginning", "end"] | int | Mapping[int, int]
 """Where a reader starts: the beginning, the end, a timestamp in epoch milliseconds (the

@@ -41,9 +41,10 @@ from streaming.checkpointing import DeliveryTracker
 from streaming.config import Settings
 from streaming.errors import DecodeError, KafkaUnavailableError, ModelRejectedError, StateRejectedError
 from streaming.events import DriftEvent, EventCodec, Evidence, Outcome, encode_event
-from streaming.kafka.clients import close_all, commit_or_defer, make_consumer, make_producer, wait_for_topic
+from streaming.kafka.clients import close_all, commit_or_defer, wait_for_topic
 from streaming.kafka.dead_letters import dead_letter
 from streaming.kafka.reading import TopicReader
+from streaming.kafka.transport import make_consumer, make_producer
 from streaming.logs import get_logger
 from streaming.models.registry import ModelRegistry
 from streaming.monitoring.evidence import BinLayout

@@ -42,12 +42,12 @@ from streaming.events import DeadLetter, EventCodec, Score, encode_event, label_
 from streaming.kafka.clients import (
     close_all,
     commit_or_defer,
-    make_consumer,
     require_co_partitioned,
     resume,
 )
 from streaming.kafka.dead_letters import bounded_dead_letter, dead_letter
 from streaming.kafka.native import NativeDeliveryError, NativeProducer
+from streaming.kafka.transport import make_consumer
 from streaming.logs import get_logger
 from streaming.outcomes.changelog import catch_up, produce_changes
 from streaming.outcomes.gauges import count, report

@@ -36,9 +36,10 @@ from streaming.control.plan import ServingPlan, fold
 from streaming.control.updates import started_update
 from streaming.errors import DecodeError
 from streaming.events import DriftEvent, EventCodec, ModelUpdate, encode_event
-from streaming.kafka.clients import close_all, make_consumer, make_producer, wait_for_topic
+from streaming.kafka.clients import close_all, wait_for_topic
 from streaming.kafka.dead_letters import dead_letter
 from streaming.kafka.publishing import publish_model_update
+from streaming.kafka.transport import make_consumer, make_producer
 from streaming.logs import get_logger
 from streaming.retraining.flow_entrypoint import run_in_process
 from streaming.retraining.policy import RetrainPolicy

@@ -60,7 +60,7 @@ from streaming.kafka.clients import (
 )
 from streaming.kafka.dead_letters import dead_letter
 from streaming.kafka.native import NativeDeliveryError
-from streaming.kafka.transport import make_output_producer, make_scoring_consumer
+from streaming.kafka.transport import make_consumer, make_output_producer
 from streaming.logs import get_logger
 from streaming.models.registry import ModelRegistry
 from streaming.scoring.holder import ModelHolder
@@ -165,7 +165,7 @@ class ScoringService:
                 self.models.apply(*follower.poll_located(timeout_ms=int(scoring.model_wait_s * 1000)))
             if self._stop.is_set():
                 return self.stats
-            self._consumer = make_scoring_consumer(
+            self._consumer = make_consumer(
                 self.settings.kafka,
                 scoring.group_id,
                 max_poll_records=scoring.max_batch,

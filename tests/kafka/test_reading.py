@@ -8,10 +8,11 @@ import pytest
 
 from streaming.config import KafkaSettings
 from streaming.errors import KafkaUnavailableError
-from streaming.kafka.clients import make_producer
 from streaming.kafka.reading import TopicReader, end_offsets
+from streaming.kafka.transport import make_producer
+from tests.clients import ON_BOTH_CLIENTS
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, ON_BOTH_CLIENTS]
 
 
 def write(kafka: KafkaSettings, topic: str, values: list[tuple[int, int]]) -> None:

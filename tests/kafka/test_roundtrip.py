@@ -1,4 +1,4 @@
-"""Events travel through a real Kafka broker with kafka-python and come back identical."""
+"""Events travel through a real Kafka broker, on both clients, and come back identical."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 
 from streaming.config import KafkaSettings, TopicNames
 from streaming.events import EventCodec, Transaction
-from streaming.kafka.clients import ensure_topics, make_admin, make_consumer, make_producer
+from streaming.kafka.clients import ensure_topics, make_admin
+from streaming.kafka.transport import make_consumer, make_producer
 from streaming.topics import topic_catalogue
+from tests.clients import ON_BOTH_CLIENTS
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +22,7 @@ def test_kafka_python_is_recent_enough() -> None:
     assert tuple(int(p) for p in kafka.__version__.split(".")[:3]) >= (3, 0, 12)
 
 
+@ON_BOTH_CLIENTS
 def test_transactions_round_trip_through_the_broker(
     kafka_settings: KafkaSettings, topic_factory, group_id: str
 ) -> None:
@@ -51,6 +54,7 @@ def test_transactions_round_trip_through_the_broker(
     assert sorted(received, key=lambda e: e.transaction_id) == sorted(sent, key=lambda e: e.transaction_id)
 
 
+@ON_BOTH_CLIENTS
 def test_commits_are_manual_and_a_new_member_resumes_after_them(
     kafka_settings: KafkaSettings, topic_factory, group_id: str
 ) -> None:
@@ -84,6 +88,7 @@ def test_commits_are_manual_and_a_new_member_resumes_after_them(
     assert rest == [str(i).encode() for i in range(4, 10)]
 
 
+@ON_BOTH_CLIENTS
 def test_catalogue_topics_are_created_once_with_their_cleanup_policy(
     kafka_settings: KafkaSettings, unique_name
 ) -> None:
