@@ -70,8 +70,8 @@ class KafkaSettings(_Section):
     client_id: str = "driftloop"
     client: Literal["kafka-python", "confluent-kafka"] = Field(
         default="kafka-python",
-        description="The scorer's Kafka client: kafka-python (pure Python) or confluent-kafka "
-        "(librdkafka, several times faster per record); same semantics, same settings.",
+        description="The Kafka client of every component: kafka-python (pure Python) or "
+        "confluent-kafka (librdkafka, several times faster per record); same semantics, same settings.",
     )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     ssl_cafile: Path | None = None

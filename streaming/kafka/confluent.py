@@ -294,19 +294,25 @@ class ConfluentConsumer:
                 if wanted > 1:
                     messages += self._consumer.consume(num_messages=wanted - 1, timeout=0)
         polled: dict[TopicPartition, list[Record]] = {}
+        # librdkafka hands out runs of one partition: look the partition up once per run.
+        topic: Any = None
+        partition: Any = -1
+        records: list[Record] = []
         for m in messages:
             error = m.error()
             if error is not None:
                 self._raise(error)
                 continue
-            partition: Any = m.partition()
-            tp = TopicPartition(m.topic(), partition)
-            records = polled.get(tp)
-            if records is None:
-                records = polled[tp] = []
-                self._sought.pop(tp, None)
+            if m.partition() != partition or m.topic() != topic:
+                topic, partition = m.topic(), m.partition()
+                tp = TopicPartition(topic, partition)
+                found = polled.get(tp)
+                if found is None:
+                    found = polled[tp] = []
+                    self._sought.pop(tp, None)
+                records = found
             offset: Any = m.offset()
-            records.append(Record(tp.topic, partition, offset, m.timestamp()[1], m.key(), m.value()))
+            records.append(Record(topic, partition, offset, m.timestamp()[1], m.key(), m.value()))
         return polled
 
     # -- offsets ---------------------------------------------------------------------
@@ -358,8 +364,9 @@ class ConfluentConsumer:
         return found.offset if found.offset >= 0 else None
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
-        """Read ``tp`` from ``offset`` next (a partition whose fetch has not started yet is
-        assigned again at that offset: librdkafka refuses to seek it)."""
+        """Read ``tp`` from ``offset`` next. librdkafka refuses to seek a partition whose fetch
+        has not started: inside ``on_partitions_assigned`` it is assigned at ``offset``;
+        elsewhere it is assigned again at ``offset`` (incrementally)."""
         if self._assigning is not None:  # inside on_partitions_assigned: assigned at offset
             self._assigning[tp] = offset
             self._sought[tp] = offset
@@ -368,7 +375,8 @@ class ConfluentConsumer:
         try:
             self._consumer.seek(target)
         except self._ck.KafkaException as exc:
-            if exc.args[0].code() != self._ck.KafkaError._STATE or self._group is not None:
+            incremental = self._group is None or self._assignor == "cooperative-sticky"
+            if exc.args[0].code() != self._ck.KafkaError._STATE or not incremental:
                 raise kafka_error(exc.args[0], f"seek {tp.topic}[{tp.partition}] to {offset}") from exc
             self._consumer.incremental_unassign([self._ck.TopicPartition(tp.topic, tp.partition)])
             self._consumer.incremental_assign([target])
@@ -385,16 +393,14 @@ class ConfluentConsumer:
             self.seek(tp, offset)
 
     def position(self, tp: TopicPartition, timeout_ms: int = 1000) -> int:
-        """The offset of the next record ``poll`` returns for ``tp``."""
+        """The offset of the next record ``poll`` returns for ``tp``; :class:`KafkaError` when
+        there is none yet (nothing read from it, and no seek)."""
         sought = self._sought.get(tp)
         if sought is not None:
             return sought
         [found] = self._consumer.position([self._ck.TopicPartition(tp.topic, tp.partition)])
         if found.offset >= 0:
             return int(found.offset)
-        committed = self.committed(tp) if self._group is not None else None
-        if committed is not None:
-            return committed
         raise KafkaError(f"no position yet for {tp.topic}[{tp.partition}]")
 
     def beginning_offsets(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:

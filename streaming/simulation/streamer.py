@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 
 from streaming.config import Settings
+from streaming.errors import KafkaUnavailableError
 from streaming.events import encode_event
-from streaming.kafka.clients import close_all, make_producer
+from streaming.kafka.clients import close_all
+from streaming.kafka.transport import make_producer
 from streaming.simulation.delays import LabelDelay
 from streaming.simulation.generator import Regime, TransactionSimulator, to_labels, to_transactions
 
@@ -26,6 +28,7 @@ class SimulationStats:
     transactions: int = 0
     labels: int = 0
     seconds: float = 0.0
+    failed: int = 0  # records the brokers did not take (close() then raises)
 
 
 class TransactionStreamer:
@@ -60,6 +63,7 @@ class TransactionStreamer:
         self._pending: deque[tuple[bytes, bytes]] = deque()  # labels by count, oldest first
         self._due: list[tuple[datetime, int, bytes, bytes]] = []  # labels by label_time (a heap)
         self._started: float | None = None
+        self._first_failure: BaseException | None = None
         self.stats = SimulationStats()
 
     def send(self, frame: pd.DataFrame, stop: Callable[[], bool] = lambda: False) -> np.ndarray:
@@ -78,7 +82,7 @@ class TransactionStreamer:
                 break
             key = transaction.account_id.encode()
             stats.transactions += 1
-            send(topics.transactions, key=key, value=encode_event(transaction))
+            send(topics.transactions, key=key, value=encode_event(transaction)).add_errback(self._failed)
             sent_at[i] = time.time()
             held = (transaction.transaction_id.encode(), encode_event(label))
             if delay.in_event_time:
@@ -96,11 +100,17 @@ class TransactionStreamer:
         return sent_at
 
     def _send_label(self, key: bytes, value: bytes) -> None:
-        self._producer.send(self._topics.labels, key=key, value=value)
+        self._producer.send(self._topics.labels, key=key, value=value).add_errback(self._failed)
         self.stats.labels += 1
 
+    def _failed(self, exc: BaseException) -> None:
+        self.stats.failed += 1
+        if self._first_failure is None:
+            self._first_failure = exc
+
     def close(self, flush_labels: bool = True) -> SimulationStats:
-        """Send the labels still held back (unless told not to), flush, close."""
+        """Send the labels still held back (unless told not to), flush, close; raise
+        :class:`KafkaUnavailableError` if any record was not delivered."""
         try:
             while flush_labels and self._pending:
                 self._send_label(*self._pending.popleft())
@@ -111,6 +121,10 @@ class TransactionStreamer:
             close_all(lambda: self._producer.close(timeout=10))
         if self._started is not None:
             self.stats.seconds = time.monotonic() - self._started
+        if self._first_failure is not None:
+            raise KafkaUnavailableError(
+                f"{self.stats.failed} simulated records were not delivered: {self._first_failure}"
+            )
         return self.stats
 
 
