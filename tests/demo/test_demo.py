@@ -15,23 +15,28 @@ import pytest
 
 from streaming.config import KafkaSettings
 from streaming.kafka.clients import make_admin
+from tests.clients import CLIENTS
 from tests.kafka_helpers import records_written
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.integration
 
 
-def demo_env(kafka_bootstrap: str, home: Path) -> dict[str, str]:
+def demo_env(kafka_bootstrap: str, home: Path, client: str = "kafka-python") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIFTLOOP_")}
-    env.update(KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, DRIFTLOOP_HOME=str(home))
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap, DRIFTLOOP_HOME=str(home), DRIFTLOOP_KAFKA__CLIENT=client
+    )
     return env
 
 
-def run_demo(kafka_bootstrap: str, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`driftloop <args>` (a demo) to its end, at most 10 minutes."""
+def run_demo(
+    kafka_bootstrap: str, home: Path, *args: str, client: str = "kafka-python"
+) -> subprocess.CompletedProcess[str]:
+    """`driftloop <args>` (a demo) on ``client`` to its end, at most 10 minutes."""
     return subprocess.run(
         [sys.executable, "-m", "streaming.cli", *args],
-        env=demo_env(kafka_bootstrap, home),
+        env=demo_env(kafka_bootstrap, home, client),
         capture_output=True,
         text=True,
         timeout=600,
@@ -59,11 +64,14 @@ def assert_running(demo: subprocess.Popen[str]) -> None:
     assert demo.poll() is None, demo.communicate()[1][-3000:]
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_the_demo_detects_retrains_promotes_and_beats_the_static_model(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, tmp_path: Path, client: str
 ) -> None:
     report = tmp_path / "report.html"
-    done = run_demo(kafka_bootstrap, tmp_path / "home", "demo", "--short", "--report", str(report))
+    done = run_demo(
+        kafka_bootstrap, tmp_path / "home", "demo", "--short", "--report", str(report), client=client
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["interrupted"] is False

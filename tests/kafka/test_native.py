@@ -135,6 +135,9 @@ def test_it_delivers_over_sasl_ssl_and_names_a_wrong_password(tmp_path: Path) ->
         with TopicReader(kafka("the-right-one"), "native", topic_timeout_s=30.0) as reader:
             values = [r.value for r in reader.read_to_end(timeout_s=30)]
         assert values == [f"v{i}".encode() for i in range(100)]
+        librdkafka = kafka("the-right-one").model_copy(update={"client": "confluent-kafka"})
+        with TopicReader(librdkafka, "native", topic_timeout_s=30.0) as reader:  # its consumer too
+            assert [r.value for r in reader.read_to_end(timeout_s=30)] == values
 
         refused = NativeProducer(kafka("a-wrong-one"), failures.append, delivery_timeout_s=5)
         refused.send("native", b"k", b"v", partition=0)
