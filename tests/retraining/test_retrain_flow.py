@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -333,7 +334,8 @@ def test_the_trigger_runs_a_served_deployment_once_per_drift_event(
             served = settings.model_copy(
                 update={"trigger": settings.trigger.model_copy(update={"deployment": "retrain/driftloop"})}
             )
-            event = drift_event("0b9c1f3e-0000-5000-8000-0000000000d1", signal="feature")
+            # A fresh event id: the run's idempotency key, and the Prefect server outlives the test.
+            event = drift_event(str(uuid.uuid4()), signal="feature")
             with running(RetrainTrigger(served)):
                 produce(settings, settings.topics.drift_events, [(b"fraud", encode_event(event))])
                 published = updates(
