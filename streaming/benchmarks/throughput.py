@@ -167,7 +167,9 @@ def _consume_loop(
     deadline = time.monotonic() + 300
     try:
         while seen < count and time.monotonic() < deadline:
-            collector.collect(pending, consumer.poll, limit=count - seen)
+            collector.collect(
+                pending, consumer.poll, limit=count - seen, fill=getattr(consumer, "fill", None)
+            )
             if not len(pending):
                 continue
             records, _, ends = pending.take()

@@ -96,9 +96,15 @@ class BatchCollector:
         stopped: Callable[[], bool] = lambda: False,
         outputs_in_flight: Callable[[], bool] = lambda: False,
         flush_outputs: Callable[[], None] = lambda: None,
+        fill: Poll | None = None,
     ) -> None:
         """Poll until the batch is full (``limit`` or ``max_batch`` records), or due and nothing
         more is waiting, or the input is idle.
+
+        ``poll`` returns as soon as records come. ``fill``, when the client has one, waits up
+        to its timeout for as many records as asked: once a batch is open, it fills it in one
+        call where ``poll`` would return a few records at a time (librdkafka hands them over
+        as they arrive; each small poll costs the loop more than the records it brings).
 
         While idle with outputs in flight, polls do not wait: if nothing is waiting right now
         the outputs are flushed first (so an idle input never leaves outputs unacknowledged),
@@ -111,7 +117,8 @@ class BatchCollector:
                 wait_ms = 0 if outputs_in_flight() else self.idle_poll_ms
             else:
                 wait_ms = max(0, int((deadline - time.monotonic()) * 1000))
-            polled = poll(timeout_ms=wait_ms, max_records=size - len(pending))
+            take = poll if deadline is None or fill is None else fill
+            polled = take(timeout_ms=wait_ms, max_records=size - len(pending))
             if not polled:
                 if deadline is not None:
                     if wait_ms == 0:

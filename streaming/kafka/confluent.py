@@ -293,6 +293,14 @@ class ConfluentConsumer:
                 messages = [first]
                 if wanted > 1:
                     messages += self._consumer.consume(num_messages=wanted - 1, timeout=0)
+        return self._by_partition(messages)
+
+    def fill(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Record]]:
+        """Wait up to ``timeout_ms`` for ``max_records`` records; what came by then (a micro-
+        batch being filled: one call where :meth:`poll` would return a few at a time)."""
+        return self._by_partition(self._consumer.consume(num_messages=max_records, timeout=timeout_ms / 1000))
+
+    def _by_partition(self, messages: list[Any]) -> dict[TopicPartition, list[Record]]:
         polled: dict[TopicPartition, list[Record]] = {}
         # librdkafka hands out runs of one partition: look the partition up once per run.
         topic: Any = None

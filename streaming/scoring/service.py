@@ -241,6 +241,7 @@ class ScoringService:
             stopped=self._stop.is_set,
             outputs_in_flight=lambda: self.delivery.unflushed > 0,
             flush_outputs=self.delivery.flush,
+            fill=getattr(self._consumer, "fill", None),
         )
 
     def _process_pending(self) -> None:

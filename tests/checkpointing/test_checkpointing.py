@@ -234,3 +234,22 @@ def test_a_deferred_commit_is_due_again_without_new_records() -> None:
     checkpoints.checkpoint()
     assert consumer.log[-1] == ("commit", {"p0": 10})
     assert not checkpoints.due
+
+
+def test_an_open_batch_is_filled_by_fill_the_first_records_come_from_poll() -> None:
+    """librdkafka's ``poll`` hands records over as they arrive; once a batch is open its
+    ``fill`` waits for the rest in one call."""
+    calls: list[str] = []
+    consumer = Consumer(queued=[{"p0": [Record(i, now_ms()) for i in range(3)]}])
+
+    def fill(*, timeout_ms: int, max_records: int) -> dict[str, list[Record]]:
+        calls.append(f"fill {max_records}")
+        return {"p0": [Record(3 + i, now_ms()) for i in range(max_records)]}
+
+    def poll(*, timeout_ms: int, max_records: int) -> Any:
+        calls.append("poll")
+        return consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
+
+    pending = PendingBatch()
+    BatchCollector(max_batch=10, max_wait_ms=1_000, idle_poll_ms=10).collect(pending, poll, fill=fill)
+    assert calls == ["poll", "fill 7"] and len(pending) == 10

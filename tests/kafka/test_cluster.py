@@ -18,6 +18,7 @@ from streaming.kafka.clients import ensure_topics, make_admin
 from streaming.kafka.local_broker import LocalCluster
 from streaming.kafka.publishing import publish_model_update
 from streaming.topics import topic_catalogue
+from tests.clients import CLIENTS
 from tests.kafka_helpers import produce, read_topic, start_scorer_process
 from tests.scoring.test_service import ids_of, register, transactions, wait_for_scores
 
@@ -56,10 +57,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         cluster.stop()
 
 
-@pytest.fixture
-def settings(cluster: LocalCluster, tmp_path: Path) -> Settings:
+@pytest.fixture(params=CLIENTS)
+def settings(cluster: LocalCluster, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     kafka = KafkaSettings(
-        bootstrap_servers=cluster.bootstrap_servers, replication_factor=3, min_insync_replicas=2
+        bootstrap_servers=cluster.bootstrap_servers,
+        replication_factor=3,
+        min_insync_replicas=2,
+        client=request.param,
     )
     settings = load_settings(home=tmp_path / "home", kafka=kafka)
     ensure_topics(settings.kafka, topic_catalogue(settings.topics, partitions=6))
