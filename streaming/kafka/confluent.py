@@ -44,7 +44,14 @@ from kafka.structs import OffsetAndTimestamp
 
 from streaming.config import KafkaSettings
 from streaming.errors import ConfigError, KafkaUnavailableError
-from streaming.kafka.native import LibrdkafkaLog, librdkafka_config, librdkafka_offsets
+from streaming.kafka.native import (
+    LibrdkafkaLog,
+    close_dropping,
+    librdkafka_config,
+    librdkafka_offsets,
+    produce_waiting,
+    queue_full,
+)
 
 #: kafka-python consumer options and their librdkafka names.
 _CONSUMER_NAMES = {
@@ -602,29 +609,21 @@ class ConfluentProducer:
         headers: Any = None,
     ) -> Delivery:
         future = Delivery(self)
-        waited = 0.0
-        while True:
-            try:
-                self._producer.produce(
-                    topic,
-                    value,
-                    key,
-                    -1 if partition is None else partition,
-                    on_delivery=future._report,
-                    timestamp=timestamp_ms or 0,
-                    headers=headers,
-                )
-                break
-            except BufferError:  # the local queue is full: let librdkafka ship some
-                if waited >= self._block_s:
-                    raise KafkaTimeoutError(
-                        f"the producer's queue stayed full for {self._block_s:g}s: "
-                        f"{self._kafka.bootstrap_servers} is not taking records ({self.last_error})"
-                    ) from None
-                self._producer.poll(0.1)
-                waited += 0.1
-            except self._ck.KafkaException as exc:
-                raise kafka_error(exc.args[0], topic) from exc
+        try:
+            produce_waiting(
+                self._producer,
+                self._block_s,
+                lambda: KafkaTimeoutError(queue_full(self._kafka, self._block_s, self.last_error)),
+                topic,
+                value,
+                key,
+                -1 if partition is None else partition,
+                on_delivery=future._report,
+                timestamp=timestamp_ms or 0,
+                headers=headers,
+            )
+        except self._ck.KafkaException as exc:
+            raise kafka_error(exc.args[0], topic) from exc
         self._producer.poll(0)
         return future
 
@@ -641,9 +640,7 @@ class ConfluentProducer:
 
     def close(self, timeout: float | None = None) -> None:
         """Deliver what is queued within ``timeout``; then drop what is left."""
-        if self._producer.flush(10.0 if timeout is None else timeout):
-            self._producer.purge()
-            self._producer.flush(0)
+        close_dropping(self._producer, 10.0 if timeout is None else timeout)
 
     @property
     def last_error(self) -> str | None:

@@ -75,6 +75,38 @@ def librdkafka_offsets(offsets: Mapping[Any, Any]) -> list[Any]:
     return [TopicPartition(tp.topic, tp.partition, getattr(o, "offset", o)) for tp, o in offsets.items()]
 
 
+def produce_waiting(
+    producer: Any, block_s: float, full: Callable[[], Exception], *args: Any, **kwargs: Any
+) -> None:
+    """``producer.produce(*args, **kwargs)``; while librdkafka's local queue is full, serve
+    delivery reports to let it ship some, and raise ``full()`` after ``block_s``."""
+    waited = 0.0
+    while True:
+        try:
+            producer.produce(*args, **kwargs)
+            return
+        except BufferError:
+            if waited >= block_s:
+                raise full() from None
+            producer.poll(0.1)
+            waited += 0.1
+
+
+def queue_full(kafka: KafkaSettings, block_s: float, last_error: str | None) -> str:
+    return (
+        f"the producer's queue stayed full for {block_s:g}s: "
+        f"{kafka.bootstrap_servers} is not taking records ({last_error})"
+    )
+
+
+def close_dropping(producer: Any, timeout: float) -> None:
+    """Deliver what is queued within ``timeout``; then drop what is left, so that freeing the
+    client does not wait out its delivery timeout."""
+    if producer.flush(timeout):
+        producer.purge()
+        producer.flush(0)
+
+
 class LibrdkafkaLog:
     """librdkafka's log lines, on to the ``kafka.native`` logger; the latest critical one
     (a fatal error, such as a transactional producer fenced by a newer instance) is kept:
@@ -174,21 +206,19 @@ class NativeProducer:
         Raises :class:`NativeDeliveryError` if librdkafka refuses it (too large, say) or its
         local queue stays full for ``delivery_timeout_s`` (the brokers take nothing)."""
         where = -1 if partition is None else partition
-        waited = 0.0
-        while True:
-            try:
-                self._producer.produce(topic, value, key, where, timestamp=timestamp_ms)
-                break
-            except BufferError:  # the local queue is full: let librdkafka ship some
-                if waited >= self._block_s:
-                    raise NativeDeliveryError(
-                        f"the producer's queue stayed full for {self._block_s:g}s: "
-                        f"{self._kafka.bootstrap_servers} is not taking records ({self.last_error})"
-                    ) from None
-                self._producer.poll(0.1)
-                waited += 0.1
-            except self._refused as exc:
-                raise NativeDeliveryError(f"{topic}: {exc}") from exc
+        try:
+            produce_waiting(
+                self._producer,
+                self._block_s,
+                lambda: NativeDeliveryError(queue_full(self._kafka, self._block_s, self.last_error)),
+                topic,
+                value,
+                key,
+                where,
+                timestamp=timestamp_ms,
+            )
+        except self._refused as exc:
+            raise NativeDeliveryError(f"{topic}: {exc}") from exc
         self._unserved += 1
         if self._unserved >= _SERVE_EVERY:
             self.poll()
@@ -217,9 +247,7 @@ class NativeProducer:
     def close(self, timeout: float = 10.0) -> None:
         """Deliver what is queued, within ``timeout`` (0: the caller is failing); then drop
         what is left, so that freeing the client does not wait out its delivery timeout."""
-        if self._producer.flush(timeout):
-            self._producer.purge()
-            self._producer.flush(0)
+        close_dropping(self._producer, timeout)
 
     # -- transactions (kafka-python's signatures and errors) ------------------------------
 
