@@ -689,6 +689,13 @@ class TriggerSettings(_Section):
     cooldown_s: float = Field(
         default=3600.0, ge=0, description="At most one run per model per this many seconds of drift events."
     )
+    labels_pending_retry_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="A run rejected only for labels still to come (too few since the drift began, too few "
+        "frauds to judge) does not cost the cooldown: a drift event this many seconds after the rejected "
+        "run's event starts another.",
+    )
     max_run_s: float = Field(
         default=3600.0,
         gt=0,

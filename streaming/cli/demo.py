@@ -31,7 +31,11 @@ def demo(
         str, typer.Option(help="concept | covariate | prior: the drift to play.")
     ] = "concept",
     short: Annotated[
-        bool, typer.Option(help="A shorter stream (90,000 transactions instead of 120,000).")
+        bool,
+        typer.Option(
+            help="A shorter stream (90,000 transactions instead of 120,000; either goes on while a "
+            "retraining run or its canary is still undecided, then 15,000 more; 300 s or 360 s at most)."
+        ),
     ] = False,
     report: Annotated[Path, typer.Option(help="Where to write the HTML report.")] = Path("report.html"),
     rate: Annotated[

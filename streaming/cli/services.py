@@ -142,7 +142,8 @@ def trigger(
     """Turn drift events into retraining runs until SIGTERM/SIGINT.
 
     Policy: trigger.signals, trigger.min_severity, trigger.cooldown_s (one run per model per
-    cooldown window of drift events), at most one run in flight. With a deployment, runs are
+    cooldown window of drift events; trigger.labels_pending_retry_s after a run rejected only
+    for labels still to come), at most one run in flight. With a deployment, runs are
     created on the Prefect server (PREFECT_API_URL) with the drift event id as idempotency
     key and served by `driftloop worker`; without one, the flow runs in this process.
     """

@@ -150,3 +150,14 @@ __all__ = [
     "started_update",
     "withdrawn_update",
 ]
+
+
+def labels_pending(update: ModelUpdate) -> bool:
+    """Was this run's candidate rejected only for labels still to come (so a retry once more
+    have come may pass)? The flow writes it as ``evidence["validation"]["labels_pending"]``."""
+    validation = update.evidence.get("validation")
+    return (
+        update.status == "rejected"
+        and isinstance(validation, dict)
+        and validation.get("labels_pending") is True
+    )

@@ -3,10 +3,13 @@
 Creates fresh demo topics on the broker, trains the first champion on simulated history,
 then runs together: the simulator (baseline traffic, then a new fraud pattern), the scorer
 with its drift monitors, the retrain trigger with the Prefect flow (in a child process), and the
-canary controller (the default ``canary.schedule``). It stops once the challenger is
-promoted or rolled back and the stream has ended (or at ``max_seconds``, or when
-interrupted), replays the stream through the first champion alone ("static"), writes the
-summary and the report, and deletes the demo topics (unless asked to keep them).
+canary controller (the default ``canary.schedule``). The drifted part of the stream is
+``after`` transactions, longer while a retraining run or a canary is still undecided (a
+canary judges labelled outcomes of live traffic, so it needs the stream to go on), then
+``payoff`` more to show what the decision pays. It stops once the stream has ended and the
+scorer and the join have read all of it (or at ``max_seconds``, or when interrupted),
+replays the stream through the first champion alone ("static"), writes the summary and the
+report, and deletes the demo topics (unless asked to keep them).
 
 An interrupted run still ends with a summary and a report, both marked interrupted; the
 report then goes to ``<name>.interrupted.html`` so a complete report is never overwritten
@@ -35,7 +38,7 @@ from streaming.config import (
     TopicNames,
     TriggerSettings,
 )
-from streaming.control.updates import champion_update
+from streaming.control.updates import champion_update, labels_pending
 from streaming.demo.outcomes import ObservedRun, outcome_frame, read_events, summarize
 from streaming.errors import DriftloopError, NothingToReportError
 from streaming.events import DriftEvent, ModelUpdate, Outcome, Score
@@ -61,7 +64,11 @@ class DemoPlan:
     scenario: str = "concept"
     history: int = 20_000
     before: int = 20_000  # transactions before the drift
-    after: int = 100_000  # after it: time to detect, retrain, canary, promote, and pay off
+    #: After it: time to detect, retrain, canary, promote, and pay off. The stream goes on
+    #: past it while a run or a canary is undecided (up to ``max_seconds``), then ``payoff``
+    #: more transactions once it is decided.
+    after: int = 100_000
+    payoff: int = 15_000
     rate: float = 1000.0
     #: Event time between transactions: 40 s, so a day of event time is about 2,160
     #: transactions (2 s at 1,000/s) and the demo's few minutes are one to two months.
@@ -69,7 +76,7 @@ class DemoPlan:
     #: Chargeback-like: a day late at the median, most within a few days, a tail to two
     #: weeks (event time; see :class:`LabelDelay`).
     label_delay: LabelDelay = field(default_factory=lambda: DEMO_LABEL_DELAY)
-    max_seconds: float = 270.0
+    max_seconds: float = 360.0
     seed: int = 7
 
     @property
@@ -80,7 +87,7 @@ class DemoPlan:
 #: 20,000 baseline outcomes: what ADWIN needs before a doubled error rate (1% to 2%, the
 #: concept drift's) clears its bound (kept from the per-partition monitors, which needed
 #: 10,000 on each of the two partitions; the pooled monitor has margin).
-SHORT = DemoPlan(before=20_000, after=70_000, rate=1000.0, max_seconds=200.0)
+SHORT = DemoPlan(before=20_000, after=70_000, rate=1000.0, max_seconds=300.0)
 
 #: How long reading the run back may take, complete and interrupted.
 _READ_BACK_S = {False: 90.0, True: 5.0}
@@ -129,6 +136,8 @@ class _Run:
     stream: SimulationStats = field(default_factory=SimulationStats)
     frames: list[pd.DataFrame] = field(default_factory=list)
     done_producing: bool = False
+    #: A retraining run or a canary is under way: the stream goes on past ``plan.after``.
+    undecided: bool = False
     errors: list[str] = field(default_factory=list)
 
 
@@ -148,9 +157,22 @@ def demo_settings(base: Settings, run_id: str) -> Settings:
             "retraining": RetrainingSettings(
                 max_iter=60, min_rows=2000, max_rows=15_000, retry_delays_s=[1.0, 2.0, 5.0]
             ),
-            "trigger": TriggerSettings(group_id=f"demo-{run_id}-trigger", cooldown_s=3600),
+            # One challenger per demo; a run rejected for labels still to come retries on the
+            # next ongoing report (about 10 s later), as production would after more labels.
+            "trigger": TriggerSettings(
+                group_id=f"demo-{run_id}-trigger", cooldown_s=3600, labels_pending_retry_s=5.0
+            ),
             "canary": base.canary.model_copy(update={"min_labels": 300, "evaluate_every_s": 1.0}),
-            "join": JoinSettings(group_id=f"demo-{run_id}-join", metrics_port=0, checkpoint_interval_s=0.5),
+            # A label waits for its score until the scores' event time passes it by 14 days
+            # (about 30 s here). The scorer drains a backlog one input partition ahead of the
+            # other: on a busy machine a score came 13,000 transactions (6 days) after others
+            # of its partition, and 1 h (90 transactions) refused one label in ten.
+            "join": JoinSettings(
+                group_id=f"demo-{run_id}-join",
+                metrics_port=0,
+                checkpoint_interval_s=0.5,
+                label_wait_s=14 * 86_400.0,
+            ),
             # A day of event time is about 2 s here: an ongoing drift is re-reported every ~10 s.
             "monitoring": base.monitoring.model_copy(
                 update={
@@ -224,13 +246,14 @@ def _run(
     try:
         while not interrupt.is_set() and not run.errors:
             updates += follower.poll(timeout_ms=250)[0]
+            run.undecided = _undecided(services.launches(), updates)
             alerts.poll()
             elapsed = time.monotonic() - run.started
             view(_status(run, services.scorer, alerts, services.trigger, updates))
-            finished = any(u.status in ("promoted", "rolled_back") for u in updates)
-            if (run.done_producing and (finished or elapsed > plan.max_seconds * 0.8)) or (
-                elapsed > plan.max_seconds
-            ):
+            # The stream ends once the loop has decided (it goes on while a run or a canary is
+            # under way); then the scorer and the join read everything sent (the summary counts
+            # the labelled transactions).
+            if (run.done_producing and services.caught_up(run.stream)) or elapsed > plan.max_seconds:
                 break
     finally:
         stopping = _status(run, services.scorer, alerts, services.trigger, updates)
@@ -294,6 +317,17 @@ class _Services:
             thread.start()
         return cls(scorer, monitor, join, trigger, canary, halt, threads)
 
+    def launches(self) -> int:
+        """Retraining runs the trigger has asked for so far."""
+        return int(self.trigger.launcher.launches)
+
+    def caught_up(self, stream: SimulationStats) -> bool:
+        """Has every transaction sent been scored, and has the join read every score and every
+        label sent (a label whose score the join has not read yet waits for it)?"""
+        scored = self.scorer.stats.scored
+        join = self.join.stats
+        return scored >= stream.transactions and join.scores >= scored and join.labels >= stream.labels
+
     def stop(self) -> None:
         """Stop producing and every service; wait up to ``_STOP_WAIT_S`` for their threads."""
         self.halt.set()
@@ -351,9 +385,16 @@ def _produce(run: _Run, simulator: TransactionSimulator, halt: threading.Event) 
     run.stream = streamer.stats
     try:
         for regime, count in ((SCENARIOS["baseline"], plan.before), (SCENARIOS[plan.scenario], plan.after)):
-            left = count
-            while left > 0 and not halt.is_set():
-                frame = simulator.generate(min(500, left), regime)
+            left, waited = count, False
+            while not halt.is_set():
+                if left <= 0 and regime.name != "baseline":
+                    if run.undecided:  # a run or a canary needs live traffic: go on
+                        waited = True
+                    elif waited:  # decided at last: show what the decision pays, then end
+                        left, waited = plan.payoff, False
+                if left <= 0 and not waited:
+                    break
+                frame = simulator.generate(min(500, left) if left > 0 else 500, regime)
                 if regime.name != "baseline" and run.onset_at is None:
                     run.onset_at = datetime.now(UTC)
                 run.frames.append(frame.assign(sent_at=streamer.send(frame, stop=halt.is_set)))
@@ -375,13 +416,16 @@ def _warm_up(run: _Run, prefect_ready: Callable[[], None]) -> None:
 
 
 class _ReadyFirst:
-    """A launcher that waits for the Prefect API before its first run."""
+    """A launcher that waits for the Prefect API before its first run, and counts the runs
+    asked for (from the moment it is asked: the wait may be long)."""
 
     def __init__(self, launcher: Any, ready: Callable[[], None]) -> None:
         self.inner = launcher
         self._ready = ready
+        self.launches = 0
 
     def launch(self, event: DriftEvent) -> dict[str, Any]:
+        self.launches += 1
         self._ready()
         return dict(self.inner.launch(event))
 
@@ -455,6 +499,27 @@ def _status(
     )
 
 
+def _undecided(launches: int, updates: list[ModelUpdate]) -> bool:
+    """Is the loop still answering the drift: a run launched (``launches`` so far) without its
+    end yet (promoted, rolled back, rejected or failed), or the last one rejected only for
+    labels still to come (the trigger retries it)?
+
+    >>> from streaming.control.updates import run_ended_update
+    >>> waiting = run_ended_update("fraud", "rejected", "v1", "e1", ["9 labelled frauds"],
+    ...                            {"validation": {"labels_pending": True}})
+    >>> worse = run_ended_update("fraud", "rejected", "v1", "e1", ["not clearly better"], {})
+    >>> [_undecided(0, []), _undecided(1, []), _undecided(1, [waiting]), _undecided(1, [worse])]
+    [False, True, True, False]
+    """
+    ended = [u for u in updates if u.status in _RUN_ENDS]
+    return launches > len(ended) or (bool(ended) and labels_pending(ended[-1]))
+
+
+#: How a launched run ends: its candidate rejected, the run failed, or its challenger's canary
+#: promoted or rolled it back.
+_RUN_ENDS = ("rejected", "failed", "promoted", "rolled_back")
+
+
 def _serving(updates: list[ModelUpdate]) -> dict[str, Any]:
     from streaming.control.plan import fold
 
@@ -473,10 +538,11 @@ def _phase(
             "baseline traffic: the champion scores it; the monitors learn what normal looks like",
             f"after {plan.before:,} transactions the fraud pattern changes ({plan.scenario} drift)",
         )
-    if run.done_producing and not ended:
+    if run.done_producing:
         return (
             "the stream has ended",
-            f"waiting for the loop to finish (at most {plan.max_seconds:.0f} s in all); then the summary",
+            f"the scorer and the join finish reading it (at most {plan.max_seconds:.0f} s in all); "
+            "then the summary",
         )
     if ended:
         last = ended[-1]

@@ -29,6 +29,9 @@ class Validation:
     """The verdict, its reasons (empty when it passed) and the figures behind it."""
 
     reasons: list[str] = field(default_factory=list)
+    #: The reasons that only say labels are still to come (too few since the drift began, too
+    #: few frauds in the holdout): more time, not another model, may answer them.
+    waiting_for_labels: list[str] = field(default_factory=list)
     candidate: dict[str, float] = field(default_factory=dict)
     champion: dict[str, float] = field(default_factory=dict)
     champion_version: str | None = None
@@ -37,12 +40,18 @@ class Validation:
     def passed(self) -> bool:
         return not self.reasons
 
+    @property
+    def labels_pending(self) -> bool:
+        """Rejected only for labels still to come: a retry once more have come may pass."""
+        return bool(self.reasons) and all(r in self.waiting_for_labels for r in self.reasons)
+
     def evidence(self) -> dict[str, Any]:
         return {
             "candidate": self.candidate,
             "champion": self.champion,
             "champion_version": self.champion_version,
             "reasons": self.reasons,
+            "labels_pending": self.labels_pending,
         }
 
 
@@ -79,15 +88,16 @@ def validate_candidate(
     verdict = Validation(candidate=dict(winner.metrics))
     since = selection.rows_since_drift
     if since is not None and since < 2 * settings.min_candidate_rows:
-        verdict.reasons.append(
+        verdict.waiting_for_labels.append(
             f"{since} labelled rows since the drift began, fewer than the {2 * settings.min_candidate_rows} "
             "needed to judge the candidates on the new concept (labels still to come)"
         )
     if selection.holdout_positives < settings.min_holdout_positives:
-        verdict.reasons.append(
+        verdict.waiting_for_labels.append(
             f"{selection.holdout_positives} labelled frauds among the {selection.holdout_rows} newest rows, "
             f"fewer than the {settings.min_holdout_positives} needed to judge a candidate (labels still to come)"
         )
+    verdict.reasons.extend(verdict.waiting_for_labels)
     metrics = winner.metrics
     auc = metrics.get("roc_auc", math.nan)
     if not auc >= settings.min_roc_auc:

@@ -2,7 +2,8 @@
 
 A consumer-group member on ``drift.events``. Each ``opened`` or ``ongoing`` event of the
 configured model goes through the :class:`RetrainPolicy` (an ``ongoing`` one is how a drift
-that outlived a rejected candidate gets another run, after the cooldown); ``resolved`` events
+that outlived a rejected candidate gets another run: after the cooldown, or after
+``trigger.labels_pending_retry_s`` when it was rejected only for labels still to come); ``resolved`` events
 start nothing. An event that passes starts the ``retrain`` flow, either
 through a Prefect deployment (``trigger.deployment``, served by `driftloop worker`; the
 drift event id is the idempotency key, so a replayed event never creates a second run) or
@@ -33,7 +34,7 @@ from kafka.structs import OffsetAndMetadata
 
 from streaming.config import Settings, child_env
 from streaming.control.plan import ServingPlan, fold
-from streaming.control.updates import started_update
+from streaming.control.updates import labels_pending, started_update
 from streaming.errors import DecodeError
 from streaming.events import DriftEvent, EventCodec, ModelUpdate, encode_event
 from streaming.kafka.clients import close_all, wait_for_topic
@@ -280,4 +281,4 @@ class RetrainTrigger:
                 when = datetime.fromisoformat(detected) if isinstance(detected, str) else update.created_at
                 self.policy.started(update.model_name, when)
             elif update.status in _OUTCOMES and update.drift_event_id is not None:
-                self.policy.finished(update.model_name)
+                self.policy.finished(update.model_name, labels_pending=labels_pending(update))

@@ -188,3 +188,51 @@ def test_the_trigger_starts_nothing_for_a_resolved_drift_episode(tmp_path: Any) 
     )
     trigger._handle(Record(encode_event(resolved)), producer=None)
     assert launcher.launched == [] and trigger.started == []
+
+
+def test_a_run_rejected_for_labels_still_to_come_is_retried_sooner_than_the_cooldown(tmp_path: Any) -> None:
+    """Too few labelled frauds to judge: the drift is still unanswered, so an ongoing report
+    after ``labels_pending_retry_s`` starts another run; any other rejection waits out the
+    cooldown."""
+    from streaming.config import TriggerSettings
+    from streaming.control.updates import run_ended_update, started_update
+    from streaming.events import encode_event
+
+    def ongoing(event_id: str, seconds: float) -> Record:
+        event = DriftEvent(
+            event_id=event_id,
+            model_name="fraud",
+            model_version="v1",
+            signal="error",
+            detector="adwin",
+            severity="high",
+            detected_at=START + timedelta(seconds=seconds),
+            status="ongoing",
+            episode_id="evt-0",
+        )
+        return Record(encode_event(event))
+
+    for labels_pending, retried in ((True, ["evt-1"]), (False, [])):
+        launcher = RecordingLauncher()
+        settings = Settings(
+            home=tmp_path, trigger=TriggerSettings(cooldown_s=3600, labels_pending_retry_s=60)
+        )
+        trigger = RetrainTrigger(settings, launcher)
+        rejected = run_ended_update(
+            "fraud",
+            "rejected",
+            "v1",
+            "evt-0",
+            ["18 labelled frauds among the 3000 newest rows, fewer than the 20 needed"],
+            {"validation": {"labels_pending": labels_pending}},
+        )
+        trigger._learn(
+            [
+                champion_update(manifest("v1")),
+                started_update("fraud", "evt-0", {"detected_at": START.isoformat()}, "v1"),
+                rejected,
+            ]
+        )
+        trigger._handle(ongoing("evt-early", 30), producer=None)  # within the retry wait
+        trigger._handle(ongoing("evt-1", 90), producer=None)
+        assert launcher.launched == retried, (labels_pending, launcher.launched)

@@ -167,7 +167,8 @@ def test_the_demo_loop_runs_on_the_secured_cluster_as_the_driftloop_user(
     done = secured.cli("demo", "--short", "--report", str(report), user="driftloop", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    assert summary["drift_events_after_onset"] >= 1, summary
-    assert summary["challengers"] >= 1 and summary["promotions"] >= 1, summary
+    shown = f"{json.dumps(summary)}\n{done.stderr[-3000:]}"  # the whole summary, not pytest's cut
+    assert summary["drift_events_after_onset"] >= 1, shown
+    assert summary["challengers"] >= 1 and summary["promotions"] >= 1, shown
     password = LocalSecurity(secured.home).password_file("driftloop").read_text().strip()
     assert password not in done.stdout + done.stderr + report.read_text()

@@ -75,6 +75,7 @@ def test_a_candidate_that_does_not_beat_the_champion_is_rejected_with_the_figure
     verdict = validate_candidate(selection, SETTINGS, DECISION)
     assert not verdict.passed
     assert any("not clearly better than the champion" in r for r in verdict.reasons), verdict.reasons
+    assert not verdict.labels_pending  # more labels would not change it: the cooldown applies
 
 
 def test_windows_too_small_or_of_one_class_are_skipped_and_too_few_frauds_to_judge_is_a_rejection() -> None:
@@ -89,6 +90,7 @@ def test_windows_too_small_or_of_one_class_are_skipped_and_too_few_frauds_to_jud
     )
     verdict = validate_candidate(selection, SETTINGS, DECISION)
     assert any("labelled frauds among the" in r for r in verdict.reasons), verdict.reasons
+    assert verdict.evidence()["labels_pending"], verdict.reasons  # only labels were missing: retry later
     legit = frame[frame["label"] == 0].iloc[:2000]
     lonely = select_candidate(legit, SPEC, "label", PARAMS, DECISION, SETTINGS)
     assert lonely.winner is None and all(c.skipped == "one class only" for c in lonely.candidates)
