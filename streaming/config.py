@@ -791,7 +791,11 @@ class LocalKafkaSettings(_Section):
     version: str = KAFKA_VERSION
     port: int = Field(default=9092, ge=1, le=65535)
     controller_port: int = Field(default=9093, ge=1, le=65535)
-    heap: str = "512m"
+    heap: str = Field(
+        default="1g",
+        description="JVM heap of each local node. Every topic partition costs heap: a broker kept "
+        "across many test runs (about 15 GB of topics) ran out of 512m.",
+    )
     start_timeout_s: float = Field(default=90.0, gt=0)
     nodes: int = Field(
         default=1,
