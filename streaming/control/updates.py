@@ -141,17 +141,6 @@ def withdrawn_update(model_name: str, challenger: str, champion: str | None, rea
     )
 
 
-__all__ = [
-    "CANDIDATE",
-    "canary_decision_update",
-    "challenger_update",
-    "champion_update",
-    "run_ended_update",
-    "started_update",
-    "withdrawn_update",
-]
-
-
 def labels_pending(update: ModelUpdate) -> bool:
     """Was this run's candidate rejected only for labels still to come (so a retry once more
     have come may pass)? The flow writes it as ``evidence["validation"]["labels_pending"]``."""
@@ -161,3 +150,15 @@ def labels_pending(update: ModelUpdate) -> bool:
         and isinstance(validation, dict)
         and validation.get("labels_pending") is True
     )
+
+
+__all__ = [
+    "CANDIDATE",
+    "canary_decision_update",
+    "challenger_update",
+    "champion_update",
+    "labels_pending",
+    "run_ended_update",
+    "started_update",
+    "withdrawn_update",
+]
