@@ -385,9 +385,9 @@ def _produce(run: _Run, simulator: TransactionSimulator, halt: threading.Event) 
     run.stream = streamer.stats
     try:
         for regime, count in ((SCENARIOS["baseline"], plan.before), (SCENARIOS[plan.scenario], plan.after)):
-            left, waited = count, False
+            left, waited, drifted = count, False, regime.name != "baseline"
             while not halt.is_set():
-                if left <= 0 and regime.name != "baseline":
+                if left <= 0 and drifted:
                     if run.undecided:  # a run or a canary needs live traffic: go on
                         waited = True
                     elif waited:  # decided at last: show what the decision pays, then end
@@ -395,7 +395,7 @@ def _produce(run: _Run, simulator: TransactionSimulator, halt: threading.Event) 
                 if left <= 0 and not waited:
                     break
                 frame = simulator.generate(min(500, left) if left > 0 else 500, regime)
-                if regime.name != "baseline" and run.onset_at is None:
+                if drifted and run.onset_at is None:
                     run.onset_at = datetime.now(UTC)
                 run.frames.append(frame.assign(sent_at=streamer.send(frame, stop=halt.is_set)))
                 left -= len(frame)

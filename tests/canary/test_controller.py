@@ -10,7 +10,7 @@ import numpy as np
 from streaming.canary.controller import CanaryController
 from streaming.config import CanarySettings, DecisionSettings, Settings
 from streaming.control.updates import challenger_update, champion_update
-from streaming.events import DriftEvent, ModelUpdate
+from streaming.events import DriftEvent, ModelUpdate, encode_event
 from streaming.models.registry import ModelManifest
 from streaming.retraining.trigger import RetrainTrigger
 
@@ -119,22 +119,27 @@ class Record:
         self.value = value
 
 
+def drift_record(event_id: str, signal: str, severity: str, at: datetime = START, **extra: Any) -> Record:
+    """A drift event of model v1 on ``drift.events``, as the trigger reads it."""
+    event = DriftEvent(
+        event_id=event_id,
+        model_name="fraud",
+        model_version="v1",
+        signal=signal,
+        detector="adwin",
+        severity=severity,
+        detected_at=at,
+        **extra,
+    )
+    return Record(encode_event(event))
+
+
 def test_the_trigger_holds_drift_events_while_a_challenger_is_in_its_canary(tmp_path: Any) -> None:
-    from streaming.events import encode_event
 
     launcher = RecordingLauncher()
     trigger = RetrainTrigger(Settings(home=tmp_path), launcher)
     trigger._learn([champion_update(manifest("v1")), challenger_update(manifest("v2"), "v1", "evt-0", {})])
-    event = DriftEvent(
-        event_id="evt-1",
-        model_name="fraud",
-        model_version="v1",
-        signal="feature",
-        detector="adwin",
-        severity="high",
-        detected_at=START,
-    )
-    trigger._handle(Record(encode_event(event)), producer=None)
+    trigger._handle(drift_record("evt-1", "feature", "high"), producer=None)
     assert launcher.launched == []
     assert trigger.started == []
 
@@ -169,24 +174,14 @@ def test_a_challenger_whose_decisions_cost_more_is_rolled_back_though_it_errs_le
 
 
 def test_the_trigger_starts_nothing_for_a_resolved_drift_episode(tmp_path: Any) -> None:
-    from streaming.events import encode_event
 
     launcher = RecordingLauncher()
     trigger = RetrainTrigger(Settings(home=tmp_path), launcher)
     trigger._learn([champion_update(manifest("v1"))])
-    resolved = DriftEvent(
-        event_id="evt-2",
-        model_name="fraud",
-        model_version="v1",
-        signal="error",
-        detector="adwin",
-        severity="low",
-        detected_at=START,
-        status="resolved",
-        episode_id="evt-1",
-        resolution="back_in_band",
+    resolved = drift_record(
+        "evt-2", "error", "low", status="resolved", episode_id="evt-1", resolution="back_in_band"
     )
-    trigger._handle(Record(encode_event(resolved)), producer=None)
+    trigger._handle(resolved, producer=None)
     assert launcher.launched == [] and trigger.started == []
 
 
@@ -196,21 +191,10 @@ def test_a_run_rejected_for_labels_still_to_come_is_retried_sooner_than_the_cool
     cooldown."""
     from streaming.config import TriggerSettings
     from streaming.control.updates import run_ended_update, started_update
-    from streaming.events import encode_event
 
     def ongoing(event_id: str, seconds: float) -> Record:
-        event = DriftEvent(
-            event_id=event_id,
-            model_name="fraud",
-            model_version="v1",
-            signal="error",
-            detector="adwin",
-            severity="high",
-            detected_at=START + timedelta(seconds=seconds),
-            status="ongoing",
-            episode_id="evt-0",
-        )
-        return Record(encode_event(event))
+        at = START + timedelta(seconds=seconds)
+        return drift_record(event_id, "error", "high", at, status="ongoing", episode_id="evt-0")
 
     for labels_pending, retried in ((True, ["evt-1"]), (False, [])):
         launcher = RecordingLauncher()
