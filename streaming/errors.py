@@ -24,6 +24,8 @@ errors are wrapped (``raise ... from exc``) so a caller catches one type per are
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 
 class DriftloopError(Exception):
     """Root of every error driftloop raises on purpose."""
@@ -76,6 +78,16 @@ class ConfigError(DriftloopError):
 
 class KafkaUnavailableError(DriftloopError):
     """No Kafka broker answered at the configured bootstrap servers, or it failed us."""
+
+
+@dataclass(frozen=True)
+class NoBroker:
+    """Why no broker at the bootstrap servers could be used, as a Kafka client reported it
+    (what :class:`KafkaUnavailableError`'s one line is made from)."""
+
+    causes: list[str] = field(default_factory=list)  # the client's own words, most telling first
+    refused_credentials: str | None = None  # the broker refused the SASL credentials: why
+    closed_by_broker: bool = False  # it closed the connection before speaking Kafka with us
 
 
 class NotAuthorizedError(KafkaUnavailableError):

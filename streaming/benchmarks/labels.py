@@ -53,15 +53,11 @@ from streaming.config import Settings
 from streaming.control.updates import champion_update
 from streaming.errors import BenchmarkError
 from streaming.events import EventCodec, Label, Score, encode_event, label_type
-from streaming.kafka.clients import (
-    BATCH_FETCH_OPTIONS,
-    ensure_topics,
-    make_consumer,
-    wait_for_topic,
-)
+from streaming.kafka.clients import BATCH_FETCH_OPTIONS, ensure_topics, wait_for_topic
 from streaming.kafka.clients import resume as resume_partitions
 from streaming.kafka.publishing import publish_model_update
 from streaming.kafka.reading import end_offsets
+from streaming.kafka.transport import make_consumer
 from streaming.models.first_champion import train_and_register
 from streaming.models.training import TrainingParams
 from streaming.outcomes.service import JoinService

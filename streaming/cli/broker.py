@@ -81,6 +81,7 @@ def _secure(settings: Settings, broker: LocalBroker | LocalCluster, security: Lo
     options = broker.client_options()
     admin = KafkaSettings(
         bootstrap_servers=broker.bootstrap_servers,
+        client=settings.kafka.client,
         security_protocol="SASL_SSL",
         ssl_cafile=options["ssl_cafile"],
         sasl_mechanism="SCRAM-SHA-512",

@@ -133,9 +133,24 @@ def acls_for(user: str, components: list[str], names: TopicNames, demo: bool = F
 
 
 def apply_acls(kafka: KafkaSettings, bindings: list[AclBinding]) -> int:
-    """Create ``bindings`` on the cluster (as a user allowed to alter ACLs); creating one that
-    exists is a no-op. Returns how many were sent; raises :class:`BrokerError` naming the
-    first refused."""
+    """Create ``bindings`` on the cluster through ``kafka.client`` (as a user allowed to alter
+    ACLs); creating one that exists is a no-op. Returns how many were sent; raises
+    :class:`BrokerError` naming the first refused."""
+    from streaming.errors import BrokerError
+
+    if kafka.client == "confluent-kafka":
+        from streaming.kafka import confluent
+
+        refused = confluent.create_acls(kafka, bindings)
+    else:
+        refused = _create_acls_kafka_python(kafka, bindings)
+    if refused:
+        raise BrokerError(f"{len(refused)} of {len(bindings)} ACLs were refused; the first: {refused[0]}")
+    return len(bindings)
+
+
+def _create_acls_kafka_python(kafka: KafkaSettings, bindings: list[AclBinding]) -> list[str]:
+    """kafka-python's :func:`apply_acls`: a line for each binding the cluster refused."""
     from kafka.admin import (
         ACL,
         ACLOperation,
@@ -145,7 +160,6 @@ def apply_acls(kafka: KafkaSettings, bindings: list[AclBinding]) -> int:
         ResourceType,
     )
 
-    from streaming.errors import BrokerError
     from streaming.kafka.clients import make_admin
 
     acls = [
@@ -164,7 +178,7 @@ def apply_acls(kafka: KafkaSettings, bindings: list[AclBinding]) -> int:
     finally:
         admin.close()
     failed = result.get("failed", []) if isinstance(result, dict) else []
-    if failed:
-        acl, error = failed[0][:2] if isinstance(failed[0], tuple) else (failed[0], "")
-        raise BrokerError(f"{len(failed)} of {len(acls)} ACLs were refused; the first: {acl} ({error})")
-    return len(acls)
+    return [
+        f"{item[0]} ({item[1]})" if isinstance(item, tuple) and len(item) > 1 else str(item)
+        for item in failed
+    ]

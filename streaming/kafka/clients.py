@@ -25,7 +25,7 @@ from kafka.errors import (
 from kafka.structs import OffsetAndMetadata
 
 from streaming.config import KafkaSettings
-from streaming.errors import ConfigError, KafkaUnavailableError, NotAuthorizedError
+from streaming.errors import ConfigError, KafkaUnavailableError, NoBroker, NotAuthorizedError
 from streaming.logs import get_logger
 from streaming.topics import TopicSpec
 
@@ -232,10 +232,22 @@ def require_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
     """Fail within ``timeout_s``, in one line, when no broker answers at the bootstrap servers.
 
     Called by the commands before they build their clients: without it a missing broker
-    shows as a minute of kafka-python's reconnect warnings before any error. The line says
-    why where kafka-python's log does: refused credentials, a TLS handshake that failed, a
-    connection refused or reset.
+    shows as a minute of the client's reconnect warnings before any error. The line says
+    why where the client's log does: refused credentials, a TLS handshake that failed, a
+    connection refused or closed. The probe goes through ``kafka.client``.
     """
+    if kafka.client == "confluent-kafka":
+        from streaming.kafka import confluent
+
+        why = confluent.probe(kafka, timeout_s)
+    else:
+        why = _probe(kafka, timeout_s)
+    if why is not None:
+        raise KafkaUnavailableError(_unreachable(kafka, why, timeout_s))
+
+
+def _probe(kafka: KafkaSettings, timeout_s: float) -> NoBroker | None:
+    """kafka-python's answer to :func:`require_broker`: None when a broker answered."""
     timeout_ms = int(timeout_s * 1000)
     with _kafka_logs_held() as seen:
         try:
@@ -244,26 +256,28 @@ def require_broker(kafka: KafkaSettings, timeout_s: float = 5.0) -> None:
                 bootstrap_timeout_ms=timeout_ms,
             )
         except KafkaError as exc:
-            raise KafkaUnavailableError(_unreachable(kafka, seen, exc, timeout_s)) from exc
+            causes = [m.rsplit(">: ", 1)[-1] for m in seen if "Error" in m] or [repr(exc)]
+            auth = next((c for c in causes if "Authentication" in c or "SaslAuthentication" in c), None)
+            if auth is None and _closed_during_sasl(kafka, seen):
+                # kafka-python sometimes reads the broker's close before the refusal it sent
+                # first (one try in five against a local SASL_SSL listener): the same refusal.
+                auth = "the broker closed the connection during SASL authentication"
+            closed = any("socket disconnected" in c for c in causes)
+            return NoBroker(causes, refused_credentials=auth, closed_by_broker=closed)
         admin.close()
+    return None
 
 
-def _unreachable(kafka: KafkaSettings, seen: list[str], exc: Exception, timeout_s: float) -> str:
+def _unreachable(kafka: KafkaSettings, why: NoBroker, timeout_s: float) -> str:
     """The one line that says why no broker at ``kafka.bootstrap_servers`` could be used."""
     where = kafka.bootstrap_servers
-    causes = [m.rsplit(">: ", 1)[-1] for m in seen if "Error" in m] or [repr(exc)]
-    auth = next((c for c in causes if "Authentication" in c or "SaslAuthentication" in c), None)
-    if auth is None and _closed_during_sasl(kafka, seen):
-        # kafka-python sometimes reads the broker's close before the refusal it sent first
-        # (one try in five against a local SASL_SSL listener): the same refusal.
-        auth = "the broker closed the connection during SASL authentication"
-    if auth is not None:
+    if why.refused_credentials is not None:
         return (
             f"authentication failed for user {kafka.sasl_plain_username!r} ({kafka.sasl_mechanism}) at "
             f"{where}: the broker refused the credentials; check kafka.sasl_plain_username and "
-            f"kafka.sasl_plain_password ({auth})"
+            f"kafka.sasl_plain_password ({why.refused_credentials})"
         )
-    tls = next((c for c in causes if "SSL" in c or "CERTIFICATE" in c.upper()), None)
+    tls = next((c for c in why.causes if "SSL" in c or "CERTIFICATE" in c.upper()), None)
     if tls is not None:
         hint = (
             " (unknown CA: set kafka.ssl_cafile to the CA that signed the broker)"
@@ -272,12 +286,12 @@ def _unreachable(kafka: KafkaSettings, seen: list[str], exc: Exception, timeout_
         )
         return f"TLS: the handshake with {where} failed{hint}: {tls}"
     hint = "start the local one with `driftloop kafka start`, or point KAFKA_BOOTSTRAP_SERVERS at yours"
-    if any("socket disconnected" in c for c in causes):
+    if why.closed_by_broker:
         hint = (
             f"the broker closed the connection: does its listener expect another security_protocol "
             f"than {kafka.security_protocol}? Or {hint}"
         )
-    return f"no Kafka broker answered at {where} within {timeout_s:g} s ({causes[0]}); {hint}"
+    return f"no Kafka broker answered at {where} within {timeout_s:g} s ({why.causes[0]}); {hint}"
 
 
 def _closed_during_sasl(kafka: KafkaSettings, seen: list[str]) -> bool:

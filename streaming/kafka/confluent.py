@@ -43,7 +43,7 @@ from kafka.errors import (
 from kafka.structs import OffsetAndTimestamp
 
 from streaming.config import KafkaSettings
-from streaming.errors import ConfigError, KafkaUnavailableError
+from streaming.errors import ConfigError, KafkaUnavailableError, NoBroker
 from streaming.kafka.native import (
     LibrdkafkaLog,
     close_dropping,
@@ -723,3 +723,83 @@ def delete_topics(kafka: KafkaSettings, names: Collection[str], timeout_s: float
             future.result(timeout=timeout_s)
         except ck.KafkaException as exc:
             raise kafka_error(exc.args[0], "delete topics") from exc
+
+
+def probe(kafka: KafkaSettings, timeout_s: float) -> NoBroker | None:
+    """None once a broker answers a metadata request within ``timeout_s``; else why not, in
+    librdkafka's words (a refused SASL login or a failed TLS handshake ends the wait at once:
+    retrying them cannot help)."""
+    import confluent_kafka as ck
+    from confluent_kafka.admin import AdminClient
+
+    errors: list[Any] = []
+    lines = _LogLines()
+    config: dict[str, Any] = {**librdkafka_config(kafka), "logger": lines, "error_cb": errors.append}
+    admin = AdminClient(config)
+    hopeless = (ck.KafkaError._AUTHENTICATION, ck.KafkaError._SSL)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            admin.list_topics(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            return None
+        except ck.KafkaException as exc:
+            last = exc.args[0].str()
+        admin.poll(0)  # serves error_cb
+        if time.monotonic() >= deadline or any(e.code() in hopeless for e in errors):
+            break
+    told = [e for e in errors if e.code() != ck.KafkaError._ALL_BROKERS_DOWN]
+    told.sort(key=lambda e: e.code() not in hopeless)
+    causes = list(dict.fromkeys(_without_state(e.str()) for e in told)) or [last]
+    auth = next((_without_state(e.str()) for e in told if e.code() == ck.KafkaError._AUTHENTICATION), None)
+    # A listener that expects TLS or SASL closes a plaintext client's first request.
+    closed = any("connection closed by peer" in line and "APIVERSION" in line for line in lines.lines)
+    if closed and causes == [last]:
+        causes = ["the broker closed the connection before it answered"]
+    return NoBroker(causes, refused_credentials=auth, closed_by_broker=closed)
+
+
+class _LogLines:
+    """librdkafka's log lines, kept (a probe's own; nothing is printed)."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def log(self, _level: int, message: str, *args: Any) -> None:
+        self.lines.append(message % args if args else message)
+
+
+def _without_state(text: str) -> str:
+    """librdkafka's error text without its trailing ``(after 5ms in state SSL_HANDSHAKE)``."""
+    head, _, tail = text.rpartition(" (after ")
+    return head if head and "in state" in tail else text
+
+
+def create_acls(kafka: KafkaSettings, bindings: Collection[Any], timeout_s: float = 30.0) -> list[str]:
+    """Create ALLOW ``bindings`` (:class:`~streaming.kafka.acls.AclBinding`\\ s, any host);
+    return a line for each one the cluster refused."""
+    import confluent_kafka as ck
+    from confluent_kafka import admin as ka
+
+    resource_types = {"CLUSTER": ka.ResourceType.BROKER}  # librdkafka's name for it
+    acls = {
+        ka.AclBinding(
+            resource_types.get(b.resource) or ka.ResourceType[b.resource],
+            b.name,
+            ka.ResourcePatternType[b.pattern],
+            b.principal,
+            "*",
+            ka.AclOperation[b.operation],
+            ka.AclPermissionType.ALLOW,
+        ): b
+        for b in bindings
+    }
+    if not acls:
+        return []
+    admin = _admin(kafka)  # kept until the results are in: freeing it cancels them
+    refused: list[str] = []
+    for acl, future in admin.create_acls(list(acls), request_timeout=timeout_s).items():
+        try:
+            future.result(timeout=timeout_s)
+        except ck.KafkaException as exc:
+            refused.append(f"{acls[acl].describe()} ({exc.args[0].name()})")
+    return refused

@@ -21,8 +21,8 @@ side), so every service has one code path:
   ``close(timeout)``, and kafka-python's transaction methods.
 
 On librdkafka, rebalance callbacks and delivery reports run inside ``poll`` (and ``flush``)
-on the caller's thread. Admin calls (topics) follow ``kafka.client`` in
-:mod:`streaming.kafka.clients`.
+on the caller's thread. Admin calls (topics, the broker probe) follow ``kafka.client`` in
+:mod:`streaming.kafka.clients`, ACLs in :mod:`streaming.kafka.acls`.
 """
 
 from __future__ import annotations

@@ -19,12 +19,14 @@ import pytest
 from kafka.errors import TopicAuthorizationFailedError
 from pydantic import SecretStr
 
-from streaming.config import KafkaSettings, Settings, load_settings
+from streaming.config import KafkaSettings, Settings, TopicNames, load_settings
 from streaming.control.updates import champion_update
 from streaming.errors import KafkaUnavailableError, NotAuthorizedError
+from streaming.kafka import transport
 from streaming.kafka.clients import make_producer, require_broker
 from streaming.kafka.local_security import LocalSecurity
 from streaming.kafka.publishing import publish_model_update
+from tests.clients import CLIENTS
 from tests.kafka.test_cluster import free_port_range
 from tests.kafka_helpers import produce, start_scorer_process
 from tests.scoring.test_service import ids_of, register, transactions, wait_for_scores
@@ -39,12 +41,20 @@ class SecuredCluster:
     env: dict[str, str]  # DRIFTLOOP_HOME and the local_kafka ports, no credentials
 
     def cli(
-        self, *args: str, user: str | None = None, timeout: float = 120
+        self, *args: str, user: str | None = None, timeout: float = 120, **more_env: str
     ) -> subprocess.CompletedProcess[str]:
-        """`driftloop <args>` as ``user`` (its env file), or without credentials."""
+        """`driftloop <args>` as ``user`` (its env file; "broker": the brokers' own user, who
+        may alter ACLs), or without credentials."""
         env = dict(self.env)
-        if user is not None:
+        if user == "broker":
+            env.update(line.split("=", 1) for line in self.env_file("driftloop").read_text().splitlines())
+            env.update(
+                DRIFTLOOP_KAFKA__SASL_PLAIN_USERNAME="broker",
+                DRIFTLOOP_KAFKA__SASL_PLAIN_PASSWORD_FILE=str(self.home / "kafka" / "broker.secret"),
+            )
+        elif user is not None:
             env.update(line.split("=", 1) for line in self.env_file(user).read_text().splitlines())
+        env.update(more_env)
         return subprocess.run(
             [sys.executable, "-m", "streaming.cli", *args],
             env=env, capture_output=True, text=True, timeout=timeout, check=False,
@@ -93,17 +103,28 @@ def test_status_knows_the_secured_cluster_and_a_plaintext_restart_is_refused(sec
     assert again.returncode != 0 and "was set up sasl_ssl" in again.stderr, again.stderr
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_clients_without_credentials_or_with_a_wrong_password_are_refused_fast(
-    secured: SecuredCluster,
+    secured: SecuredCluster, client: str
 ) -> None:
     started = time.monotonic()
     with pytest.raises(KafkaUnavailableError, match="another security_protocol than PLAINTEXT"):
-        require_broker(KafkaSettings(bootstrap_servers=secured.bootstrap_servers), timeout_s=10)
+        require_broker(
+            KafkaSettings(bootstrap_servers=secured.bootstrap_servers, client=client), timeout_s=10
+        )
     wrong = secured.kafka("scorer").model_copy(
-        update={"sasl_plain_password_file": None, "sasl_plain_password": SecretStr("not-the-password")}
+        update={
+            "client": client,
+            "sasl_plain_password_file": None,
+            "sasl_plain_password": SecretStr("not-the-password"),
+        }
     )
     with pytest.raises(KafkaUnavailableError, match="authentication failed for user 'scorer'"):
         require_broker(wrong, timeout_s=10)
+    unknown_ca = secured.kafka("scorer").model_copy(update={"client": client, "ssl_cafile": None})
+    with pytest.raises(KafkaUnavailableError, match=r"TLS: the handshake .* failed \(unknown CA"):
+        require_broker(unknown_ca, timeout_s=5)
+    require_broker(secured.kafka("scorer").model_copy(update={"client": client}), timeout_s=10)
     assert time.monotonic() - started < 40
     # Nothing secret in what `config show` prints: the password stays in its file.
     shown = secured.cli("config", "show", user="scorer")
@@ -158,6 +179,43 @@ def test_each_component_may_do_its_job_and_nothing_else(
         process.wait(timeout=60)
     password = LocalSecurity(secured.home).password_file("scorer").read_text().strip()
     assert password not in log.read_text(), "the scorer's log shows no secret"
+
+
+@pytest.mark.parametrize(("client", "user"), [("kafka-python", "join"), ("confluent-kafka", "monitor")])
+def test_acls_applied_through_either_client_let_a_user_do_what_it_was_refused(
+    secured: SecuredCluster, client: str, user: str
+) -> None:
+    """`driftloop topics acls --user USER=producer --apply`, as the brokers' own user through
+    ``client``: ``user`` (which reads, but may not write, labels) may then write labels."""
+    created = secured.cli("topics", "create", "--partitions", "4", user="operator")
+    assert created.returncode == 0, created.stderr
+    kafka = secured.kafka(user).model_copy(update={"client": client})
+    labels = TopicNames().labels
+
+    def write_a_label() -> None:
+        producer = transport.make_producer(kafka)
+        try:
+            producer.send(labels, key=b"acl-probe", value=b"{}").get(timeout=20)
+        finally:
+            producer.close(timeout=5)
+
+    with pytest.raises(TopicAuthorizationFailedError):
+        write_a_label()
+    refused = secured.cli("topics", "acls", "--user", f"{user}=producer", "--apply", user=user)
+    assert refused.returncode != 0 and "were refused" in refused.stderr, refused.stderr
+    applied = secured.cli(
+        "topics", "acls", "--user", f"{user}=producer", "--apply",
+        user="broker", DRIFTLOOP_KAFKA__CLIENT=client,
+    )  # fmt: skip
+    assert applied.returncode == 0 and "applied 2 ACLs" in applied.stdout, applied.stdout + applied.stderr
+    deadline = time.monotonic() + 30  # every broker learns of new ACLs from the metadata log
+    while True:
+        try:
+            write_a_label()
+            break
+        except TopicAuthorizationFailedError:
+            assert time.monotonic() < deadline, "the applied ACL never took effect"
+            time.sleep(1)
 
 
 def test_the_demo_loop_runs_on_the_secured_cluster_as_the_driftloop_user(
