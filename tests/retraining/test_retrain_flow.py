@@ -272,8 +272,9 @@ def test_kafka_going_away_mid_flow_fails_the_run_and_publishes_no_model(
         settings = load_settings(
             home=tmp_path / "home",
             kafka=KafkaSettings(bootstrap_servers=broker.bootstrap_servers),
-            # 3,000 rows leave a holdout of 600 with about 9 frauds: judged on 5 or more.
-            retraining=FAST.model_copy(update={"min_holdout_positives": 5}),
+            # 3,000 rows leave a holdout of 600 with about 9 frauds: judged on 5 or more. No
+            # retry: each publish attempt waits out its 30 s delivery timeout.
+            retraining=FAST.model_copy(update={"min_holdout_positives": 5, "retries": 0}),
         )
         ensure_topics(settings.kafka, topic_catalogue(settings.topics))
         manifest = train_and_register(settings, history, params=TrainingParams(max_iter=20))
