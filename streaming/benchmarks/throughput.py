@@ -434,6 +434,7 @@ def run_throughput_benchmark(
     manifest = train_and_register(settings, history)  # the configuration's model and training code
     publish_model_update(settings, champion_update(manifest))
     inputs = measure_model_input(settings, history)
+    core = measure_core(settings)
     event_bytes = preload(settings, count, manifest.version)
 
     runs = _rounds(
@@ -483,11 +484,19 @@ def run_throughput_benchmark(
         or manifest.lineage.get("training_code", {}).get("estimator")
         or "driftloop (gradient-boosted trees)",
         **inputs,
+        **core,
         **_throughput_summary(runs, eps),
         **_latency_summary(latency_run, latency_pipeline, rate),
         **_fast_summary(runs, eps),
         **{f"fast_{k}": v for k, v in _latency_summary(fast_latency_run, fast_pipeline, fast_rate).items()},
     }
+    # The best ratio to librdkafka's passthrough that the scorer's own work allows, however
+    # little else it did: the passthrough's time per record plus the core stages'.
+    passthrough_us = 1e6 / eps[pipeline_name("passthrough", FAST_CLIENT)]
+    summary["fast_passthrough_us_per_event"] = round(passthrough_us, 3)
+    summary["fast_ceiling_vs_fast_passthrough"] = round(
+        passthrough_us / (passthrough_us + core["core_us_per_event"]), 3
+    )
     if "scorer+evidence" in eps:
         summary["evidence_eps"] = round(eps["scorer+evidence"], 1)
         # The share of the scorer's time per event that the evidence adds (goal: <= 10%).
@@ -542,6 +551,60 @@ def measure_model_input(
         "model_input_us_per_event": per_event(loaded.encoder.matrix),
         "matrix_us_per_event": per_event(matrix.matrix),
     }
+
+
+def measure_core(
+    settings: Settings, count: int = 20_000, batch: int = 500, repeats: int = 5
+) -> dict[str, Any]:
+    """The scorer's own work per event without Kafka, in this process, by stage: decoding
+    the transaction, the feature rows and the model's input, the model's ``predict_proba``,
+    building the Score events and encoding them; a batch of ``batch`` at a time, as the
+    scorer does (medians of ``repeats`` passes over ``count`` transactions).
+
+    The sum bounds what any scorer doing these stages in one Python process can reach
+    against a passthrough that moves a record in ``p`` µs: ``p / (p + core)``
+    (``fast_ceiling_vs_fast_passthrough`` for librdkafka's).
+    """
+    registry = open_registry(settings)
+    holder = ModelHolder()
+    holder.reconcile(
+        ServingPlan(registry.versions(settings.model_name)[-1]),
+        lambda version: registry.load(settings.model_name, version),
+    )
+    champion = holder.champion
+    assert champion is not None
+    spec = settings.feature_spec()
+    scorer = Scorer(holder, settings.model_name, spec, settings.scoring.threshold)
+    codec = EventCodec(transaction_type(spec))
+    frame = TransactionSimulator(seed=11).generate(count)
+    raw = [encode_event(t) for t in to_transactions(frame)]
+    batches = [raw[i : i + batch] for i in range(0, len(raw), batch)]
+    decoded = [[codec.decode(r) for r in part] for part in batches]
+    rows = [scorer.rows(part) for part in decoded]
+    matrices = [scorer._matrix(champion, part) for part in rows]
+    received = [[0.0] * len(part) for part in decoded]
+    scored = [scorer.score(part, at, r)[0] for part, at, r in zip(decoded, received, rows, strict=True)]
+    stages: dict[str, Callable[[int], object]] = {
+        "decode": lambda i: [codec.decode(r) for r in batches[i]],
+        "model_input": lambda i: scorer._matrix(champion, scorer.rows(decoded[i])),
+        "predict": lambda i: champion.predict_proba(matrices[i]),
+        # score() again predicts: its own share is the difference
+        "score_events": lambda i: scorer.score(decoded[i], received[i], rows[i]),
+        "encode_scores": lambda i: [encode_event(s) for s in scored[i]],
+    }
+    medians: dict[str, float] = {}
+    for name, stage in stages.items():
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for i in range(len(batches)):
+                stage(i)
+            times.append((time.perf_counter() - start) / count * 1e6)
+        medians[name] = statistics.median(times)
+    medians["score_events"] = max(0.0, medians["score_events"] - medians["predict"])
+    core = {f"core_{name}_us_per_event": round(value, 3) for name, value in medians.items()}
+    core["core_us_per_event"] = round(sum(medians.values()), 3)
+    return core
 
 
 def pipeline_name(base: str, client: str) -> str:
@@ -715,6 +778,15 @@ def _print_summary(summary: dict[str, Any], eps: dict[str, float], echo: Callabl
     )
     if "fast_exactly_once_eps" in summary:
         echo(f"exactly-once on librdkafka vs at-least-once: {summary['fast_exactly_once_ratio_of_rounds']}")
+    stages = ", ".join(
+        f"{name} {summary[f'core_{name}_us_per_event']}"
+        for name in ("decode", "model_input", "predict", "score_events", "encode_scores")
+    )
+    echo(
+        f"the scorer's own work without Kafka: {summary['core_us_per_event']} us per event ({stages}); "
+        f"librdkafka's passthrough moves a record in {summary['fast_passthrough_us_per_event']} us, so no "
+        f"scorer doing that work can pass {summary['fast_ceiling_vs_fast_passthrough']} of it"
+    )
     echo(
         f"model: {summary['model']}; its input ({summary['model_input']}) costs "
         f"{summary['model_input_us_per_event']} us per event to build, driftloop's float matrix "
