@@ -604,6 +604,19 @@ def measure_core(
     medians["score_events"] = max(0.0, medians["score_events"] - medians["predict"])
     core = {f"core_{name}_us_per_event": round(value, 3) for name, value in medians.items()}
     core["core_us_per_event"] = round(sum(medians.values()), 3)
+    if champion.walker is not None:  # the baseline of the walk: signed node indices
+        signed = champion.walker.with_signed_indices()
+        signed.predict_proba(matrices[0])  # compiled for int64 indices before the clock starts
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for matrix in matrices:
+                signed.predict_proba(matrix)
+            times.append((time.perf_counter() - start) / count * 1e6)
+        core["core_predict_signed_indices_us_per_event"] = round(statistics.median(times), 3)
+        core["core_predict_speedup_vs_signed_indices"] = round(
+            statistics.median(times) / medians["predict"], 2
+        )
     return core
 
 
@@ -782,6 +795,8 @@ def _print_summary(summary: dict[str, Any], eps: dict[str, float], echo: Callabl
         f"{name} {summary[f'core_{name}_us_per_event']}"
         for name in ("decode", "model_input", "predict", "score_events", "encode_scores")
     )
+    if "core_predict_signed_indices_us_per_event" in summary:
+        stages += f" (with signed node indices, the walk before: {summary['core_predict_signed_indices_us_per_event']})"
     echo(
         f"the scorer's own work without Kafka: {summary['core_us_per_event']} us per event ({stages}); "
         f"librdkafka's passthrough moves a record in {summary['fast_passthrough_us_per_event']} us, so no "

@@ -735,7 +735,10 @@ def probe(kafka: KafkaSettings, timeout_s: float) -> NoBroker | None:
     errors: list[Any] = []
     lines = _LogLines()
     config: dict[str, Any] = {**librdkafka_config(kafka), "logger": lines, "error_cb": errors.append}
-    admin = AdminClient(config)
+    try:
+        admin = AdminClient(config)
+    except ck.KafkaException as exc:  # a setting librdkafka refuses (e.g. an unreadable CA file)
+        return NoBroker([exc.args[0].str()])
     hopeless = (ck.KafkaError._AUTHENTICATION, ck.KafkaError._SSL)
     deadline = time.monotonic() + timeout_s
     while True:

@@ -159,6 +159,11 @@ class LoadedModel:
     def version(self) -> str:
         return self.manifest.version
 
+    @property
+    def walker(self) -> TreeEnsemblePredictor | None:
+        """The compiled tree walker that predicts, or None (the estimator's ``predict_proba``)."""
+        return self._fast
+
     def predict_proba(self, matrix: Any) -> np.ndarray:
         """The probability of fraud for each row of the encoder's output (a matrix or a frame)."""
         if self._fast is not None:

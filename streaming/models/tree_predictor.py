@@ -31,6 +31,7 @@ True
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -96,6 +97,13 @@ class TreeEnsemblePredictor:
         except Exception as exc:  # private scikit-learn attributes moved: keep predict_proba
             log.warning("no compiled tree walker for this model (%s); using predict_proba", exc)
             return None
+
+    def with_signed_indices(self) -> TreeEnsemblePredictor:
+        """The same walker over signed (int64) node indices, as it was before they became
+        unsigned: the baseline `driftloop bench throughput` measures the walk against."""
+        signed = copy.copy(self)
+        signed._forest = tuple(a.astype(np.int64) if a.dtype == np.uint64 else a for a in self._forest)
+        return signed
 
     def predict_proba(self, matrix: np.ndarray) -> np.ndarray:
         """The probability of class 1 for each row of ``matrix`` (float64, spec column order)."""
