@@ -218,15 +218,31 @@ class NativeProducer:
                 timestamp=timestamp_ms,
             )
         except self._refused as exc:
-            raise NativeDeliveryError(f"{topic}: {exc}") from exc
+            why = self.last_error
+            if exc.args and exc.args[0].code() == self._ck.KafkaError._FATAL:
+                # The producer is dead (e.g. fenced by a newer one with its transactional id),
+                # and says why only when its queue is served: poll raises the fatal error.
+                try:
+                    self._producer.poll(0)
+                except self._refused as fatal:
+                    why = fatal.args[0].str() if fatal.args else str(fatal)
+                why = why or self.last_error
+            cause = f" (the client's last error: {why})" if why else ""
+            raise NativeDeliveryError(f"{topic}: {exc}{cause}") from exc
         self._unserved += 1
         if self._unserved >= _SERVE_EVERY:
             self.poll()
 
     def poll(self) -> None:
-        """Serve the delivery reports that came in."""
+        """Serve the delivery reports that came in; raise :class:`NativeDeliveryError` when
+        the producer failed for good (librdkafka raises its fatal error here: e.g. fenced by
+        a newer producer with the same transactional id)."""
         self._unserved = 0
-        self._producer.poll(0)
+        try:
+            self._producer.poll(0)
+        except self._refused as exc:
+            error = exc.args[0].str() if exc.args else str(exc)
+            raise NativeDeliveryError(f"the producer failed: {error}") from exc
 
     def flush(self, timeout: float) -> None:
         """Wait until every record sent so far is acknowledged or failed (their reports

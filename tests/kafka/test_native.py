@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -147,3 +148,46 @@ def test_it_delivers_over_sasl_ssl_and_names_a_wrong_password(tmp_path: Path) ->
         (failure,) = failures
         assert isinstance(failure, NativeDeliveryError) and refused.failures == 1
         assert "timed out" in str(failure) and "Authentication failed" in str(failure), str(failure)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("path", ["send", "poll"])
+def test_a_fenced_transactional_producer_fails_its_next_send_or_poll_saying_it_was_fenced(
+    kafka_settings: KafkaSettings, topic_factory: Any, unique_name: Any, path: str
+) -> None:
+    """librdkafka learns of the fence in the background; a send after it fails with a bare
+    "Fatal error", and a poll raises librdkafka's own exception. Both become
+    NativeDeliveryError with the reason (what the scorer's one line about a fenced scorer is
+    made from)."""
+    topic = topic_factory("fenced")
+    transactional_id = unique_name(f"txn-{path}")
+
+    def producer() -> NativeProducer:
+        made = NativeProducer(
+            kafka_settings,
+            lambda exc: None,
+            30,
+            transactional_id=transactional_id,
+            transaction_timeout_ms=60_000,
+        )
+        made.init_transactions()
+        return made
+
+    first = producer()
+    first.begin_transaction()
+    first.send(topic, b"k", b"v")
+    first.flush(10)
+    second = producer()  # the same transactional id: fences the first
+    try:
+        first.send(topic, b"k", b"v")  # refused in the background
+        deadline = time.monotonic() + 20
+        with pytest.raises(NativeDeliveryError, match="fenced"):
+            while time.monotonic() < deadline:
+                if path == "send":
+                    first.send(topic, b"k", b"v")
+                else:
+                    first.poll()
+                time.sleep(0.2)
+    finally:
+        first.close(0)
+        second.close(5)
