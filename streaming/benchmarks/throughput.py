@@ -592,31 +592,27 @@ def measure_core(
         "score_events": lambda i: scorer.score(decoded[i], received[i], rows[i]),
         "encode_scores": lambda i: [encode_event(s) for s in scored[i]],
     }
-    medians: dict[str, float] = {}
-    for name, stage in stages.items():
+
+    def per_event(stage: Callable[[int], object]) -> float:
+        """The median over ``repeats`` passes of ``stage`` over every batch, µs per event."""
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
             for i in range(len(batches)):
                 stage(i)
             times.append((time.perf_counter() - start) / count * 1e6)
-        medians[name] = statistics.median(times)
+        return statistics.median(times)
+
+    medians = {name: per_event(stage) for name, stage in stages.items()}
     medians["score_events"] = max(0.0, medians["score_events"] - medians["predict"])
     core = {f"core_{name}_us_per_event": round(value, 3) for name, value in medians.items()}
     core["core_us_per_event"] = round(sum(medians.values()), 3)
     if champion.walker is not None:  # the baseline of the walk: signed node indices
         signed = champion.walker.with_signed_indices()
         signed.predict_proba(matrices[0])  # compiled for int64 indices before the clock starts
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for matrix in matrices:
-                signed.predict_proba(matrix)
-            times.append((time.perf_counter() - start) / count * 1e6)
-        core["core_predict_signed_indices_us_per_event"] = round(statistics.median(times), 3)
-        core["core_predict_speedup_vs_signed_indices"] = round(
-            statistics.median(times) / medians["predict"], 2
-        )
+        baseline = per_event(lambda i: signed.predict_proba(matrices[i]))
+        core["core_predict_signed_indices_us_per_event"] = round(baseline, 3)
+        core["core_predict_speedup_vs_signed_indices"] = round(baseline / medians["predict"], 2)
     return core
 
 

@@ -218,15 +218,15 @@ class NativeProducer:
                 timestamp=timestamp_ms,
             )
         except self._refused as exc:
-            why = self.last_error
+            why = None
             if exc.args and exc.args[0].code() == self._ck.KafkaError._FATAL:
                 # The producer is dead (e.g. fenced by a newer one with its transactional id),
                 # and says why only when its queue is served: poll raises the fatal error.
                 try:
-                    self._producer.poll(0)
-                except self._refused as fatal:
-                    why = fatal.args[0].str() if fatal.args else str(fatal)
-                why = why or self.last_error
+                    self.poll()
+                except NativeDeliveryError as fatal:
+                    why = str(fatal)
+            why = why or self.last_error
             cause = f" (the client's last error: {why})" if why else ""
             raise NativeDeliveryError(f"{topic}: {exc}{cause}") from exc
         self._unserved += 1

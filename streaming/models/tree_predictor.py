@@ -184,8 +184,9 @@ def _flat_forest(estimator: Any) -> tuple[np.ndarray, ...]:
         known = np.zeros((1, 8), dtype=np.uint32)
     (feature, threshold, lefts, rights, missing, leaf, categorical, value, left_row, known_row) = node_columns
     # Unsigned indices: numba checks a signed index for being negative (numpy's wraparound)
-    # on every access; with these it cannot be, and the walk is 1.6x faster (4.2 -> 2.7 us per
-    # row on driftloop's 100-tree model, `driftloop bench throughput` prints core_predict).
+    # on every access; with these it cannot be, and the walk is about 1.5x faster (4.28 ->
+    # 2.79 us per row on driftloop's 100-tree model; `driftloop bench throughput` prints both,
+    # core_predict against core_predict_signed_indices).
     index = np.uint64
     return (
         np.asarray(roots, dtype=index),
